@@ -1,0 +1,63 @@
+// UnitModel: all the runtime (single-process trainer or sharded runtime) sees
+// of a model.
+//
+// A model is a sequence of units; unit u's parameters are one contiguous range
+// of the flat buffer (see ParamLayout). Forward runs units 0..n-1 in order,
+// Backward runs them n-1..0. Each call receives, per unit, a pointer to where
+// that unit's parameters (and gradients) currently live: the whole flat buffer
+// in a single process, freshly gathered unit buffers under FULL_SHARD. A unit
+// may read the parameters of the units listed by UnitDeps (tied weights).
+// The model owns its activations (one arena sized at construction) and knows
+// nothing of ranks, shards or communication.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "models/param_layout.h"
+
+namespace anvil {
+
+// units[u] points at the first element of unit u (params or grads).
+using UnitPtrs = absl::Span<float* const>;
+
+class UnitModel {
+ public:
+  virtual ~UnitModel() = default;
+
+  virtual const ParamLayout& layout() const = 0;
+  int num_units() const { return layout().num_units(); }
+  // Units whose parameters unit u reads besides its own (e.g. a tied head).
+  virtual std::vector<int> UnitDeps(int u) const = 0;
+
+  // Fills a host fp32 buffer of layout().total_numel() with the model's
+  // initialisation, deterministic in `seed`.
+  virtual void InitParams(float* host_params, uint64_t seed) const = 0;
+
+  // Copies a batch of host token ids in. inputs, targets: (B,T); targets < 0
+  // are ignored. Fails for B, T beyond the arena or ids out of range.
+  virtual absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
+
+  virtual void Forward(int unit, UnitPtrs params) = 0;
+  // Accumulates parameter gradients into `grads`. `loss_scale` multiplies
+  // d(mean loss) — 1/grad_accum, times the fp16 loss scale when there is one.
+  virtual void Backward(int unit, UnitPtrs params, UnitPtrs grads, float loss_scale) = 0;
+
+  // Mean loss over the valid targets of the last batch; valid after the last
+  // unit's Forward.
+  virtual double Loss() = 0;
+  // Number of targets >= 0 in the last batch.
+  virtual int64_t NumTargets() const = 0;
+
+  // Training FLOPs per token (forward + backward), for MFU.
+  virtual double FlopsPerToken(int T) const = 0;
+
+  // Convenience for a single process: all units in one flat buffer.
+  void ForwardAll(float* params);
+  void BackwardAll(float* params, float* grads, float loss_scale);
+  std::vector<float*> UnitPointers(float* flat) const;
+};
+
+}  // namespace anvil

@@ -1,0 +1,25 @@
+// Whether a run may resume from a checkpoint saved under another config.
+//
+// The model's shape (every ModelConfig field) must match: a mismatch is an
+// error naming the flag and both values. Fields that do not change the
+// training trajectory (logging, eval cadence, steps, threads, checkpoint
+// settings, the sharding strategy and dtypes: checkpoints reshard) may differ
+// silently. Anything else (data, optimiser, seed, accumulation) may differ
+// too, but is reported, because the resumed run then no longer equals the
+// uninterrupted one.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "proto/config.pb.h"
+
+namespace anvil::ckpt {
+
+// `changed` receives "--lr 0.003 -> 0.001" for each reported difference.
+absl::Status CheckResumeConfig(const proto::TrainConfig& saved, const proto::TrainConfig& now,
+                               const std::string& checkpoint_name,
+                               std::vector<std::string>* changed);
+
+}  // namespace anvil::ckpt

@@ -1,0 +1,375 @@
+// GlooProcessGroup implementation: argument checks on the caller's thread,
+// Gloo calls in the OpQueue executor.
+#include "runtime/collectives/gloo/gloo_process_group.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "gloo/allgather.h"
+#include "gloo/allreduce.h"
+#include "gloo/barrier.h"
+#include "gloo/broadcast.h"
+#include "gloo/common/error.h"
+#include "gloo/rendezvous/context.h"
+#include "gloo/transport/tcp/device.h"
+#include "runtime/collectives/gloo/gloo_store_adapter.h"
+#include "runtime/collectives/gloo/direct_reduce_scatter.h"
+#include "runtime/collectives/gloo/ring_reduce_scatter.h"
+#include "runtime/collectives/half_convert.h"
+#include "runtime/collectives/reduce_kernels.h"
+#include "runtime/collectives/split_plan.h"
+#include "runtime/store/prefix_store.h"
+
+namespace anvil {
+namespace {
+
+using collectives_internal::CheckReducible;
+using collectives_internal::DivideFloats;
+using collectives_internal::DivideInPlace;
+using collectives_internal::GetReduceFn;
+
+// Chunks up to this size use the one-step direct reduce-scatter.
+constexpr size_t kDirectReduceScatterMaxChunkBytes = 32 << 10;
+
+bool IsHalf(DType t) { return t == DType::kBF16 || t == DType::kF16; }
+
+bool StagedInFp32(DType dtype, ReduceOp op, Accumulation acc) {
+  return IsHalf(dtype) && op != ReduceOp::kMax && acc == Accumulation::kFloat32;
+}
+
+void Widen(DType dtype, const void* in, float* out, size_t n) {
+  const auto* h = static_cast<const uint16_t*>(in);
+  if (dtype == DType::kBF16) {
+    collectives_internal::WidenBf16(h, out, n);
+  } else {
+    collectives_internal::WidenHalf(h, out, n);
+  }
+}
+
+void Narrow(DType dtype, const float* in, void* out, size_t n) {
+  auto* h = static_cast<uint16_t*>(out);
+  if (dtype == DType::kBF16) {
+    collectives_internal::NarrowBf16(in, h, n);
+  } else {
+    collectives_internal::NarrowHalf(in, h, n);
+  }
+}
+
+void SetAllreduceOutput(gloo::AllreduceOptions& o, void* data, size_t count, size_t es) {
+  switch (es) {
+    case 2: o.setOutput(static_cast<uint16_t*>(data), count); break;
+    case 4: o.setOutput(static_cast<uint32_t*>(data), count); break;
+    case 8: o.setOutput(static_cast<uint64_t*>(data), count); break;
+    default: o.setOutput(static_cast<uint8_t*>(data), count * es); break;
+  }
+}
+
+absl::Status CheckBuffer(const void* data, size_t count) {
+  if (data == nullptr && count > 0) {
+    return absl::InvalidArgumentError("collective: null buffer with a non-zero count");
+  }
+  return absl::OkStatus();
+}
+
+// Gloo writes to sockets with writev, which raises SIGPIPE when a peer has
+// died; the default action would kill this process silently instead of
+// letting the write fail with EPIPE and become an error Status. Python
+// ignores SIGPIPE, which is why Gloo itself never needed to.
+void IgnoreSigpipeOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    struct sigaction current = {};
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      signal(SIGPIPE, SIG_IGN);
+    }
+  });
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "127.0.0.1";
+  return buf;
+}
+
+absl::Status FromGlooException(const char* what, const std::string& where, const char* msg,
+                               bool is_io) {
+  const std::string text = absl::StrCat("gloo ", what, " (", where, "): ", msg);
+  if (absl::StrContains(msg, "Timed out") || absl::StrContains(msg, "timed out") ||
+      absl::StrContains(msg, "timeout")) {
+    return absl::DeadlineExceededError(text);
+  }
+  return is_io ? absl::UnavailableError(text) : absl::InternalError(text);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<GlooProcessGroup>> GlooProcessGroup::Create(
+    const GlooOptions& options) {
+  if (options.store == nullptr) return absl::InvalidArgumentError("GlooOptions.store is null");
+  if (options.size <= 0 || options.rank < 0 || options.rank >= options.size) {
+    return absl::InvalidArgumentError(absl::StrCat("GlooOptions: rank ", options.rank,
+                                                   " is not in [0, size=", options.size, ")"));
+  }
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("GlooOptions.timeout must be positive");
+  }
+  IgnoreSigpipeOnce();
+  gloo::transport::tcp::attr attr;
+  if (!options.iface.empty()) {
+    attr.iface = options.iface;
+  } else {
+    attr.hostname = options.hostname.empty() ? HostName() : options.hostname;
+  }
+  std::shared_ptr<gloo::transport::Device> device;
+  try {
+    device = gloo::transport::tcp::CreateDevice(attr);
+  } catch (const std::exception& e) {
+    return AnnotateStatus(
+        absl::UnavailableError(absl::StrCat("gloo: cannot create TCP device for ",
+                                            attr.iface.empty() ? attr.hostname : attr.iface, ": ",
+                                            e.what())),
+        __FILE__, __LINE__);
+  }
+  return Connect(Bootstrap{options.store, std::move(device), options.name, options.rank,
+                           options.size, options.timeout});
+}
+
+absl::StatusOr<std::unique_ptr<GlooProcessGroup>> GlooProcessGroup::Connect(Bootstrap b) {
+  auto store = std::make_shared<PrefixStore>(b.name, b.base_store);
+  auto context = std::make_shared<gloo::rendezvous::Context>(b.rank, b.size);
+  context->setTimeout(absl::ToChronoMilliseconds(b.timeout));
+  GlooStoreAdapter adapter(store, b.timeout);
+  try {
+    context->connectFullMesh(adapter, b.device);
+  } catch (const std::exception& e) {
+    return AnnotateStatus(
+        FromGlooException("connectFullMesh",
+                          absl::StrCat("group '", b.name, "', rank ", b.rank, "/", b.size),
+                          e.what(), /*is_io=*/true),
+        __FILE__, __LINE__);
+  }
+  return std::unique_ptr<GlooProcessGroup>(new GlooProcessGroup(std::move(b), std::move(context)));
+}
+
+GlooProcessGroup::GlooProcessGroup(Bootstrap b, std::shared_ptr<gloo::Context> context)
+    : base_store_(b.base_store),
+      store_(std::make_shared<PrefixStore>(b.name, b.base_store)),
+      device_(std::move(b.device)),
+      name_(b.name),
+      rank_(b.rank),
+      size_(b.size),
+      timeout_(b.timeout),
+      context_(std::move(context)),
+      queue_(b.name) {}
+
+GlooProcessGroup::~GlooProcessGroup() = default;
+
+std::chrono::milliseconds GlooProcessGroup::OpTimeout(absl::Duration requested) const {
+  return absl::ToChronoMilliseconds(requested > absl::ZeroDuration() ? requested : timeout_);
+}
+
+float* GlooProcessGroup::Fp32Scratch(size_t n) {
+  if (fp32_scratch_size_ < n) {
+    fp32_scratch_.reset(new float[n]);  // uninitialised on purpose: always overwritten
+    fp32_scratch_size_ = n;
+  }
+  return fp32_scratch_.get();
+}
+
+absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag,
+                                       const std::function<void()>& body) {
+  if (context_ == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("gloo ", what, ": group '", name_,
+                                                      "' has no connections (earlier failure)"));
+  }
+  std::string error;
+  bool io = true;
+  try {
+    body();
+    return absl::OkStatus();
+  } catch (const gloo::IoException& e) {
+    error = e.what();
+  } catch (const gloo::EnforceNotMet& e) {
+    error = e.what();
+    io = false;
+  } catch (const std::exception& e) {
+    error = e.what();
+  } catch (...) {
+    error = "unknown exception";
+  }
+  const std::string where =
+      absl::StrCat("group '", name_, "', rank ", rank_, "/", size_, ", op #", tag);
+  // Close every connection now: peers blocked on this rank fail at once
+  // instead of at their own timeout, and nothing can write into the
+  // caller's buffers after the error is reported. Buffers registered with
+  // the context go first (they hold references to it).
+  rs_scratch_.reset();
+  context_.reset();
+  return AnnotateStatus(FromGlooException(what, where, error.c_str(), io), __FILE__, __LINE__);
+}
+
+std::shared_ptr<Work> GlooProcessGroup::AllReduce(void* data, size_t count,
+                                                  const AllReduceOptions& options) {
+  absl::Status st = CheckBuffer(data, count);
+  if (st.ok()) st = CheckReducible(options.dtype, options.op);
+  if (!st.ok()) return CpuWork::Done(std::move(st));
+  return queue_.Enqueue([=, this] { return DoAllReduce(data, count, options); });
+}
+
+std::shared_ptr<Work> GlooProcessGroup::ReduceScatter(void* data, size_t shard_count,
+                                                      const ReduceScatterOptions& options) {
+  absl::Status st = CheckBuffer(data, shard_count);
+  if (st.ok()) st = CheckReducible(options.dtype, options.op);
+  if (!st.ok()) return CpuWork::Done(std::move(st));
+  return queue_.Enqueue([=, this] { return DoReduceScatter(data, shard_count, options); });
+}
+
+std::shared_ptr<Work> GlooProcessGroup::AllGather(void* data, size_t shard_count,
+                                                  const AllGatherOptions& options) {
+  absl::Status st = CheckBuffer(data, shard_count);
+  if (!st.ok()) return CpuWork::Done(std::move(st));
+  return queue_.Enqueue([=, this] { return DoAllGather(data, shard_count, options); });
+}
+
+std::shared_ptr<Work> GlooProcessGroup::Broadcast(void* data, size_t count,
+                                                  const BroadcastOptions& options) {
+  absl::Status st = CheckBuffer(data, count);
+  if (st.ok() && (options.root < 0 || options.root >= size_)) {
+    st = absl::InvalidArgumentError(
+        absl::StrCat("Broadcast: root ", options.root, " is not in [0, ", size_, ")"));
+  }
+  if (!st.ok()) return CpuWork::Done(std::move(st));
+  return queue_.Enqueue([=, this] { return DoBroadcast(data, count, options); });
+}
+
+std::shared_ptr<Work> GlooProcessGroup::Barrier(const BarrierOptions& options) {
+  return queue_.Enqueue([=, this] { return DoBarrier(options); });
+}
+
+absl::StatusOr<std::unique_ptr<ProcessGroup>> GlooProcessGroup::Split(const SplitOptions& options) {
+  const absl::Duration timeout =
+      options.timeout > absl::ZeroDuration() ? options.timeout : timeout_;
+  ASSIGN_OR_RETURN(SplitPlan plan,
+                   PlanSplit(*store_, name_, split_seq_++, rank_, size_, options, timeout));
+  ASSIGN_OR_RETURN(std::unique_ptr<GlooProcessGroup> child,
+                   Connect(Bootstrap{base_store_, device_, plan.name, plan.rank, plan.size(),
+                                     timeout_}));
+  return std::unique_ptr<ProcessGroup>(std::move(child));
+}
+
+absl::Status GlooProcessGroup::DoAllReduce(void* data, size_t count, AllReduceOptions o) {
+  const uint32_t tag = NextTag();
+  if (count == 0 || size_ == 1) return absl::OkStatus();
+  const auto timeout = OpTimeout(o.timeout);
+  if (StagedInFp32(o.dtype, o.op, o.accumulation)) {
+    float* f = Fp32Scratch(count);
+    Widen(o.dtype, data, f, count);
+    RETURN_IF_ERROR_HERE(RunGloo("allreduce", tag, [&] {
+      gloo::AllreduceOptions g(context_);
+      g.setOutput(f, count);
+      g.setReduceFunction(GetReduceFn(DType::kF32, ReduceOp::kSum));
+      g.setTag(tag);
+      g.setTimeout(timeout);
+      gloo::allreduce(g);
+    }));
+    if (o.op == ReduceOp::kAvg) DivideFloats(f, count, size_);
+    Narrow(o.dtype, f, data, count);
+    return absl::OkStatus();
+  }
+  RETURN_IF_ERROR_HERE(RunGloo("allreduce", tag, [&] {
+    gloo::AllreduceOptions g(context_);
+    SetAllreduceOutput(g, data, count, DTypeSize(o.dtype));
+    g.setReduceFunction(GetReduceFn(o.dtype, o.op));
+    g.setTag(tag);
+    g.setTimeout(timeout);
+    gloo::allreduce(g);
+  }));
+  if (o.op == ReduceOp::kAvg) DivideInPlace(data, count, o.dtype, size_);
+  return absl::OkStatus();
+}
+
+absl::Status GlooProcessGroup::DoReduceScatter(void* data, size_t shard_count,
+                                               ReduceScatterOptions o) {
+  const uint32_t tag = NextTag();
+  if (shard_count == 0 || size_ == 1) return absl::OkStatus();
+  const size_t es = DTypeSize(o.dtype);
+  collectives_internal::ReduceScatterArgs args;
+  args.chunk_elems = shard_count;
+  args.tag = tag;
+  args.timeout = OpTimeout(o.timeout);
+  void* own = static_cast<uint8_t*>(data) + rank_ * shard_count * es;
+  if (StagedInFp32(o.dtype, o.op, o.accumulation)) {
+    const size_t total = shard_count * size_;
+    float* f = Fp32Scratch(total);
+    Widen(o.dtype, data, f, total);
+    args.data = f;
+    args.elem_size = sizeof(float);
+    args.reduce = GetReduceFn(DType::kF32, ReduceOp::kSum);
+    RETURN_IF_ERROR_HERE(RunGloo("reduce_scatter", tag, [&] { RunReduceScatter(args); }));
+    float* own_f = f + rank_ * shard_count;
+    if (o.op == ReduceOp::kAvg) DivideFloats(own_f, shard_count, size_);
+    Narrow(o.dtype, own_f, own, shard_count);
+    return absl::OkStatus();
+  }
+  args.data = data;
+  args.elem_size = es;
+  args.reduce = GetReduceFn(o.dtype, o.op);
+  RETURN_IF_ERROR_HERE(RunGloo("reduce_scatter", tag, [&] { RunReduceScatter(args); }));
+  if (o.op == ReduceOp::kAvg) DivideInPlace(own, shard_count, o.dtype, size_);
+  return absl::OkStatus();
+}
+
+void GlooProcessGroup::RunReduceScatter(const collectives_internal::ReduceScatterArgs& args) {
+  // One direct step while latency dominates; the pipelined ring after.
+  if (args.chunk_elems * args.elem_size <= kDirectReduceScatterMaxChunkBytes) {
+    collectives_internal::DirectReduceScatter(context_, args, &rs_scratch_);
+  } else {
+    collectives_internal::RingReduceScatter(context_, args, &rs_scratch_);
+  }
+}
+
+absl::Status GlooProcessGroup::DoAllGather(void* data, size_t shard_count, AllGatherOptions o) {
+  const uint32_t tag = NextTag();
+  if (shard_count == 0 || size_ == 1) return absl::OkStatus();
+  const size_t bytes = shard_count * DTypeSize(o.dtype) * size_;
+  return RunGloo("allgather", tag, [&] {
+    gloo::AllgatherOptions g(context_);
+    g.setOutput(static_cast<uint8_t*>(data), bytes);
+    g.setTag(tag);
+    g.setTimeout(OpTimeout(o.timeout));
+    gloo::allgather(g);
+  });
+}
+
+absl::Status GlooProcessGroup::DoBroadcast(void* data, size_t count, BroadcastOptions o) {
+  const uint32_t tag = NextTag();
+  if (count == 0 || size_ == 1) return absl::OkStatus();
+  return RunGloo("broadcast", tag, [&] {
+    gloo::BroadcastOptions g(context_);
+    g.setOutput(static_cast<uint8_t*>(data), count * DTypeSize(o.dtype));
+    g.setRoot(o.root);
+    g.setTag(tag);
+    g.setTimeout(OpTimeout(o.timeout));
+    gloo::broadcast(g);
+  });
+}
+
+absl::Status GlooProcessGroup::DoBarrier(BarrierOptions o) {
+  const uint32_t tag = NextTag();
+  if (size_ == 1) return absl::OkStatus();
+  return RunGloo("barrier", tag, [&] {
+    gloo::BarrierOptions g(context_);
+    g.setTag(tag);
+    g.setTimeout(OpTimeout(o.timeout));
+    gloo::barrier(g);
+  });
+}
+
+}  // namespace anvil

@@ -1,0 +1,122 @@
+#include "runtime/trainer/distributed.h"
+
+#include <cstdlib>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "runtime/collectives/gloo/gloo_process_group.h"
+#include "runtime/store/grpc_store.h"
+#include "runtime/store/prefix_store.h"
+
+namespace anvil {
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+absl::Status EnvInt(const char* name, int* out, bool required) {
+  const std::string v = Env(name);
+  if (v.empty()) {
+    if (required) return absl::InvalidArgumentError(absl::StrCat("environment variable ", name, " is not set"));
+    return absl::OkStatus();
+  }
+  if (!absl::SimpleAtoi(v, out) || *out < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("environment variable ", name, "='", v,
+                                                   "' is not a non-negative integer"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<DistEnv> ReadDistEnv() {
+  DistEnv e;
+  RETURN_IF_ERROR(EnvInt("WORLD_SIZE", &e.world_size, false));
+  if (e.world_size <= 1) {
+    e.world_size = 1;
+    return e;
+  }
+  RETURN_IF_ERROR(EnvInt("RANK", &e.rank, true));
+  e.local_world_size = e.world_size;
+  RETURN_IF_ERROR(EnvInt("LOCAL_RANK", &e.local_rank, false));
+  RETURN_IF_ERROR(EnvInt("LOCAL_WORLD_SIZE", &e.local_world_size, false));
+  if (e.rank >= e.world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RANK ", e.rank, " is not below WORLD_SIZE ", e.world_size));
+  }
+  e.store_addr = Env("ANVIL_STORE_ADDR");
+  if (e.store_addr.empty()) {
+    return absl::InvalidArgumentError(
+        "WORLD_SIZE > 1 but ANVIL_STORE_ADDR is not set: start workers with `launcher`");
+  }
+  e.run_id = Env("ANVIL_RUN_ID");
+  e.token = Env("ANVIL_TOKEN");
+  e.tls_ca = Env("ANVIL_TLS_CA");
+  e.store_prefix = Env("ANVIL_STORE_PREFIX");
+  return e;
+}
+
+absl::StatusOr<DistContext> Connect(const DistEnv& env, const proto::TrainConfig& config,
+                                    absl::Duration timeout) {
+  DistContext ctx;
+  ctx.env = env;
+  if (env.world_size == 1) return ctx;
+  GrpcStoreOptions so;
+  so.address = env.store_addr;
+  so.run_id = env.run_id;
+  so.token = env.token;
+  so.tls.root_cert_path = env.tls_ca;
+  so.connect_timeout = timeout;
+  ASSIGN_OR_RETURN(std::unique_ptr<GrpcStore> grpc, GrpcStore::Create(so));
+  ctx.store = std::make_shared<PrefixStore>(absl::StrCat(env.store_prefix, "train/"),
+                                            std::shared_ptr<Store>(std::move(grpc)));
+  RETURN_IF_ERROR(CheckSameConfig(*ctx.store, env.rank, env.world_size, config, timeout));
+  GlooOptions go;
+  go.store = ctx.store;
+  go.rank = env.rank;
+  go.size = env.world_size;
+  go.timeout = timeout;
+  go.name = "pg";
+  ASSIGN_OR_RETURN(ctx.world, GlooProcessGroup::Create(go));
+  if (config.sharding() == "HYBRID_SHARD") {
+    ASSIGN_OR_RETURN(ctx.hybrid, SplitHybrid(*ctx.world, env.local_world_size));
+  }
+  return ctx;
+}
+
+absl::Status CheckSameConfig(Store& store, int rank, int world_size,
+                             const proto::TrainConfig& config, absl::Duration timeout) {
+  RETURN_IF_ERROR(store.Set(absl::StrCat("config/", rank), config.SerializeAsString()));
+  std::vector<std::string> keys;
+  for (int r = 0; r < world_size; ++r) keys.push_back(absl::StrCat("config/", r));
+  ASSIGN_OR_RETURN(std::vector<std::string> values, store.MultiGet(keys, timeout));
+  for (int r = 1; r < world_size; ++r) {
+    proto::TrainConfig base, other;
+    if (!base.ParseFromString(values[0]) || !other.ParseFromString(values[r])) {
+      return absl::DataLossError("cannot parse a rank's published config");
+    }
+    google::protobuf::util::MessageDifferencer diff;
+    const auto* d = proto::TrainConfig::descriptor();
+    for (const char* harmless : {"log_every", "eval_every", "eval_batches", "threads"}) {
+      diff.IgnoreField(d->FindFieldByName(harmless));
+    }
+    std::string report;
+    diff.ReportDifferencesToString(&report);
+    if (!diff.Compare(base, other)) {
+      while (!report.empty() && report.back() == '\n') report.pop_back();
+      for (char& c : report) {
+        if (c == '\n') c = ';';
+      }
+      return absl::FailedPreconditionError(
+          absl::StrCat("rank ", r, "'s config differs from rank 0's: ", report));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace anvil

@@ -1,0 +1,63 @@
+// Distributed set-up of a worker: what the launcher's environment says, the
+// store and process groups built from it, and the check that every rank runs
+// the same config.
+//
+// Environment (set by `launcher`, torchrun-compatible): RANK, WORLD_SIZE,
+// LOCAL_RANK, LOCAL_WORLD_SIZE, and this project's ANVIL_STORE_ADDR,
+// ANVIL_RUN_ID, ANVIL_TOKEN, ANVIL_TLS_CA, ANVIL_STORE_PREFIX (unique per
+// restart attempt, so keys of a dead attempt never leak into the next).
+// Without WORLD_SIZE (or with 1) the worker is a single process and needs no
+// store.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/config.pb.h"
+#include "runtime/collectives/hybrid_groups.h"
+#include "runtime/collectives/process_group.h"
+#include "runtime/sharding/sharded_engine.h"
+#include "runtime/store/store.h"
+
+namespace anvil {
+
+struct DistEnv {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;
+  int local_world_size = 1;
+  std::string store_addr;
+  std::string run_id;
+  std::string token;
+  std::string tls_ca;
+  std::string store_prefix;
+};
+
+// Parses the environment; errors name the variable.
+absl::StatusOr<DistEnv> ReadDistEnv();
+
+struct DistContext {
+  DistEnv env;
+  std::shared_ptr<Store> store;        // prefixed per attempt; null when single
+  std::unique_ptr<ProcessGroup> world; // null when single
+  HybridGroups hybrid;                 // HYBRID_SHARD only
+  EngineGroups groups() const {
+    return EngineGroups{world.get(), hybrid.node_local.get(), hybrid.cross_node.get()};
+  }
+};
+
+// Connects to the store and builds the world group (and the hybrid groups
+// when the config asks for HYBRID_SHARD).
+absl::StatusOr<DistContext> Connect(const DistEnv& env, const proto::TrainConfig& config,
+                                    absl::Duration timeout);
+
+// Every rank publishes its config; a rank whose config differs from rank 0's
+// (model shape, strategy, dtypes, batch, ...) makes every rank fail with an
+// error naming the fields. Harmless fields (logging, eval cadence, threads)
+// may differ.
+absl::Status CheckSameConfig(Store& store, int rank, int world_size,
+                             const proto::TrainConfig& config, absl::Duration timeout);
+
+}  // namespace anvil

@@ -1,0 +1,346 @@
+#include "runtime/trainer/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "runtime/checkpoint/checkpoint_dir.h"
+#include "runtime/checkpoint/checkpoint_loader.h"
+#include "runtime/checkpoint/config_compat.h"
+#include "runtime/checkpoint/hf_gpt2.h"
+#include "runtime/checkpoint/save_signal.h"
+#include "runtime/checkpoint/shard_slices.h"
+#include "runtime/trainer/config.h"
+#include "runtime/trainer/stop_signal.h"
+
+namespace anvil {
+
+absl::StatusOr<EngineOptions> EngineOptionsFromConfig(const proto::TrainConfig& config) {
+  EngineOptions e;
+  ASSIGN_OR_RETURN(e.strategy, ParseShardingStrategy(config.sharding()));
+  ASSIGN_OR_RETURN(e.param_dtype, ParseFloatDType(config.param_dtype()));
+  ASSIGN_OR_RETURN(e.reduce_dtype, ParseFloatDType(config.reduce_dtype()));
+  const auto& o = config.optim();
+  e.adamw = AdamWConfig{o.beta1(), o.beta2(), o.eps(), o.weight_decay()};
+  e.grad_clip = o.grad_clip();
+  return e;
+}
+
+Trainer::Trainer(const proto::TrainConfig& config, kernels::Backend* backend,
+                 TrainerOptions options)
+    : config_(config), backend_(backend), options_(std::move(options)) {}
+
+Trainer::~Trainer() = default;
+
+void Trainer::Log(const std::string& line) const {
+  if (options_.log) {
+    options_.log(line);
+  } else {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfig& config,
+                                                         kernels::Backend* backend,
+                                                         TrainerOptions options) {
+  RETURN_IF_ERROR(ValidateTrainConfig(config));
+  std::unique_ptr<Trainer> t(new Trainer(config, backend, std::move(options)));
+  const auto& d = config.data();
+  GptOptions gopt;
+  gopt.max_batch = d.batch_size();
+  gopt.max_seq = d.seq_len();
+  ASSIGN_OR_RETURN(t->model_, Gpt::Create(ToGptConfig(config.model()), gopt, backend));
+
+  const int V = config.model().vocab_size();
+  ASSIGN_OR_RETURN(t->train_shards_, OpenShards(d.train_pattern(), V));
+  SamplerOptions so;
+  so.batch_size = d.batch_size();
+  so.seq_len = d.seq_len();
+  so.seed = config.seed();
+  so.rank = t->options_.rank;
+  so.world_size = t->options_.world_size;
+  ASSIGN_OR_RETURN(BatchSampler train, BatchSampler::Create(&t->train_shards_, so));
+  t->train_sampler_ = std::make_unique<BatchSampler>(std::move(train));
+  if (!d.val_pattern().empty()) {
+    ASSIGN_OR_RETURN(t->val_shards_, OpenShards(d.val_pattern(), V));
+    so.shuffle = false;
+    ASSIGN_OR_RETURN(BatchSampler val, BatchSampler::Create(&t->val_shards_, so));
+    t->val_sampler_ = std::make_unique<BatchSampler>(std::move(val));
+  }
+
+  ASSIGN_OR_RETURN(EngineOptions eo, EngineOptionsFromConfig(config));
+  ASSIGN_OR_RETURN(t->engine_,
+                   ShardedEngine::Create(t->model_.get(), backend, t->options_.groups, eo));
+  RETURN_IF_ERROR(t->InitState());
+  const auto& o = config.optim();
+  t->schedule_ = LrSchedule{o.lr(), o.warmup_steps(), config.steps(), o.min_lr_ratio()};
+  t->inputs_.resize(static_cast<size_t>(d.batch_size()) * d.seq_len());
+  t->targets_.resize(t->inputs_.size());
+  return t;
+}
+
+absl::Status Trainer::InitState() {
+  bool resumed = false;
+  if (!config_.checkpoint_dir().empty()) {
+    ckpt::CheckpointWriterOptions wo;
+    wo.dir = config_.checkpoint_dir();
+    wo.rank = options_.rank;
+    wo.world_size = options_.world_size;
+    wo.store = options_.store;
+    wo.timeout = options_.store_timeout;
+    wo.keep_last = config_.keep_last();
+    wo.async = options_.async_checkpoint;
+    ASSIGN_OR_RETURN(writer_, ckpt::CheckpointWriter::Create(wo));
+    RETURN_IF_ERROR(Resume(&resumed));
+    const ckpt::Piece piece = ckpt::WriterPiece(engine_->shard_layout().local_numel(),
+                                                engine_->replicas(), engine_->replica_rank());
+    writer_->Reserve(ckpt::kNumStateKinds * piece.size());
+  }
+  if (resumed) return absl::OkStatus();
+  RETURN_IF_ERROR(engine_->InitParams(config_.seed()));
+  if (!options_.init_from.empty()) {
+    absl::StatusOr<ckpt::ImportReport> imp =
+        ckpt::ImportHfGpt2(options_.init_from, model_->layout());
+    if (!imp.ok()) {
+      return absl::Status(imp.status().code(),
+                          absl::StrCat("--init_from: ", imp.status().message()));
+    }
+    RETURN_IF_ERROR(engine_->SetFullParams(imp->params.data()));
+    Log(absl::StrFormat("initialised weights from %s%s", options_.init_from,
+                        imp->ignored.empty()
+                            ? ""
+                            : absl::StrCat(" (ignored: ", absl::StrJoin(imp->ignored, ", "), ")")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::Resume(bool* resumed) {
+  const auto t0 = std::chrono::steady_clock::now();
+  ckpt::ResumeOptions ro;
+  ro.dir = config_.checkpoint_dir();
+  ro.rank = options_.rank;
+  ro.world_size = options_.world_size;
+  ro.store = options_.store;
+  ro.timeout = options_.store_timeout;
+  ASSIGN_OR_RETURN(const ckpt::ResumeSearch search, ckpt::FindResumePoint(ro));
+  for (const std::string& line : search.skipped) Log("checkpoint: skipped " + line);
+  if (!search.point.has_value()) return absl::OkStatus();
+  const ckpt::ResumePoint& point = *search.point;
+  const proto::CheckpointManifest& m = point.manifest;
+  const std::string name = ckpt::StepDirName(m.step());
+  std::vector<std::string> changed;
+  RETURN_IF_ERROR(ckpt::CheckResumeConfig(m.config(), config_, name, &changed));
+  ckpt::ShardTarget target{&model_->layout(), &engine_->shard_layout(), backend_,
+                           engine_->master(), engine_->adam_m(), engine_->adam_v()};
+  absl::StatusOr<ckpt::LoadStats> loaded = ckpt::LoadShard(point, target);
+  if (!loaded.ok()) {
+    return absl::Status(loaded.status().code(),
+                        absl::StrCat("loading ", point.path, ": ", loaded.status().message()));
+  }
+  engine_->OnMasterUpdated();
+  const proto::TrainingState& st = m.state();
+  engine_->set_step(st.optimizer_step());
+  engine_->scaler().Restore(st.loss_scale(), st.loss_scale_clean_steps());
+  SamplerState ss;
+  ss.seed = config_.seed();  // a changed --seed is reported above and takes effect
+  ss.epoch = st.train_sampler().epoch();
+  ss.cursor = st.train_sampler().cursor();
+  ss.shard = st.train_sampler().shard();
+  ss.position = st.train_sampler().position();
+  RETURN_IF_ERROR(train_sampler_->Restore(ss));
+  step_ = static_cast<int>(st.step());
+  resumed_step_ = st.step();
+  last_saved_step_ = st.step();
+  *resumed = true;
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  Log(absl::StrFormat(
+      "resumed from %s (saved by %d rank(s) %s, loaded by %d rank(s) %s): %.1f MB read by this "
+      "rank in %d reads, %.0f ms including verification",
+      point.path, m.world_size(), m.sharding(), options_.world_size, config_.sharding(),
+      loaded->bytes_read / 1e6, loaded->reads, ms));
+  if (!changed.empty()) {
+    Log("resuming with changed settings (the run will differ from an uninterrupted one): " +
+        absl::StrJoin(changed, ", "));
+  }
+  if (options_.rank == 0) {
+    for (const std::string& line : ckpt::CleanUpAfterResume(config_.checkpoint_dir(), search)) {
+      Log("checkpoint: " + line);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Trainer::LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports) {
+  for (const ckpt::SaveReport& r : reports) Log(r.Describe());
+}
+
+absl::Status Trainer::SaveCheckpoint(bool wait) {
+  if (writer_ == nullptr) return absl::OkStatus();
+  LogCheckpointReports(writer_->TakeFinished());
+  if (last_saved_step_ != step_) {
+    ckpt::SaveRequest r;
+    r.step = step_;
+    r.config = config_;
+    proto::TrainingState& st = r.state;
+    st.set_step(step_);
+    st.set_optimizer_step(engine_->step());
+    st.set_loss_scale(engine_->scaler().scale());
+    st.set_loss_scale_clean_steps(engine_->scaler().clean_steps());
+    const SamplerState ss = train_sampler_->state();
+    auto* sp = st.mutable_train_sampler();
+    sp->set_seed(ss.seed);
+    sp->set_epoch(ss.epoch);
+    sp->set_cursor(ss.cursor);
+    sp->set_shard(ss.shard);
+    sp->set_position(ss.position);
+    ckpt::ShardSource& src = r.source;
+    src.layout = &model_->layout();
+    src.shards = &engine_->shard_layout();
+    src.replicas = engine_->replicas();
+    src.replica_rank = engine_->replica_rank();
+    src.backend = backend_;
+    src.master = engine_->master();
+    src.exp_avg = engine_->adam_m();
+    src.exp_avg_sq = engine_->adam_v();
+    ASSIGN_OR_RETURN(const ckpt::SaveTiming t, writer_->Save(std::move(r)));
+    last_saved_step_ = step_;
+    Log(absl::StrFormat(
+        "checkpoint %s: training stalled %.1f ms (snapshot of %.1f MB %.1f ms, waiting for the "
+        "previous save %.1f ms)%s",
+        ckpt::StepDirName(step_), t.stall_s * 1e3, t.bytes / 1e6, t.snapshot_s * 1e3,
+        t.wait_s * 1e3, wait || !options_.async_checkpoint ? "" : "; writing in the background"));
+  }
+  if (!wait) return absl::OkStatus();
+  absl::Status status;
+  for (const ckpt::SaveReport& r : writer_->Wait()) {
+    Log(r.Describe());
+    if (!r.status.ok()) status = r.status;
+  }
+  return status;
+}
+
+absl::StatusOr<bool> Trainer::StopAgreed() {
+  const bool local = StopRequested() || ckpt::SaveSignalReceived() != 0;
+  if (options_.world_size <= 1) return local;
+  // Signals reach ranks at different moments; all must stop at the same step.
+  ASSIGN_OR_RETURN(const double any, engine_->MeanOverRanks(local ? 1.0 : 0.0));
+  return any > 0;
+}
+
+absl::StatusOr<std::vector<float>> Trainer::FullParams() {
+  std::vector<float> p(num_params());
+  RETURN_IF_ERROR(engine_->GetFullParams(p.data()));
+  return p;
+}
+
+absl::StatusOr<StepStats> Trainer::Step() {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto& d = config_.data();
+  const int accum = config_.grad_accum();
+  double loss = 0;
+  for (int micro = 0; micro < accum; ++micro) {
+    train_sampler_->Next(inputs_.data(), targets_.data());
+    RETURN_IF_ERROR(model_->SetBatch(inputs_.data(), targets_.data(), d.batch_size(), d.seq_len()));
+    ASSIGN_OR_RETURN(const double l, engine_->ForwardBackward(1.0f / static_cast<float>(accum),
+                                                             micro == accum - 1));
+    loss += l / accum;
+  }
+  const float lr = schedule_.At(step_);
+  ASSIGN_OR_RETURN(const StepResult res, engine_->Step(lr, loss));
+  backend_->Synchronize();
+  ++step_;
+
+  StepStats st;
+  st.step = step_;
+  st.loss = res.loss;
+  st.lr = lr;
+  st.grad_norm = res.grad_norm;
+  st.skipped = res.skipped;
+  st.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  const double tokens =
+      static_cast<double>(d.batch_size()) * d.seq_len() * accum * options_.world_size;
+  st.tokens_per_s = tokens / (st.ms / 1e3);
+  if (options_.peak_flops > 0) {
+    st.mfu = model_->FlopsPerToken(d.seq_len()) * st.tokens_per_s /
+             (options_.peak_flops * options_.world_size);
+  }
+  return st;
+}
+
+absl::StatusOr<double> Trainer::Evaluate() {
+  if (val_sampler_ == nullptr) return absl::FailedPreconditionError("no --val_pattern");
+  const auto& d = config_.data();
+  val_sampler_->Reset();
+  const uint64_t available = val_sampler_->num_windows() / val_sampler_->windows_per_step();
+  const int batches = static_cast<int>(
+      std::min<uint64_t>(static_cast<uint64_t>(config_.eval_batches()), available));
+  double sum = 0;
+  for (int i = 0; i < batches; ++i) {
+    val_sampler_->Next(inputs_.data(), targets_.data());
+    RETURN_IF_ERROR(model_->SetBatch(inputs_.data(), targets_.data(), d.batch_size(), d.seq_len()));
+    ASSIGN_OR_RETURN(const double l, engine_->ForwardLoss());
+    sum += l;
+  }
+  return engine_->MeanOverRanks(sum / batches);
+}
+
+absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
+  std::vector<StepStats> all;
+  const int steps = config_.steps();
+  const int log_every = config_.log_every();
+  const int eval_every = config_.eval_every();
+  double last_val = -1;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int first_step = step_;
+  const int ckpt_every = config_.checkpoint_every();
+  while (step_ < steps) {
+    ASSIGN_OR_RETURN(const bool stop, StopAgreed());
+    if (stop) {
+      const int sig = StopSignal() != 0 ? StopSignal() : ckpt::SaveSignalReceived();
+      Log(absl::StrFormat("stopping at step %d: signal %d", step_, sig));
+      stopped_ = true;
+      break;
+    }
+    ASSIGN_OR_RETURN(const StepStats st, Step());
+    all.push_back(st);
+    if (!std::isfinite(st.loss)) {
+      return absl::InternalError(absl::StrFormat("loss is %f at step %d", st.loss, st.step));
+    }
+    if (st.step % log_every == 0 || st.step == 1 || st.step == steps) {
+      Log(absl::StrFormat(
+          "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %7.1f ms | %8.0f tok/s | MFU %4.1f%%%s",
+          st.step, steps, st.loss, st.lr, st.grad_norm, st.ms, st.tokens_per_s, 100 * st.mfu,
+          st.skipped ? " | skipped (inf/nan), loss scale halved" : ""));
+    }
+    if (eval_every > 0 && (st.step % eval_every == 0 || st.step == steps)) {
+      ASSIGN_OR_RETURN(last_val, Evaluate());
+      Log(absl::StrFormat("eval  %5d | val loss %.4f nats/token (%.3f bits)", st.step, last_val,
+                          last_val / std::log(2.0)));
+    }
+    if (writer_ != nullptr) LogCheckpointReports(writer_->TakeFinished());
+    if (writer_ != nullptr && ckpt_every > 0 && step_ % ckpt_every == 0 && step_ < steps) {
+      RETURN_IF_ERROR(SaveCheckpoint(/*wait=*/false));
+    }
+  }
+  // The last state is always saved: at the end, and on a stop signal (the
+  // preemption path: finish the step, save, exit).
+  RETURN_IF_ERROR(SaveCheckpoint(/*wait=*/true));
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (last_val >= 0) {
+    Log(absl::StrFormat("done: %d steps in %.1f s, final val loss %.4f nats/token",
+                        step_ - first_step, secs, last_val));
+  } else {
+    Log(absl::StrFormat("done: %d steps in %.1f s", step_ - first_step, secs));
+  }
+  return all;
+}
+
+}  // namespace anvil

@@ -1,0 +1,125 @@
+// Trainer: the training loop of one rank.
+//
+// Owns the model, the samplers (each rank its disjoint slice of every global
+// batch), the schedule and a ShardedEngine that holds the rank's shard of the
+// flat state and does all communication; a single process is the same code
+// with no process groups. Runs gradient accumulation, clipping, AdamW,
+// periodic evaluation and the per-step log line (throughput is the whole
+// job's: every rank's tokens).
+//
+// Checkpoints (when config.checkpoint_dir is set; runtime/checkpoint/):
+// Create resumes from the newest checkpoint that verifies (resharding to this
+// run's world and strategy), else starts from --init_from weights or the
+// seed. Run saves every checkpoint_every steps asynchronously, at the end,
+// and when a stop signal arrives (all ranks agree on the step first), then
+// returns with stopped() true.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "kernels/backend.h"
+#include "models/gpt/gpt.h"
+#include "proto/config.pb.h"
+#include "runtime/checkpoint/checkpoint_writer.h"
+#include "runtime/data/sampler.h"
+#include "runtime/data/token_shard.h"
+#include "runtime/sharding/sharded_engine.h"
+#include "runtime/optim/lr_schedule.h"
+
+namespace anvil {
+
+struct StepStats {
+  int step = 0;  // 1-based count of completed steps
+  double loss = 0;
+  float lr = 0;
+  double grad_norm = 0;
+  bool skipped = false;
+  double ms = 0;
+  double tokens_per_s = 0;  // whole job
+  double mfu = 0;           // fraction of world x measured sgemm peak, 0 if unknown
+};
+
+struct TrainerOptions {
+  // Per-rank achievable FLOP/s (measured sgemm peak); <= 0 disables MFU.
+  double peak_flops = 0;
+  // Receives every log line (step, eval, summary). Default: stdout.
+  std::function<void(const std::string&)> log;
+  // Process groups from Connect(); all null for a single process.
+  EngineGroups groups;
+  int rank = 0;
+  int world_size = 1;
+  // The job's store (per attempt); checkpoint saves and resume agree
+  // through it. Null for a single process.
+  std::shared_ptr<Store> store = nullptr;
+  absl::Duration store_timeout = absl::Minutes(5);
+  // safetensors file (HF GPT-2 names) to start from when there is no
+  // checkpoint to resume.
+  std::string init_from = "";
+  // false: every save returns only once committed.
+  bool async_checkpoint = true;
+};
+
+// Engine options as the run config spells them.
+absl::StatusOr<EngineOptions> EngineOptionsFromConfig(const proto::TrainConfig& config);
+
+class Trainer {
+ public:
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const proto::TrainConfig& config,
+                                                         kernels::Backend* backend,
+                                                         TrainerOptions options = {});
+  ~Trainer();
+
+  // Trains until config.steps or a stop signal. Returns the stats of each step.
+  absl::StatusOr<std::vector<StepStats>> Run();
+  // One optimizer step (grad_accum micro-batches).
+  absl::StatusOr<StepStats> Step();
+  // Mean loss over eval_batches batches of the val split (from its start),
+  // averaged over ranks.
+  absl::StatusOr<double> Evaluate();
+
+  int step() const { return step_; }
+  Gpt& model() { return *model_; }
+  ShardedEngine& engine() { return *engine_; }
+  size_t num_params() const { return model_->layout().total_numel(); }
+  absl::StatusOr<std::vector<float>> FullParams();
+  // Saves a checkpoint of the current step (no-op without checkpoint_dir);
+  // `wait`: until committed.
+  absl::Status SaveCheckpoint(bool wait);
+  // A stop signal ended Run() early (after saving).
+  bool stopped() const { return stopped_; }
+  // Step the run resumed from, -1 if it did not.
+  int64_t resumed_step() const { return resumed_step_; }
+  void set_peak_flops(double f) { options_.peak_flops = f; }
+  double peak_flops() const { return options_.peak_flops; }
+
+ private:
+  Trainer(const proto::TrainConfig& config, kernels::Backend* backend, TrainerOptions options);
+  void Log(const std::string& line) const;
+  absl::Status InitState();
+  absl::Status Resume(bool* resumed);
+  absl::StatusOr<bool> StopAgreed();
+  void LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports);
+
+  proto::TrainConfig config_;
+  kernels::Backend* backend_;
+  TrainerOptions options_;
+  std::unique_ptr<Gpt> model_;
+  std::unique_ptr<ShardedEngine> engine_;
+  LrSchedule schedule_;
+  std::vector<TokenShard> train_shards_, val_shards_;
+  std::unique_ptr<BatchSampler> train_sampler_, val_sampler_;
+  std::vector<int32_t> inputs_, targets_;
+  int step_ = 0;
+  std::unique_ptr<ckpt::CheckpointWriter> writer_;
+  int64_t last_saved_step_ = -1;
+  int64_t resumed_step_ = -1;
+  bool stopped_ = false;
+};
+
+}  // namespace anvil

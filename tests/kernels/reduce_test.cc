@@ -1,0 +1,51 @@
+// SquaredNorm (double accumulation, deterministic) and HasNonFinite.
+#include <cmath>
+#include <limits>
+
+#include "tests/kernels/test_util.h"
+
+namespace anvil::kernels {
+namespace {
+using testing::FVec;
+
+class ReduceTest : public testing::CpuKernelTest {};
+
+TEST_P(ReduceTest, SquaredNormMatchesDoubleSum) {
+  for (size_t n : {size_t{0}, size_t{1}, size_t{37}, size_t{1000003}}) {
+    const FVec x = testing::Random(n, 1, -3.0f, 3.0f);
+    double want = 0;
+    for (float f : x) want += static_cast<double>(f) * f;
+    const double got = be().SquaredNorm(x.data(), n);
+    EXPECT_NEAR(got, want, 1e-12 * std::max(1.0, want)) << n;
+    EXPECT_EQ(got, be().SquaredNorm(x.data(), n)) << "not deterministic";
+  }
+}
+
+TEST_P(ReduceTest, SquaredNormDoesNotOverflowFloat) {
+  const FVec x(1000, 1e30f);
+  const double want = 1000.0 * static_cast<double>(1e30f) * static_cast<double>(1e30f);
+  EXPECT_NEAR(be().SquaredNorm(x.data(), x.size()), want, 1e-12 * want);
+}
+
+TEST_P(ReduceTest, HasNonFiniteFindsInfAndNan) {
+  const size_t n = 100003;
+  FVec x = testing::Random(n, 2, -1e30f, 1e30f);
+  x[5] = std::numeric_limits<float>::max();
+  x[6] = std::numeric_limits<float>::denorm_min();
+  EXPECT_FALSE(be().HasNonFinite(x.data(), n));
+  for (float bad :
+       {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+        std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN()}) {
+    for (size_t pos : {size_t{0}, n / 2, n - 1}) {
+      FVec y = x;
+      y[pos] = bad;
+      EXPECT_TRUE(be().HasNonFinite(y.data(), n)) << bad << " at " << pos;
+    }
+  }
+  EXPECT_FALSE(be().HasNonFinite(x.data(), 0));
+}
+
+ANVIL_THREADS_PARAMS(ReduceTest);
+
+}  // namespace
+}  // namespace anvil::kernels

@@ -1,0 +1,142 @@
+// GPT model: layout invariants, initialisation, config errors, and a
+// finite-difference check of whole-model gradients.
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "kernels/backend.h"
+#include "models/gpt/gpt.h"
+
+namespace anvil {
+namespace {
+
+GptConfig Tiny() { return GptConfig{2, 2, 16, 8, 32}; }
+
+TEST(GptLayout, UnitsAreContiguousAndCoverTheBuffer) {
+  auto backend = kernels::MakeCpuBackend(1);
+  const GptConfig c{3, 2, 16, 8, 32};
+  auto m = Gpt::Create(c, GptOptions{2, 8}, backend.get());
+  ASSERT_TRUE(m.ok());
+  const ParamLayout& layout = (*m)->layout();
+  ASSERT_EQ(layout.num_units(), c.n_layer + 2);
+  EXPECT_EQ(layout.total_numel(), static_cast<size_t>(GptNumParams(c)));
+  size_t expect = 0;
+  for (const UnitInfo& u : layout.units()) {
+    EXPECT_EQ(u.offset, expect) << u.name;
+    expect += u.numel;
+  }
+  EXPECT_EQ(expect, layout.total_numel());
+  for (const ParamInfo& p : layout.params()) {
+    const UnitInfo& u = layout.units()[p.unit];
+    EXPECT_GE(p.offset, u.offset);
+    EXPECT_LE(p.offset + p.numel, u.offset + u.numel) << p.name;
+  }
+  EXPECT_EQ(layout.units()[1].name, "h.0");
+  EXPECT_EQ((*m)->UnitDeps(c.n_layer + 1), std::vector<int>{0});
+  EXPECT_GE(layout.Find("h.2.mlp.c_proj.bias"), 0);
+}
+
+TEST(GptInit, Gpt2Statistics) {
+  auto backend = kernels::MakeCpuBackend(1);
+  const GptConfig c{4, 4, 64, 32, 256};
+  auto m = Gpt::Create(c, GptOptions{1, 32}, backend.get());
+  ASSERT_TRUE(m.ok());
+  const ParamLayout& layout = (*m)->layout();
+  std::vector<float> p(layout.total_numel()), q(layout.total_numel());
+  (*m)->InitParams(p.data(), 7);
+  (*m)->InitParams(q.data(), 7);
+  EXPECT_EQ(p, q);  // deterministic in the seed
+  (*m)->InitParams(q.data(), 8);
+  EXPECT_NE(p, q);
+  auto stddev = [&](const std::string& name) {
+    const ParamInfo& info = layout.params()[layout.Find(name)];
+    double s = 0, s2 = 0;
+    for (size_t i = 0; i < info.numel; ++i) {
+      s += p[info.offset + i];
+      s2 += p[info.offset + i] * p[info.offset + i];
+    }
+    const double mean = s / info.numel;
+    return std::sqrt(s2 / info.numel - mean * mean);
+  };
+  EXPECT_NEAR(stddev("wte.weight"), 0.02, 0.001);
+  EXPECT_NEAR(stddev("h.0.mlp.c_fc.weight"), 0.02, 0.001);
+  EXPECT_NEAR(stddev("h.1.attn.c_proj.weight"), 0.02 / std::sqrt(8.0), 0.0008);
+  const ParamInfo& ln = layout.params()[layout.Find("h.3.ln_2.weight")];
+  EXPECT_EQ(p[ln.offset], 1.0f);
+  const ParamInfo& bias = layout.params()[layout.Find("h.3.mlp.c_fc.bias")];
+  EXPECT_EQ(p[bias.offset + 5], 0.0f);
+}
+
+TEST(GptConfigErrors, NameTheField) {
+  auto backend = kernels::MakeCpuBackend(1);
+  auto bad_heads = Gpt::Create(GptConfig{2, 3, 16, 8, 32}, GptOptions{1, 8}, backend.get());
+  ASSERT_FALSE(bad_heads.ok());
+  EXPECT_NE(bad_heads.status().message().find("--n_head"), std::string::npos);
+  auto long_seq = Gpt::Create(Tiny(), GptOptions{1, 9}, backend.get());
+  ASSERT_FALSE(long_seq.ok());
+  EXPECT_NE(long_seq.status().message().find("--seq_len"), std::string::npos);
+  auto zero_layers = Gpt::Create(GptConfig{0, 2, 16, 8, 32}, GptOptions{1, 8}, backend.get());
+  EXPECT_FALSE(zero_layers.ok());
+}
+
+TEST(GptBatch, RejectsOutOfVocabTokens) {
+  auto backend = kernels::MakeCpuBackend(1);
+  auto m = Gpt::Create(Tiny(), GptOptions{1, 4}, backend.get());
+  ASSERT_TRUE(m.ok());
+  std::vector<int32_t> in{1, 2, 32, 3}, tg{1, 2, 3, 4};
+  absl::Status s = (*m)->SetBatch(in.data(), tg.data(), 1, 4);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("token id 32"), std::string::npos) << s;
+  in[2] = 5;
+  EXPECT_TRUE((*m)->SetBatch(in.data(), tg.data(), 1, 4).ok());
+  EXPECT_FALSE((*m)->SetBatch(in.data(), tg.data(), 2, 4).ok());  // beyond max batch
+}
+
+// Central differences on the full model against its analytic gradient, for a
+// random sample of parameters from every tensor.
+TEST(GptGradient, MatchesFiniteDifferences) {
+  auto backend = kernels::MakeCpuBackend(1);
+  const GptConfig c = Tiny();
+  const int B = 2, T = 6;
+  auto m = Gpt::Create(c, GptOptions{B, T}, backend.get());
+  ASSERT_TRUE(m.ok());
+  Gpt& model = **m;
+  const ParamLayout& layout = model.layout();
+  std::vector<float> p(layout.total_numel()), g(layout.total_numel(), 0.f);
+  model.InitParams(p.data(), 3);
+  std::mt19937 rng(5);
+  // Larger weights than GPT-2's init so every path carries signal in fp32.
+  for (float& x : p) x += std::normal_distribution<float>(0.f, 0.1f)(rng);
+  std::vector<int32_t> in(B * T), tg(B * T);
+  for (int i = 0; i < B * T; ++i) {
+    in[i] = static_cast<int32_t>(rng() % c.vocab_size);
+    tg[i] = static_cast<int32_t>(rng() % c.vocab_size);
+  }
+  ASSERT_TRUE(model.SetBatch(in.data(), tg.data(), B, T).ok());
+  model.ForwardAll(p.data());
+  model.BackwardAll(p.data(), g.data(), 1.0f);
+  auto loss_at = [&](size_t i, float delta) {
+    const float saved = p[i];
+    p[i] = saved + delta;
+    model.ForwardAll(p.data());
+    const double l = model.Loss();
+    p[i] = saved;
+    return l;
+  };
+  int checked = 0;
+  for (const ParamInfo& info : layout.params()) {
+    for (int k = 0; k < 3; ++k) {
+      const size_t i = info.offset + rng() % info.numel;
+      const float h = 1e-2f;
+      const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
+      EXPECT_NEAR(g[i], numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << info.name << " [" << i - info.offset << "]";
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 3 * static_cast<int>(layout.params().size()));
+}
+
+}  // namespace
+}  // namespace anvil

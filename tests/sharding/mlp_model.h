@@ -1,0 +1,51 @@
+// MlpModel: a second UnitModel, deliberately unlike the GPT, to prove the
+// sharded runtime knows no model. Next-token prediction with
+//   unit 0      embedding table (V, C)
+//   unit 1..K   residual MLP blocks: x += W2 gelu(W1 ln(x) + b1) + b2
+//   unit K+1    untied head: logits = x Wh^T + bh
+// No positions, no attention, no unit dependencies; odd sizes (C = 13) make
+// every unit's length indivisible by the world size.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "models/unit_model.h"
+
+namespace anvil::testing {
+
+struct MlpConfig {
+  int vocab = 29;
+  int width = 13;
+  int blocks = 3;
+  int max_tokens = 64;  // B*T the arena holds
+};
+
+class MlpModel : public UnitModel {
+ public:
+  MlpModel(const MlpConfig& c, kernels::Backend* backend);
+  ~MlpModel() override;
+  const ParamLayout& layout() const override { return layout_; }
+  std::vector<int> UnitDeps(int) const override { return {}; }
+  void InitParams(float* host, uint64_t seed) const override;
+  absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) override;
+  void Forward(int unit, UnitPtrs params) override;
+  void Backward(int unit, UnitPtrs params, UnitPtrs grads, float loss_scale) override;
+  double Loss() override;
+  int64_t NumTargets() const override { return n_; }
+  double FlopsPerToken(int) const override { return 6.0 * static_cast<double>(layout_.total_numel()); }
+
+ private:
+  MlpConfig c_;
+  kernels::Backend* backend_;
+  ParamLayout layout_;
+  int n_ = 0;  // tokens in the batch
+  int32_t *inputs_, *targets_;
+  std::vector<float*> x_;  // residual stream entering each block, and the final one
+  std::vector<float*> ln_, mean_, rstd_, h_, g_;
+  float *logits_, *probs_, *losses_, *dx_, *dh_, *dg_, *dln_, *dlogits_, *zpos_, *dpos_;
+  std::vector<void*> allocs_;
+};
+
+}  // namespace anvil::testing

@@ -1,0 +1,155 @@
+// The `train` and `tokenize` binaries on bad input: one clear line on stderr
+// naming the file or flag, a non-zero exit, no hang. Also config-file
+// precedence and the clean stop on SIGTERM.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "runtime/data/token_shard.h"
+#include "tests/trainer/subprocess.h"
+
+namespace anvil {
+namespace {
+
+using Result = testing::ProcessResult;
+using testing::RunProcess;
+
+int Lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+class TrainCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("anvil_cli_" + std::to_string(getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    std::vector<uint32_t> t(20000);
+    for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<uint32_t>((i * 31 + i / 7) % 200);
+    ASSERT_TRUE(WriteTokenShard(P("train_0.bin"), t).ok());
+    ASSERT_TRUE(WriteTokenShard(P("val_0.bin"), t).ok());
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string P(const std::string& name) const { return (dir_ / name).string(); }
+  std::vector<std::string> Base(std::vector<std::string> extra = {}) const {
+    std::vector<std::string> a{"--train_pattern=" + P("train_*.bin"),
+                               "--val_pattern=" + P("val_*.bin"),
+                               "--n_layer=1", "--n_head=2", "--n_embd=16", "--max_seq_len=16",
+                               "--seq_len=16", "--batch_size=2", "--steps=3", "--threads=1",
+                               "--eval_every=0"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  }
+  // Expects exit code 2 and exactly one stderr line containing `needle`.
+  void ExpectBadInput(const std::vector<std::string>& extra, const std::string& needle) {
+    Result r = RunProcess(ANVIL_TRAIN_BIN, Base(extra));
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(Lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(TrainCliTest, RunsAndLogsOneLinePerStep) {
+  Result r = RunProcess(ANVIL_TRAIN_BIN, Base({"--log_every=1", "--eval_every=3"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* s : {"step     1/3", "step     3/3", "loss", "lr", "norm", "ms", "tok/s",
+                        "MFU", "val loss"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+}
+
+TEST_F(TrainCliTest, ModelShapeErrors) {
+  ExpectBadInput({"--n_embd=18", "--n_head=4"}, "--n_head");
+  ExpectBadInput({"--seq_len=32"}, "--seq_len (32) must be in 1..--max_seq_len (16)");
+  ExpectBadInput({"--n_layer=0"}, "--n_layer");
+  ExpectBadInput({"--sharding=ZERO9"}, "--sharding");
+  ExpectBadInput({"--param_dtype=fp8"}, "--param_dtype");
+}
+
+TEST_F(TrainCliTest, DataErrorsNameTheFile) {
+  ExpectBadInput({"--train_pattern=" + P("missing_*.bin")}, "missing_*.bin: no token shard matches");
+  std::filesystem::copy_file(P("train_0.bin"), P("trunc.bin"));
+  std::filesystem::resize_file(P("trunc.bin"), 1024 + 100);
+  ExpectBadInput({"--train_pattern=" + P("trunc.bin")}, "trunc.bin: truncated");
+  {
+    std::ofstream f(P("magic.bin"), std::ios::binary);
+    std::vector<char> junk(2048, 'x');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  ExpectBadInput({"--train_pattern=" + P("magic.bin")}, "magic.bin: not a token shard");
+  ExpectBadInput({"--vocab_size=100"}, "train_0.bin: token id 199");
+}
+
+TEST_F(TrainCliTest, FlagErrors) {
+  Result unknown = RunProcess(ANVIL_TRAIN_BIN, Base({"--bogus_flag=1"}));
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("bogus_flag"), std::string::npos) << unknown.err;
+  Result bad_value = RunProcess(ANVIL_TRAIN_BIN, Base({"--lr=fast"}));
+  EXPECT_NE(bad_value.exit_code, 0);
+  EXPECT_NE(bad_value.err.find("lr"), std::string::npos) << bad_value.err;
+  ExpectBadInput({"--lr=-0.5"}, "--lr");
+}
+
+TEST_F(TrainCliTest, ConfigFilePrecedenceAndErrors) {
+  {
+    std::ofstream f(P("run.textproto"));
+    f << "model { n_layer: 3 n_head: 2 }\nsteps: 50\noptim { lr: 0.01 }\neval_every: 0\n";
+  }
+  Result r = RunProcess(ANVIL_TRAIN_BIN, {"--config=" + P("run.textproto"), "--steps=7", "--print_config"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("n_layer: 3"), std::string::npos) << r.out;  // from the file
+  EXPECT_NE(r.out.find("steps: 7"), std::string::npos) << r.out;    // flag wins
+  EXPECT_NE(r.out.find("lr: 0.01"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("n_embd: 128"), std::string::npos) << r.out;  // flag default
+  EXPECT_NE(r.out.find("eval_every: 0"), std::string::npos) << r.out;  // a zero in the file wins
+  {
+    std::ofstream f(P("bad.textproto"));
+    f << "model {\n  n_layers: 3\n}\n";
+  }
+  Result bad = RunProcess(ANVIL_TRAIN_BIN, {"--config=" + P("bad.textproto")});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_EQ(Lines(bad.err), 1) << bad.err;
+  EXPECT_NE(bad.err.find("bad.textproto: line 2"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("n_layers"), std::string::npos) << bad.err;
+}
+
+TEST_F(TrainCliTest, SigtermStopsAtAStepBoundary) {
+  Result r = RunProcess(ANVIL_TRAIN_BIN, Base({"--steps=100000", "--log_every=1"}), "step     2/", SIGTERM);
+  EXPECT_EQ(r.exit_code, 75) << r.err;
+  EXPECT_NE(r.out.find("stopping at step"), std::string::npos) << r.out;
+}
+
+TEST_F(TrainCliTest, TokenizeRejectsInvalidUtf8) {
+  {
+    std::ofstream f(P("bad.txt"), std::ios::binary);
+    f << "hello \xff world";
+  }
+  Result r = RunProcess(ANVIL_TOKENIZE_BIN, {"--out_dir=" + P("tok"), P("bad.txt")});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("bad.txt: invalid UTF-8 at byte 6"), std::string::npos) << r.err;
+  {
+    std::ofstream f(P("good.txt"));
+    for (int i = 0; i < 100; ++i) f << "The quick brown fox. ";
+  }
+  Result ok = RunProcess(ANVIL_TOKENIZE_BIN, {"--out_dir=" + P("tok"), "--val_fraction=0.25", P("good.txt")});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  auto train = TokenShard::Open(P("tok/train_000000.bin"), 256);
+  auto val = TokenShard::Open(P("tok/val_000000.bin"), 256);
+  ASSERT_TRUE(train.ok() && val.ok());
+  EXPECT_EQ(train->size() + val->size(), 2102u);  // 2100 bytes + "\n\n"
+  EXPECT_EQ((*train)[0], 'T');
+}
+
+}  // namespace
+}  // namespace anvil
