@@ -93,12 +93,12 @@ void AttentionForward(int nt, float* out, float* att, const float* qkv, int B, i
     for (int i0 = 0; i0 < T; i0 += kRowBlock) {
       const int rows = std::min(kRowBlock, T - i0), cols = i0 + rows;
       float* ab = a + static_cast<int64_t>(i0) * T;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, hs, scale,
+      Sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, hs, scale,
                   q + static_cast<int64_t>(i0) * C3, C3, k, C3, 0.0f, ab, T);
       for (int r = 0; r < rows; ++r) {
         CausalSoftmaxRow(ab + static_cast<int64_t>(r) * T, i0 + r, T, T);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, cols, 1.0f, ab, T, v, C3,
+      Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, cols, 1.0f, ab, T, v, C3,
                   0.0f, o + static_cast<int64_t>(i0) * C, C);
     }
   }
@@ -127,13 +127,13 @@ void AttentionBackward(int nt, float* dqkv, float* datt, const float* dout, cons
       const float* ab = a + static_cast<int64_t>(i0) * T;
       float* dab = da + static_cast<int64_t>(i0) * T;
       const float* gb = g + static_cast<int64_t>(i0) * C;
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, hs, 1.0f, gb, C, v, C3, 0.0f,
+      Sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, cols, hs, 1.0f, gb, C, v, C3, 0.0f,
                   dab, T);
       for (int r = 0; r < rows; ++r) {
         CausalSoftmaxBackwardRow(dab + static_cast<int64_t>(r) * T,
                                  ab + static_cast<int64_t>(r) * T, i0 + r, T, cols, scale);
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, cols, 1.0f, dab, T, k, C3,
+      Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, cols, 1.0f, dab, T, k, C3,
                   1.0f, dq + static_cast<int64_t>(i0) * C3, C3);
     }
     // dV and dK reduce over query rows: walk key-column blocks instead, so
@@ -141,10 +141,10 @@ void AttentionBackward(int nt, float* dqkv, float* datt, const float* dout, cons
     for (int j0 = 0; j0 < T; j0 += kRowBlock) {
       const int width = std::min(kRowBlock, T - j0), depth = T - j0;
       const int64_t corner = static_cast<int64_t>(j0) * T + j0;
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, width, hs, depth, 1.0f, a + corner, T,
+      Sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, width, hs, depth, 1.0f, a + corner, T,
                   g + static_cast<int64_t>(j0) * C, C, 1.0f, dv + static_cast<int64_t>(j0) * C3,
                   C3);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, width, hs, depth, 1.0f, da + corner, T,
+      Sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, width, hs, depth, 1.0f, da + corner, T,
                   q + static_cast<int64_t>(j0) * C3, C3, 1.0f, dk + static_cast<int64_t>(j0) * C3,
                   C3);
     }

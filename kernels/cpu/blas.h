@@ -1,6 +1,10 @@
-// OpenBLAS access for the CPU ops: the cblas header and thread control.
+// OpenBLAS access for the CPU ops: sgemm, thread control, kernel choice.
 //
-// anvil links the OpenMP build of OpenBLAS when it is installed (see
+// OpenBLAS is not linked: blas.cc loads it (dlopen) before main, after
+// choosing which of its kernel families runs (see blas.cc), and the ops call
+// it through Sgemm below. <cblas.h> is included for its enums only.
+//
+// anvil uses the OpenMP build of OpenBLAS when it is installed (see
 // kernels/CMakeLists.txt). That build runs sgemm single-threaded when called
 // inside an OpenMP parallel region and otherwise uses omp_get_max_threads()
 // of the calling thread, so one OpenMP thread pool serves both our loops and
@@ -10,9 +14,22 @@
 
 #include <cblas.h>
 
+#include <string>
+
 namespace anvil::kernels::cpu {
 
-// True when the linked OpenBLAS is the OpenMP build.
+// cblas_sgemm of the loaded OpenBLAS.
+void Sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
+           float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,
+           int ldc);
+
+// The kernel family OpenBLAS runs ("SkylakeX", "Haswell", ...).
+std::string BlasCoreName();
+
+// The file OpenBLAS was loaded from.
+std::string BlasLibraryPath();
+
+// True when the loaded OpenBLAS is the OpenMP build.
 bool BlasUsesOpenMp();
 
 // Makes BLAS calls issued by this thread, outside a parallel region, use nt

@@ -28,7 +28,7 @@ void MatmulForward(int nt, float* out, const float* inp, const float* weight, co
     beta = 1.0f;
   }
   SetBlasThreads(nt);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta, out,
+  Sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta, out,
               OC);
 }
 
@@ -36,11 +36,11 @@ void MatmulBackward(int nt, float* dinp, float* dweight, float* dbias, const flo
                     const float* inp, const float* weight, int N, int C, int OC) {
   SetBlasThreads(nt);
   if (dinp != nullptr) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
+    Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, weight, C,
                 1.0f, dinp, C);
   }
   if (dweight != nullptr) {
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
+    Sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f,
                 dweight, C);
   }
   if (dbias != nullptr) {
