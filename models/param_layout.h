@@ -29,7 +29,7 @@ struct ParamInfo {
 };
 
 struct UnitInfo {
-  std::string name;   // "embed", "h.3", "head"
+  std::string name;   // "embed", "h.3.attn", "head"
   size_t offset = 0;  // elements
   size_t numel = 0;
 };

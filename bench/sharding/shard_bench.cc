@@ -54,10 +54,16 @@ ABSL_FLAG(std::string, worker_strategy, "NO_SHARD", "internal");
 namespace anvil {
 namespace {
 
+// Blocked time per step in forward / backward / Step (CommStats phases).
+struct Phases {
+  double fwd = 0, bwd = 0, step = 0;
+  double total() const { return fwd + bwd + step; }
+};
+
 struct RankReport {
   double ms_per_step = 0;
-  double exposed_s = 0;  // per step, overlapped
-  double comm_s = 0;     // per step, serialised
+  Phases exposed;  // per step, overlapped
+  Phases comm;     // per step, serialised
   double peak_rss_mb = 0;
 };
 
@@ -68,12 +74,12 @@ double PeakRssMb() {
 }
 
 // Runs `steps` timed steps (after one warm-up) and returns ms/step and the
-// exposed wait per step.
-std::pair<double, double> TimeSteps(Gpt& model, ShardedEngine& e, int steps) {
-  double exposed0 = 0;
+// exposed wait per step, by phase.
+std::pair<double, Phases> TimeSteps(Gpt& model, ShardedEngine& e, int steps) {
+  CommStats c0;
   std::vector<double> ms;
   for (int s = 0; s <= steps; ++s) {
-    if (s == 1) exposed0 = e.comm().exposed_wait_s;
+    if (s == 1) c0 = e.comm();
     const auto t0 = std::chrono::steady_clock::now();
     auto loss = e.ForwardBackward(1.0f, true);
     if (!loss.ok()) std::abort();
@@ -82,7 +88,10 @@ std::pair<double, double> TimeSteps(Gpt& model, ShardedEngine& e, int steps) {
   }
   (void)model;
   std::sort(ms.begin(), ms.end());
-  return {ms[ms.size() / 2], (e.comm().exposed_wait_s - exposed0) / steps};
+  const CommStats c1 = e.comm();
+  return {ms[ms.size() / 2], Phases{(c1.exposed_forward_s - c0.exposed_forward_s) / steps,
+                                    (c1.exposed_backward_s - c0.exposed_backward_s) / steps,
+                                    (c1.exposed_step_s - c0.exposed_step_s) / steps}};
 }
 
 RankReport RunRank(const std::string& strategy, int rank, int world, int threads, int port) {
@@ -131,9 +140,9 @@ RankReport RunRank(const std::string& strategy, int rank, int world, int threads
     auto [ms, wait] = TimeSteps(*model, *e, absl::GetFlag(FLAGS_steps));
     if (overlap) {
       r.ms_per_step = ms;
-      r.exposed_s = wait;
+      r.exposed = wait;
     } else {
-      r.comm_s = wait;
+      r.comm = wait;
     }
   }
   r.peak_rss_mb = PeakRssMb();
@@ -160,8 +169,9 @@ std::vector<RankReport> RunJob(const char* self, const std::string& strategy, in
   for (int rank = 0; rank < world; ++rank) {
     RankReport& r = out[rank];
     if (pipes[rank] == nullptr ||
-        std::fscanf(pipes[rank], "%lf %lf %lf %lf", &r.ms_per_step, &r.exposed_s, &r.comm_s,
-                    &r.peak_rss_mb) != 4) {
+        std::fscanf(pipes[rank], "%lf %lf %lf %lf %lf %lf %lf %lf", &r.ms_per_step,
+                    &r.exposed.fwd, &r.exposed.bwd, &r.exposed.step, &r.comm.fwd, &r.comm.bwd,
+                    &r.comm.step, &r.peak_rss_mb) != 8) {
       std::fprintf(stderr, "shard_bench: rank %d of %s failed\n", rank, strategy.c_str());
     }
     if (pipes[rank] != nullptr) pclose(pipes[rank]);
@@ -179,7 +189,9 @@ int main(int argc, char** argv) {
     const RankReport r = RunRank(absl::GetFlag(FLAGS_worker_strategy), absl::GetFlag(FLAGS_worker_rank),
                                  absl::GetFlag(FLAGS_worker_world), absl::GetFlag(FLAGS_worker_threads),
                                  absl::GetFlag(FLAGS_worker_port));
-    std::printf("%.6f %.6f %.6f %.3f\n", r.ms_per_step, r.exposed_s, r.comm_s, r.peak_rss_mb);
+    std::printf("%.6f %.6f %.6f %.6f %.6f %.6f %.6f %.3f\n", r.ms_per_step, r.exposed.fwd,
+                r.exposed.bwd, r.exposed.step, r.comm.fwd, r.comm.bwd, r.comm.step,
+                r.peak_rss_mb);
     return 0;
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -200,8 +212,9 @@ int main(int argc, char** argv) {
   const double single_tps = B * T / (single[0].ms_per_step / 1e3);
   std::printf("1 rank x 2 threads: %.1f ms/step, %.0f tok/s, peak RSS %.0f MB\n",
               single[0].ms_per_step, single_tps, single[0].peak_rss_mb);
-  std::printf("%-14s %10s %10s %8s %12s %10s %10s %8s\n", "2 ranks x 1", "ms/step", "tok/s",
-              "vs 1x2", "peak RSS MB", "comm ms", "exposed", "hidden");
+  std::printf("%-14s %8s %8s %7s %8s %8s %8s %7s  %s\n", "2 ranks x 1", "ms/step", "tok/s",
+              "vs 1x2", "RSS MB", "comm ms", "exposed", "hidden",
+              "exposed/comm ms by phase: fwd bwd step");
   double best_tps = 0, best_rss = 0;
   std::string strategies = absl::GetFlag(FLAGS_strategies);
   for (size_t start = 0; start < strategies.size();) {
@@ -213,10 +226,18 @@ int main(int argc, char** argv) {
     const double ms = std::max(r[0].ms_per_step, r[1].ms_per_step);
     const double tps = 2 * B * T / (ms / 1e3);
     const double rss = std::max(r[0].peak_rss_mb, r[1].peak_rss_mb);
-    const double comm = (r[0].comm_s + r[1].comm_s) / 2, exposed = (r[0].exposed_s + r[1].exposed_s) / 2;
-    std::printf("%-14s %10.1f %10.0f %7.2fx %12.0f %10.1f %10.1f %7.0f%%\n", st.c_str(), ms, tps,
-                tps / single_tps, rss, comm * 1e3, exposed * 1e3,
-                comm > 0 ? 100.0 * std::max(0.0, 1.0 - exposed / comm) : 100.0);
+    auto mean = [&](auto field) { return (field(r[0]) + field(r[1])) / 2 * 1e3; };
+    const double comm = mean([](const RankReport& x) { return x.comm.total(); });
+    const double exposed = mean([](const RankReport& x) { return x.exposed.total(); });
+    std::printf("%-14s %8.1f %8.0f %6.2fx %8.0f %8.1f %8.1f %6.0f%%  %.1f/%.1f %.1f/%.1f %.1f/%.1f\n",
+                st.c_str(), ms, tps, tps / single_tps, rss, comm, exposed,
+                comm > 0 ? 100.0 * std::max(0.0, 1.0 - exposed / comm) : 100.0,
+                mean([](const RankReport& x) { return x.exposed.fwd; }),
+                mean([](const RankReport& x) { return x.comm.fwd; }),
+                mean([](const RankReport& x) { return x.exposed.bwd; }),
+                mean([](const RankReport& x) { return x.comm.bwd; }),
+                mean([](const RankReport& x) { return x.exposed.step; }),
+                mean([](const RankReport& x) { return x.comm.step; }));
     if (st == "FULL_SHARD") {
       best_tps = tps;
       best_rss = rss;

@@ -10,10 +10,8 @@
 namespace anvil {
 namespace {
 
-enum BlockTensor {
-  kLn1W, kLn1B, kQkvW, kQkvB, kAttProjW, kAttProjB, kLn2W, kLn2B, kFcW, kFcB, kFcProjW, kFcProjB,
-  kNumBlockTensors
-};
+enum AttnTensor { kLn1W, kLn1B, kQkvW, kQkvB, kAttProjW, kAttProjB, kNumAttnTensors };
+enum MlpTensor { kLn2W, kLn2B, kFcW, kFcB, kFcProjW, kFcProjB, kNumMlpTensors };
 
 }  // namespace
 
@@ -51,21 +49,23 @@ void Gpt::BuildLayout() {
   layout_.Add("wpe.weight", {T, C}, true);
   for (int l = 0; l < config_.n_layer; ++l) {
     const std::string p = absl::StrCat("h.", l, ".");
-    layout_.BeginUnit(absl::StrCat("h.", l));
-    size_t first = layout_.Add(p + "ln_1.weight", {C}, false);
+    layout_.BeginUnit(absl::StrCat("h.", l, ".attn"));
+    const size_t attn = layout_.Add(p + "ln_1.weight", {C}, false);
     layout_.Add(p + "ln_1.bias", {C}, false);
     layout_.Add(p + "attn.c_attn.weight", {3 * C, C}, true);
     layout_.Add(p + "attn.c_attn.bias", {3 * C}, false);
     layout_.Add(p + "attn.c_proj.weight", {C, C}, true);
     layout_.Add(p + "attn.c_proj.bias", {C}, false);
-    layout_.Add(p + "ln_2.weight", {C}, false);
+    layout_.BeginUnit(absl::StrCat("h.", l, ".mlp"));
+    const size_t mlp = layout_.Add(p + "ln_2.weight", {C}, false);
     layout_.Add(p + "ln_2.bias", {C}, false);
     layout_.Add(p + "mlp.c_fc.weight", {4 * C, C}, true);
     layout_.Add(p + "mlp.c_fc.bias", {4 * C}, false);
     layout_.Add(p + "mlp.c_proj.weight", {C, 4 * C}, true);
     layout_.Add(p + "mlp.c_proj.bias", {C}, false);
     if (l == 0) {
-      for (int t = 0; t < kNumBlockTensors; ++t) block_offsets_.push_back(layout_.OffsetInUnit(first + t));
+      for (int t = 0; t < kNumAttnTensors; ++t) attn_offsets_.push_back(layout_.OffsetInUnit(attn + t));
+      for (int t = 0; t < kNumMlpTensors; ++t) mlp_offsets_.push_back(layout_.OffsetInUnit(mlp + t));
     }
   }
   layout_.BeginUnit("head");
@@ -74,15 +74,20 @@ void Gpt::BuildLayout() {
 }
 
 std::vector<int> Gpt::UnitDeps(int u) const {
-  if (u == config_.n_layer + 1) return {0};  // the head reads the tied wte
+  if (u == HeadUnit()) return {0};  // the head reads the tied wte
   return {};
 }
 
-Gpt::BlockParams Gpt::Block(float* base) const {
-  const auto& o = block_offsets_;
-  return BlockParams{base + o[kLn1W],  base + o[kLn1B], base + o[kQkvW],     base + o[kQkvB],
-                     base + o[kAttProjW], base + o[kAttProjB], base + o[kLn2W], base + o[kLn2B],
-                     base + o[kFcW],   base + o[kFcB],  base + o[kFcProjW], base + o[kFcProjB]};
+Gpt::AttnParams Gpt::Attn(float* base) const {
+  const auto& o = attn_offsets_;
+  return AttnParams{base + o[kLn1W], base + o[kLn1B],     base + o[kQkvW],
+                    base + o[kQkvB], base + o[kAttProjW], base + o[kAttProjB]};
+}
+
+Gpt::MlpParams Gpt::Mlp(float* base) const {
+  const auto& o = mlp_offsets_;
+  return MlpParams{base + o[kLn2W], base + o[kLn2B],    base + o[kFcW],
+                   base + o[kFcB],  base + o[kFcProjW], base + o[kFcProjB]};
 }
 
 void Gpt::AllocateArena() {
@@ -197,20 +202,24 @@ absl::Status Gpt::SetBatch(const int32_t* inputs, const int32_t* targets, int B,
 void Gpt::Forward(int unit, UnitPtrs params) {
   if (unit == 0) {
     EmbedForward(params);
-  } else if (unit <= config_.n_layer) {
-    BlockForward(unit - 1, params);
-  } else {
+  } else if (unit == HeadUnit()) {
     HeadForward(params);
+  } else if (unit % 2 == 1) {
+    AttnForward((unit - 1) / 2, Attn(params[unit]));
+  } else {
+    MlpForward((unit - 1) / 2, Mlp(params[unit]));
   }
 }
 
 void Gpt::Backward(int unit, UnitPtrs params, UnitPtrs grads, float loss_scale) {
-  if (unit == config_.n_layer + 1) {
+  if (unit == HeadUnit()) {
     HeadBackward(params, grads, loss_scale);
-  } else if (unit >= 1) {
-    BlockBackward(unit - 1, params, grads);
-  } else {
+  } else if (unit == 0) {
     EmbedBackward(grads);
+  } else if (unit % 2 == 1) {
+    AttnBackward((unit - 1) / 2, Attn(params[unit]), Attn(grads[unit]));
+  } else {
+    MlpBackward((unit - 1) / 2, Mlp(params[unit]), Mlp(grads[unit]));
   }
 }
 
@@ -221,9 +230,8 @@ void Gpt::EmbedForward(UnitPtrs params) {
   backend_->EncoderForward(acts_.encoded, acts_.inputs, wte, wpe, B_, T_, C);
 }
 
-void Gpt::BlockForward(int l, UnitPtrs params) {
+void Gpt::AttnForward(int l, const AttnParams& w) {
   const int C = config_.n_embd, NH = config_.n_head, N = B_ * T_;
-  const BlockParams w = Block(params[l + 1]);
   Layer& a = acts_.layers[l];
   const float* x = l == 0 ? acts_.encoded : acts_.layers[l - 1].residual3;
   kernels::Backend& k = *backend_;
@@ -234,6 +242,12 @@ void Gpt::BlockForward(int l, UnitPtrs params) {
   // then the residual is added in place.
   k.MatmulForward(a.residual2, a.atty, w.attprojw, w.attprojb, N, C, C);
   k.Accumulate(a.residual2, x, static_cast<size_t>(N) * C);
+}
+
+void Gpt::MlpForward(int l, const MlpParams& w) {
+  const int C = config_.n_embd, N = B_ * T_;
+  Layer& a = acts_.layers[l];
+  kernels::Backend& k = *backend_;
   k.LayerNormForward(a.ln2, a.ln2_mean, a.ln2_rstd, a.residual2, w.ln2w, w.ln2b, N, C);
   k.MatmulForward(a.fch, a.ln2, w.fcw, w.fcb, N, C, 4 * C);
   k.GeluForward(a.fch_gelu, a.fch, static_cast<size_t>(N) * 4 * C);
@@ -243,7 +257,7 @@ void Gpt::BlockForward(int l, UnitPtrs params) {
 
 void Gpt::HeadForward(UnitPtrs params) {
   const int C = config_.n_embd, V = config_.vocab_size, N = B_ * T_;
-  const float* lnfw = params[config_.n_layer + 1];
+  const float* lnfw = params[HeadUnit()];
   const float* lnfb = lnfw + C;
   const float* wte = params[0];
   const float* x = config_.n_layer > 0 ? acts_.layers.back().residual3 : acts_.encoded;
@@ -270,8 +284,8 @@ void Gpt::HeadBackward(UnitPtrs params, UnitPtrs grads, float loss_scale) {
   const int C = config_.n_embd, V = config_.vocab_size, N = B_ * T_;
   const size_t NC = static_cast<size_t>(N) * C;
   kernels::Backend& k = *backend_;
-  const float* lnfw = params[config_.n_layer + 1];
-  float* dlnfw = grads[config_.n_layer + 1];
+  const float* lnfw = params[HeadUnit()];
+  float* dlnfw = grads[HeadUnit()];
   float* dlnfb = dlnfw + C;
   const float* wte = params[0];
   float* dwte = grads[0];
@@ -286,19 +300,17 @@ void Gpt::HeadBackward(UnitPtrs params, UnitPtrs grads, float loss_scale) {
                       acts_.lnf_rstd, N, C);
 }
 
-// On entry acts_.dres holds d(loss)/d(residual3 of layer l); on exit it holds
-// d(loss)/d(input of layer l). The residual adds need no kernel: LayerNorm
-// backward accumulates its input gradient straight into dres.
-void Gpt::BlockBackward(int l, UnitPtrs params, UnitPtrs grads) {
-  const int C = config_.n_embd, NH = config_.n_head, N = B_ * T_;
+// On entry acts_.dres holds d(loss)/d(residual3 of layer l); MlpBackward
+// turns it into d(loss)/d(residual2), AttnBackward into d(loss)/d(input of
+// layer l). The residual adds need no kernel: LayerNorm backward accumulates
+// its input gradient straight into dres.
+void Gpt::MlpBackward(int l, const MlpParams& w, const MlpParams& g) {
+  const int C = config_.n_embd, N = B_ * T_;
   const size_t NC = static_cast<size_t>(N) * C;
-  const BlockParams w = Block(params[l + 1]);
-  const BlockParams g = Block(grads[l + 1]);
   const Layer& a = acts_.layers[l];
-  const float* x = l == 0 ? acts_.encoded : acts_.layers[l - 1].residual3;
   kernels::Backend& k = *backend_;
   float* dres = acts_.dres;
-  // MLP branch: residual3 = residual2 + fcproj(gelu(fc(ln2(residual2))))
+  // residual3 = residual2 + fcproj(gelu(fc(ln2(residual2))))
   k.Memset(acts_.dbig, 0, sizeof(float) * NC * 4);
   k.MatmulBackward(acts_.dbig, g.fcprojw, g.fcprojb, dres, a.fch_gelu, w.fcprojw, N, 4 * C, C);
   k.Memset(acts_.dbig2, 0, sizeof(float) * NC * 4);
@@ -307,7 +319,16 @@ void Gpt::BlockBackward(int l, UnitPtrs params, UnitPtrs grads) {
   k.MatmulBackward(acts_.dmid, g.fcw, g.fcb, acts_.dbig2, a.ln2, w.fcw, N, C, 4 * C);
   k.LayerNormBackward(dres, g.ln2w, g.ln2b, acts_.dmid, a.residual2, w.ln2w, a.ln2_mean,
                       a.ln2_rstd, N, C);
-  // Attention branch: residual2 = x + attproj(attn(qkv(ln1(x))))
+}
+
+void Gpt::AttnBackward(int l, const AttnParams& w, const AttnParams& g) {
+  const int C = config_.n_embd, NH = config_.n_head, N = B_ * T_;
+  const size_t NC = static_cast<size_t>(N) * C;
+  const Layer& a = acts_.layers[l];
+  const float* x = l == 0 ? acts_.encoded : acts_.layers[l - 1].residual3;
+  kernels::Backend& k = *backend_;
+  float* dres = acts_.dres;
+  // residual2 = x + attproj(attn(qkv(ln1(x))))
   k.Memset(acts_.dmid2, 0, sizeof(float) * NC);
   k.MatmulBackward(acts_.dmid2, g.attprojw, g.attprojb, dres, a.atty, w.attprojw, N, C, C);
   k.Memset(acts_.dqkv, 0, sizeof(float) * NC * 3);

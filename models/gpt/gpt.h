@@ -1,8 +1,12 @@
 // Gpt: GPT-2 (pre-LayerNorm blocks, learned positions, tied input/output
 // embeddings, GELU-tanh MLP of width 4C) as a UnitModel.
 //
-// Units: 0 = "embed" (wte (V,C), wpe (T,C)); 1..L = "h.<l>" blocks;
-// L+1 = "head" (ln_f); the head reads wte from unit 0 (tied weights).
+// Units: 0 = "embed" (wte (V,C), wpe (T,C)); then two per block l:
+// 1+2l = "h.<l>.attn" (ln_1, attn.c_attn, attn.c_proj) and 2+2l = "h.<l>.mlp"
+// (ln_2, mlp.c_fc, mlp.c_proj); 2L+1 = "head" (ln_f), which reads wte from
+// unit 0 (tied weights). Half-block units give the sharded runtime twice as
+// many points at which gradients become final: the last block's reduction,
+// which nothing can hide, is then about a third of a block.
 // Linear weights are (out, in) like torch.nn.Linear; tensor names follow
 // Hugging Face GPT-2 ("h.0.attn.c_attn.weight"), whose Conv1D stores the
 // transpose — exporters transpose those.
@@ -52,25 +56,32 @@ class Gpt : public UnitModel {
   void BuildLayout();
   void AllocateArena();
 
-  // Pointers of one block's tensors within its unit.
-  struct BlockParams {
-    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
-        *fcprojb;
+  // Pointers of a half block's tensors within its unit.
+  struct AttnParams {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
   };
-  BlockParams Block(float* unit_base) const;
+  struct MlpParams {
+    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+  };
+  AttnParams Attn(float* unit_base) const;
+  MlpParams Mlp(float* unit_base) const;
+  int HeadUnit() const { return 2 * config_.n_layer + 1; }
 
   void EmbedForward(UnitPtrs params);
-  void BlockForward(int l, UnitPtrs params);
+  void AttnForward(int l, const AttnParams& w);
+  void MlpForward(int l, const MlpParams& w);
   void HeadForward(UnitPtrs params);
   void HeadBackward(UnitPtrs params, UnitPtrs grads, float loss_scale);
-  void BlockBackward(int l, UnitPtrs params, UnitPtrs grads);
+  void MlpBackward(int l, const MlpParams& w, const MlpParams& g);
+  void AttnBackward(int l, const AttnParams& w, const AttnParams& g);
   void EmbedBackward(UnitPtrs grads);
 
   GptConfig config_;
   GptOptions options_;
   kernels::Backend* backend_;
   ParamLayout layout_;
-  std::vector<size_t> block_offsets_;  // per-tensor offsets inside a block unit
+  std::vector<size_t> attn_offsets_;  // per-tensor offsets inside an attention unit
+  std::vector<size_t> mlp_offsets_;   // per-tensor offsets inside an MLP unit
 
   int B_ = 0, T_ = 0;
   int64_t num_targets_ = 0;

@@ -182,7 +182,10 @@ void ShardedEngine::Free(void* p, size_t bytes) {
 absl::Status ShardedEngine::Wait(const std::shared_ptr<Work>& w) {
   const auto t0 = std::chrono::steady_clock::now();
   absl::Status s = w->Wait();
-  comm_.exposed_wait_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  comm_.exposed_wait_s += waited;
+  *phase_wait_ += waited;
   return s;
 }
 
@@ -434,6 +437,7 @@ absl::Status ShardedEngine::FinishAllReduces() {
 
 absl::StatusOr<double> ShardedEngine::ForwardLoss() {
   const int n = static_cast<int>(units_.size());
+  phase_wait_ = &comm_.exposed_forward_s;
   for (int u = 0; u < n; ++u) {
     RETURN_IF_ERROR(EnsureParams(u));
     for (int d : model_->UnitDeps(u)) RETURN_IF_ERROR(EnsureParams(d));
@@ -447,6 +451,7 @@ absl::StatusOr<double> ShardedEngine::ForwardLoss() {
 absl::StatusOr<double> ShardedEngine::ForwardBackward(float loss_factor, bool last_micro) {
   const int n = static_cast<int>(units_.size());
   ASSIGN_OR_RETURN(const double loss, ForwardLoss());
+  phase_wait_ = &comm_.exposed_backward_s;
   const float scale = use_scaler_ ? scaler_.scale() : 1.0f;
   for (Bucket& b : buckets_) b.remaining = b.hi - b.lo + 1;
   int next_to_finish = n - 1;  // reduce-scatters are finished in issue order
@@ -511,7 +516,9 @@ void ShardedEngine::set_step(int64_t s) {
 }
 
 absl::StatusOr<StepResult> ShardedEngine::Step(float lr, double local_loss) {
+  phase_wait_ = &comm_.exposed_backward_s;
   RETURN_IF_ERROR(FinishAllReduces());
+  phase_wait_ = &comm_.exposed_step_s;
   const size_t local = shards_->local_numel();
   const bool multi = world_ != nullptr && world_->size() > 1;
   StepResult res;

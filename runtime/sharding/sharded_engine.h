@@ -78,7 +78,10 @@ struct MemoryStats {
 };
 
 struct CommStats {
-  double exposed_wait_s = 0;  // main thread blocked on collectives
+  double exposed_wait_s = 0;  // main thread blocked on collectives, in all:
+  double exposed_forward_s = 0;   //   in the forward pass (parameter gathers)
+  double exposed_backward_s = 0;  //   in backward and its final gradient reductions
+  double exposed_step_s = 0;      //   in Step (loss, inf check, global grad norm)
   int64_t collectives = 0;
   int64_t bytes = 0;          // payload bytes issued (per rank)
 };
@@ -189,6 +192,7 @@ class ShardedEngine {
   int64_t step_ = 0;
   MemoryStats memory_;
   CommStats comm_;
+  double* phase_wait_ = &comm_.exposed_forward_s;  // the phase Wait charges
 };
 
 }  // namespace anvil

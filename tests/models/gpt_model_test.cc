@@ -20,7 +20,7 @@ TEST(GptLayout, UnitsAreContiguousAndCoverTheBuffer) {
   auto m = Gpt::Create(c, GptOptions{2, 8}, backend.get());
   ASSERT_TRUE(m.ok());
   const ParamLayout& layout = (*m)->layout();
-  ASSERT_EQ(layout.num_units(), c.n_layer + 2);
+  ASSERT_EQ(layout.num_units(), 2 * c.n_layer + 2);
   EXPECT_EQ(layout.total_numel(), static_cast<size_t>(GptNumParams(c)));
   size_t expect = 0;
   for (const UnitInfo& u : layout.units()) {
@@ -33,8 +33,10 @@ TEST(GptLayout, UnitsAreContiguousAndCoverTheBuffer) {
     EXPECT_GE(p.offset, u.offset);
     EXPECT_LE(p.offset + p.numel, u.offset + u.numel) << p.name;
   }
-  EXPECT_EQ(layout.units()[1].name, "h.0");
-  EXPECT_EQ((*m)->UnitDeps(c.n_layer + 1), std::vector<int>{0});
+  EXPECT_EQ(layout.units()[1].name, "h.0.attn");
+  EXPECT_EQ(layout.units()[2].name, "h.0.mlp");
+  EXPECT_EQ(layout.units().back().name, "head");
+  EXPECT_EQ((*m)->UnitDeps(2 * c.n_layer + 1), std::vector<int>{0});
   EXPECT_GE(layout.Find("h.2.mlp.c_proj.bias"), 0);
 }
 
