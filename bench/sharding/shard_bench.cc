@@ -42,6 +42,7 @@ ABSL_FLAG(int32_t, seq_len, 256, "T");
 ABSL_FLAG(int32_t, batch_size, 8, "B per rank");
 ABSL_FLAG(int32_t, steps, 4, "timed steps per measurement");
 ABSL_FLAG(std::string, strategies, "NO_SHARD,SHARD_GRAD_OP,FULL_SHARD,HYBRID_SHARD", "comma list");
+ABSL_FLAG(int32_t, bucket_mb, 4, "NO_SHARD all-reduce bucket size, MiB");
 ABSL_FLAG(bool, torch, true, "also run torchrun + FSDP2 when torch is importable");
 ABSL_FLAG(std::string, torch_script, "bench/sharding/torch_fsdp_bench.py", "FSDP2 reference");
 // Internal: set when this binary runs as one rank of a measured job.
@@ -135,6 +136,7 @@ RankReport RunRank(const std::string& strategy, int rank, int world, int threads
     EngineOptions o;
     o.strategy = *ParseShardingStrategy(strategy);
     o.overlap = overlap;
+    o.bucket_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_bucket_mb)) << 20;
     auto e = *ShardedEngine::Create(model.get(), backend.get(), groups, o);
     if (!e->InitParams(1).ok()) std::abort();
     auto [ms, wait] = TimeSteps(*model, *e, absl::GetFlag(FLAGS_steps));
@@ -159,10 +161,10 @@ std::vector<RankReport> RunJob(const char* self, const std::string& strategy, in
     const std::string cmd = absl::StrFormat(
         "%s --worker_rank=%d --worker_world=%d --worker_threads=%d --worker_port=%d "
         "--worker_strategy=%s --n_layer=%d --n_head=%d --n_embd=%d --seq_len=%d --batch_size=%d "
-        "--steps=%d",
+        "--steps=%d --bucket_mb=%d",
         self, rank, world, threads, port, strategy, absl::GetFlag(FLAGS_n_layer),
         absl::GetFlag(FLAGS_n_head), absl::GetFlag(FLAGS_n_embd), absl::GetFlag(FLAGS_seq_len),
-        absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_steps));
+        absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_steps), absl::GetFlag(FLAGS_bucket_mb));
     pipes.push_back(popen(cmd.c_str(), "r"));
   }
   std::vector<RankReport> out(world);

@@ -443,7 +443,9 @@ absl::StatusOr<double> ShardedEngine::ForwardLoss() {
     for (int d : model_->UnitDeps(u)) RETURN_IF_ERROR(EnsureParams(d));
     Prefetch(u + 1, +1);
     model_->Forward(u, ParamPtrs());
-    if (reshard_ && !shared_[u] && u != n - 1) ReleaseParams(u);
+    // Backward starts with the last two units: keeping them saves gathering
+    // them again with nothing to hide behind.
+    if (reshard_ && !shared_[u] && u < n - 2) ReleaseParams(u);
   }
   return model_->Loss();
 }
@@ -520,46 +522,52 @@ absl::StatusOr<StepResult> ShardedEngine::Step(float lr, double local_loss) {
   RETURN_IF_ERROR(FinishAllReduces());
   phase_wait_ = &comm_.exposed_step_s;
   const size_t local = shards_->local_numel();
-  const bool multi = world_ != nullptr && world_->size() > 1;
   StepResult res;
-  res.loss = local_loss;
-  if (multi) {
-    ASSIGN_OR_RETURN(res.loss, AllReduceScalar(world_, local_loss, ReduceOp::kAvg));
-  }
   res.loss_scale = use_scaler_ ? scaler_.scale() : 1.0f;
-  if (use_scaler_) {
-    double found = backend_->HasNonFinite(grads_, local) ? 1.0 : 0.0;
-    if (multi) {
-    ASSIGN_OR_RETURN(found, AllReduceScalar(world_, found, ReduceOp::kMax));
+  // One all-reduce (sum over the world) carries all the step needs from the
+  // other ranks: the mean loss, the squared global gradient norm, and how
+  // many ranks found inf/NaN. Ranks of a replica group hold equal shards, so
+  // each adds its squared norm divided by the number of replicas.
+  const int world = world_ != nullptr ? world_->size() : 1;
+  const int shard = shard_group_ != nullptr ? shard_group_->size() : 1;
+  const bool found_local = use_scaler_ && backend_->HasNonFinite(grads_, local);
+  const double sq_local = found_local ? 0.0 : backend_->SquaredNorm(grads_, local);
+  float sums[3] = {static_cast<float>(local_loss / world),
+                   static_cast<float>(sq_local * shard / world), found_local ? 1.0f : 0.0f};
+  if (world > 1) RETURN_IF_ERROR(Wait(world_->AllReduce(sums, 3, {.op = ReduceOp::kSum})));
+  res.loss = world > 1 ? sums[0] : local_loss;
+  if (sums[2] > 0) {
+    scaler_.Update(true);
+    backend_->Memset(grads_, 0, local * sizeof(float));
+    res.skipped = true;
+    res.grad_norm = NAN;
+    ReleaseAllParams();
+    return res;
   }
-    if (found > 0) {
-      scaler_.Update(true);
-      backend_->Memset(grads_, 0, local * sizeof(float));
-      res.skipped = true;
-      res.grad_norm = NAN;
-      ReleaseAllParams();
-      return res;
-    }
-  }
-  double sq = backend_->SquaredNorm(grads_, local);
-  if (shard_group_ != nullptr) {
-    ASSIGN_OR_RETURN(sq, AllReduceScalar(shard_group_, sq, ReduceOp::kSum));
-  }
+  const double sq = world > 1 ? sums[1] : sq_local;
   res.grad_norm = std::sqrt(sq) / res.loss_scale;
   float clip = 1.0f;
   if (options_.grad_clip > 0 && res.grad_norm > options_.grad_clip) {
     clip = static_cast<float>(options_.grad_clip / (res.grad_norm + 1e-6));
   }
   const float grad_scale = clip / res.loss_scale;
+  ReleaseAllParams();  // gathered copies are stale once the optimizer runs
+  // The next forward starts with the first units: gather each as soon as
+  // its shard is updated, behind the optimizer's remaining work.
+  int next_gather = 0;
   for (size_t u = 0; u < adamw_.size(); ++u) {
-    if (adamw_[u] == nullptr) continue;
-    const size_t off = shards_->unit(static_cast<int>(u)).shard_offset;
-    adamw_[u]->Step(master_ + off, grads_ + off, m_ + off, v_ + off, lr, grad_scale);
+    if (adamw_[u] != nullptr) {
+      const size_t off = shards_->unit(static_cast<int>(u)).shard_offset;
+      adamw_[u]->Step(master_ + off, grads_ + off, m_ + off, v_ + off, lr, grad_scale);
+    }
+    if (shard_group_ != nullptr && next_gather == static_cast<int>(u) &&
+        inflight_gathers_ < options_.max_inflight_gathers && model_->UnitDeps(next_gather).empty()) {
+      RETURN_IF_ERROR(IssueGather(next_gather++));
+    }
   }
   if (use_scaler_) scaler_.Update(false);
   backend_->Memset(grads_, 0, local * sizeof(float));
   ++step_;
-  ReleaseAllParams();  // gathered copies are stale now
   RefreshComputeCopy();
   return res;
 }

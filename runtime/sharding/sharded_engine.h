@@ -10,7 +10,8 @@
 //  forward   for u = 0..n-1: wait u's all-gather; issue the next units'
 //            all-gathers (at most max_inflight_gathers outstanding); compute;
 //            free u's buffer if resharding (units other units read, and the
-//            last unit, stay until the step ends).
+//            last two units, which backward starts with, stay until the
+//            step ends).
 //  backward  for u = n-1..0: wait u's all-gather, issue u-1's (before the
 //            reduce-scatter below), compute into per-unit grad buffers, then
 //            issue the reduce-scatter (W > 1) of every unit whose gradient is
@@ -42,7 +43,7 @@ struct EngineOptions {
   ShardingStrategy strategy = ShardingStrategy::kNoShard;
   DType param_dtype = DType::kF32;   // what parameters are gathered and computed in
   DType reduce_dtype = DType::kF32;  // what gradients travel in
-  size_t bucket_bytes = 25u << 20;   // NO_SHARD all-reduce buckets
+  size_t bucket_bytes = 4u << 20;    // NO_SHARD all-reduce buckets
   size_t first_bucket_bytes = 1u << 20;
   int max_inflight_gathers = 2;
   // Reduce-scatters whose unsharded gradient buffers may be alive at once;

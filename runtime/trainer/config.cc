@@ -181,6 +181,10 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
   if (c.eval_batches() <= 0) return absl::InvalidArgumentError("--eval_batches must be > 0");
   if (c.log_every() <= 0) return absl::InvalidArgumentError("--log_every must be > 0");
   if (c.threads() < 0) return absl::InvalidArgumentError("--threads must be >= 0 (0 = all cores)");
+  if (c.has_bucket_mb() && (c.bucket_mb() <= 0 || c.bucket_mb() > 4096)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--bucket_mb must be in 1..4096, got ", c.bucket_mb()));
+  }
   const std::string& s = c.sharding();
   if (s != "NO_SHARD" && s != "SHARD_GRAD_OP" && s != "FULL_SHARD" && s != "HYBRID_SHARD") {
     return absl::InvalidArgumentError(absl::StrCat(

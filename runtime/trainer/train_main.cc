@@ -70,6 +70,8 @@ ABSL_FLAG(std::string, save_signal, "",
           "Extra signal that saves and stops like SIGTERM, e.g. USR1 (Slurm --signal).");
 ABSL_FLAG(bool, checkpoint_async, true,
           "Write checkpoints in the background (false: training waits for each commit).");
+ABSL_FLAG(int32_t, bucket_mb, 4,
+          "Gradient all-reduce bucket size in MiB (NO_SHARD; cross-node for HYBRID_SHARD).");
 // Not part of the schema.
 ABSL_FLAG(std::string, config, "", "Text-format TrainConfig file; flags given explicitly override it.");
 ABSL_FLAG(bool, print_config, false, "Print the resolved config and exit.");

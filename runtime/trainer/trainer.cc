@@ -27,6 +27,7 @@ absl::StatusOr<EngineOptions> EngineOptionsFromConfig(const proto::TrainConfig& 
   const auto& o = config.optim();
   e.adamw = AdamWConfig{o.beta1(), o.beta2(), o.eps(), o.weight_decay()};
   e.grad_clip = o.grad_clip();
+  if (config.has_bucket_mb()) e.bucket_bytes = static_cast<size_t>(config.bucket_mb()) << 20;
   return e;
 }
 

@@ -130,6 +130,7 @@ TEST_F(TrainerTest, BadConfigNamesTheFlag) {
       {[](proto::TrainConfig* c) { c->set_sharding("ZERO9"); }, "--sharding"},
       {[](proto::TrainConfig* c) { c->mutable_optim()->set_lr(-1); }, "--lr"},
       {[](proto::TrainConfig* c) { c->set_grad_accum(0); }, "--grad_accum"},
+      {[](proto::TrainConfig* c) { c->set_bucket_mb(0); }, "--bucket_mb must be in 1..4096, got 0"},
       {[](proto::TrainConfig* c) { c->mutable_data()->set_train_pattern("/nonexistent/*.bin"); },
        "/nonexistent/*.bin"},
       {[](proto::TrainConfig* c) { c->mutable_model()->set_vocab_size(32); }, ">= vocab size 32"},
