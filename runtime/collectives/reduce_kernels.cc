@@ -8,7 +8,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
-#include "runtime/collectives/half_convert.h"
+#include "kernels/cpu/convert.h"
 
 namespace anvil::collectives_internal {
 namespace {
@@ -48,11 +48,11 @@ void Half(void* c_, const void* a_, const void* b_, size_t n) {
   for (size_t off = 0; off < n; off += kBlock) {
     const size_t m = std::min(kBlock, n - off);
     if constexpr (kBf16) {
-      WidenBf16(a + off, fa, m);
-      WidenBf16(b + off, fb, m);
+      kernels::ConvertBF16ToF32(fa, a + off, m);
+      kernels::ConvertBF16ToF32(fb, b + off, m);
     } else {
-      WidenHalf(a + off, fa, m);
-      WidenHalf(b + off, fb, m);
+      kernels::ConvertF16ToF32(fa, a + off, m);
+      kernels::ConvertF16ToF32(fb, b + off, m);
     }
     if constexpr (kMax) {
       for (size_t i = 0; i < m; ++i) fa[i] = fa[i] < fb[i] ? fb[i] : fa[i];
@@ -60,9 +60,9 @@ void Half(void* c_, const void* a_, const void* b_, size_t n) {
       for (size_t i = 0; i < m; ++i) fa[i] += fb[i];
     }
     if constexpr (kBf16) {
-      NarrowBf16(fa, c + off, m);
+      kernels::ConvertF32ToBF16(c + off, fa, m);
     } else {
-      NarrowHalf(fa, c + off, m);
+      kernels::ConvertF32ToF16(c + off, fa, m);
     }
   }
 }
@@ -80,15 +80,15 @@ void DivideHalf(uint16_t* data, size_t n, int divisor) {
   for (size_t off = 0; off < n; off += kBlock) {
     const size_t m = std::min(kBlock, n - off);
     if constexpr (kBf16) {
-      WidenBf16(data + off, f, m);
+      kernels::ConvertBF16ToF32(f, data + off, m);
     } else {
-      WidenHalf(data + off, f, m);
+      kernels::ConvertF16ToF32(f, data + off, m);
     }
     for (size_t i = 0; i < m; ++i) f[i] /= d;
     if constexpr (kBf16) {
-      NarrowBf16(f, data + off, m);
+      kernels::ConvertF32ToBF16(data + off, f, m);
     } else {
-      NarrowHalf(f, data + off, m);
+      kernels::ConvertF32ToF16(data + off, f, m);
     }
   }
 }

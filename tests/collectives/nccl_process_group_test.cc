@@ -12,7 +12,7 @@
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "runtime/collectives/half_convert.h"
+#include "kernels/cpu/convert.h"
 #include "runtime/collectives/nccl/nccl_process_group.h"
 #include "runtime/store/hash_store.h"
 
@@ -99,7 +99,7 @@ TEST(NcclProcessGroupTest, WorldOneStagedBf16AndIntegerAverage) {
   // bf16 values widen and narrow exactly: the staged path must be the identity.
   std::vector<uint16_t> h(257);
   for (size_t i = 0; i < h.size(); ++i) {
-    h[i] = collectives_internal::FloatToBf16(static_cast<float>(i) * 0.37f - 40.0f);
+    h[i] = kernels::F32ToBF16(static_cast<float>(i) * 0.37f - 40.0f);
   }
   DeviceBuffer<uint16_t> b(h.size());
   b.Upload(h, s);

@@ -19,7 +19,7 @@
 #include "gtest/gtest.h"
 #include "kernels/dtype.h"
 #include "runtime/collectives/gloo/gloo_process_group.h"
-#include "runtime/collectives/half_convert.h"
+#include "kernels/cpu/convert.h"
 #include "runtime/store/hash_store.h"
 
 namespace anvil::testing {
@@ -61,12 +61,12 @@ class TypedBuffer {
     switch (dtype_) {
       case DType::kF32: { float f = static_cast<float>(v); std::memcpy(p, &f, 4); break; }
       case DType::kBF16: {
-        uint16_t h = collectives_internal::FloatToBf16(static_cast<float>(v));
+        uint16_t h = kernels::F32ToBF16(static_cast<float>(v));
         std::memcpy(p, &h, 2);
         break;
       }
       case DType::kF16: {
-        uint16_t h = collectives_internal::FloatToHalfScalar(static_cast<float>(v));
+        uint16_t h = kernels::F32ToF16(static_cast<float>(v));
         std::memcpy(p, &h, 2);
         break;
       }
@@ -80,8 +80,8 @@ class TypedBuffer {
     const uint8_t* p = bytes_.data() + i * DTypeSize(dtype_);
     switch (dtype_) {
       case DType::kF32: { float f; std::memcpy(&f, p, 4); return f; }
-      case DType::kBF16: { uint16_t h; std::memcpy(&h, p, 2); return collectives_internal::Bf16ToFloat(h); }
-      case DType::kF16: { uint16_t h; std::memcpy(&h, p, 2); return collectives_internal::HalfToFloatScalar(h); }
+      case DType::kBF16: { uint16_t h; std::memcpy(&h, p, 2); return kernels::BF16ToF32(h); }
+      case DType::kF16: { uint16_t h; std::memcpy(&h, p, 2); return kernels::F16ToF32(h); }
       case DType::kI32: { int32_t x; std::memcpy(&x, p, 4); return x; }
       case DType::kI64: { int64_t x; std::memcpy(&x, p, 8); return static_cast<double>(x); }
       case DType::kU8: return *p;

@@ -22,7 +22,7 @@
 #include "runtime/collectives/gloo/gloo_store_adapter.h"
 #include "runtime/collectives/gloo/direct_reduce_scatter.h"
 #include "runtime/collectives/gloo/ring_reduce_scatter.h"
-#include "runtime/collectives/half_convert.h"
+#include "kernels/cpu/convert.h"
 #include "runtime/collectives/reduce_kernels.h"
 #include "runtime/collectives/split_plan.h"
 #include "runtime/store/prefix_store.h"
@@ -47,18 +47,18 @@ bool StagedInFp32(DType dtype, ReduceOp op, Accumulation acc) {
 void Widen(DType dtype, const void* in, float* out, size_t n) {
   const auto* h = static_cast<const uint16_t*>(in);
   if (dtype == DType::kBF16) {
-    collectives_internal::WidenBf16(h, out, n);
+    kernels::ConvertBF16ToF32(out, h, n);
   } else {
-    collectives_internal::WidenHalf(h, out, n);
+    kernels::ConvertF16ToF32(out, h, n);
   }
 }
 
 void Narrow(DType dtype, const float* in, void* out, size_t n) {
   auto* h = static_cast<uint16_t*>(out);
   if (dtype == DType::kBF16) {
-    collectives_internal::NarrowBf16(in, h, n);
+    kernels::ConvertF32ToBF16(h, in, n);
   } else {
-    collectives_internal::NarrowHalf(in, h, n);
+    kernels::ConvertF32ToF16(h, in, n);
   }
 }
 
