@@ -10,8 +10,9 @@
 // means over ranks. Ranks meet at every step, so a rank whose compute ran
 // faster (scheduling noise: the communication threads share the two cores
 // with compute) also blocks waiting for its peer; that is load imbalance,
-// not communication. The rank that blocks least is the one on the critical
-// path, and "hidden*" = 1 - min E / min C counts only its blocking.
+// not communication. In each step the rank that blocks least is the one on
+// the critical path, and "hidden*" counts only its blocking: E* and C* are
+// the sums over steps of the per-step minimum over ranks.
 // Blocked time is also split by phase (forward / backward / Step).
 // Where torch is importable, the same model runs under torchrun + FSDP2
 // (gloo, CPU) in the same run, and the ratios are printed.
@@ -72,6 +73,7 @@ struct RankReport {
   Phases exposed;  // per step, overlapped
   Phases comm;     // per step, serialised
   double peak_rss_mb = 0;
+  std::vector<double> exposed_steps, comm_steps;  // blocked seconds in each timed step
 };
 
 double PeakRssMb() {
@@ -82,16 +84,19 @@ double PeakRssMb() {
 
 // Runs `steps` timed steps (after one warm-up) and returns ms/step and the
 // exposed wait per step, by phase.
-std::pair<double, Phases> TimeSteps(Gpt& model, ShardedEngine& e, int steps) {
+std::pair<double, Phases> TimeSteps(Gpt& model, ShardedEngine& e, int steps,
+                                    std::vector<double>* per_step) {
   CommStats c0;
   std::vector<double> ms;
   for (int s = 0; s <= steps; ++s) {
     if (s == 1) c0 = e.comm();
+    const double blocked0 = e.comm().exposed_wait_s;
     const auto t0 = std::chrono::steady_clock::now();
     auto loss = e.ForwardBackward(1.0f, true);
     if (!loss.ok()) std::abort();
     if (!e.Step(1e-4f, *loss).ok()) std::abort();
     if (s >= 1) ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    if (s >= 1) per_step->push_back(e.comm().exposed_wait_s - blocked0);
   }
   (void)model;
   std::sort(ms.begin(), ms.end());
@@ -145,7 +150,8 @@ RankReport RunRank(const std::string& strategy, int rank, int world, int threads
     o.bucket_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_bucket_mb)) << 20;
     auto e = *ShardedEngine::Create(model.get(), backend.get(), groups, o);
     if (!e->InitParams(1).ok()) std::abort();
-    auto [ms, wait] = TimeSteps(*model, *e, absl::GetFlag(FLAGS_steps));
+    auto [ms, wait] = TimeSteps(*model, *e, absl::GetFlag(FLAGS_steps),
+                                overlap ? &r.exposed_steps : &r.comm_steps);
     if (overlap) {
       r.ms_per_step = ms;
       r.exposed = wait;
@@ -182,6 +188,12 @@ std::vector<RankReport> RunJob(const char* self, const std::string& strategy, in
                     &r.comm.step, &r.peak_rss_mb) != 8) {
       std::fprintf(stderr, "shard_bench: rank %d of %s failed\n", rank, strategy.c_str());
     }
+    for (auto* v : {&r.exposed_steps, &r.comm_steps}) {
+      v->resize(absl::GetFlag(FLAGS_steps));
+      for (double& x : *v) {
+        if (pipes[rank] == nullptr || std::fscanf(pipes[rank], "%lf", &x) != 1) x = 0;
+      }
+    }
     if (pipes[rank] != nullptr) pclose(pipes[rank]);
   }
   return out;
@@ -200,6 +212,9 @@ int main(int argc, char** argv) {
     std::printf("%.6f %.6f %.6f %.6f %.6f %.6f %.6f %.3f\n", r.ms_per_step, r.exposed.fwd,
                 r.exposed.bwd, r.exposed.step, r.comm.fwd, r.comm.bwd, r.comm.step,
                 r.peak_rss_mb);
+    for (const auto* v : {&r.exposed_steps, &r.comm_steps}) {
+      for (double x : *v) std::printf("%.6f\n", x);
+    }
     return 0;
   }
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -237,8 +252,11 @@ int main(int argc, char** argv) {
     auto mean = [&](auto field) { return (field(r[0]) + field(r[1])) / 2 * 1e3; };
     const double comm = mean([](const RankReport& x) { return x.comm.total(); });
     const double exposed = mean([](const RankReport& x) { return x.exposed.total(); });
-    const double crit_comm = std::min(r[0].comm.total(), r[1].comm.total());
-    const double crit_exposed = std::min(r[0].exposed.total(), r[1].exposed.total());
+    double crit_comm = 0, crit_exposed = 0;
+    for (size_t i = 0; i < r[0].comm_steps.size(); ++i) {
+      crit_comm += std::min(r[0].comm_steps[i], r[1].comm_steps[i]);
+      crit_exposed += std::min(r[0].exposed_steps[i], r[1].exposed_steps[i]);
+    }
     auto hidden = [](double e, double c) { return c > 0 ? 100.0 * std::max(0.0, 1.0 - e / c) : 100.0; };
     std::printf("%-14s %8.1f %8.0f %6.2fx %8.0f %8.1f %8.1f %6.0f%% %7.0f%%  %.1f/%.1f %.1f/%.1f %.1f/%.1f\n",
                 st.c_str(), ms, tps, tps / single_tps, rss, comm, exposed, hidden(exposed, comm),
