@@ -1,8 +1,9 @@
 // The Gloo backend's reduce-scatter algorithms on raw Gloo contexts: the
 // ring with tiny segment limits, so that chunks span many segments and the
 // two-in-flight pipeline wraps around (the ProcessGroup matrix mostly sees
-// one or two segments per chunk), and the direct one-step algorithm, both
-// over the same chunk sizes, with exact integer sums.
+// one or two segments per chunk), the direct one-step algorithm, and
+// recursive halving (power-of-two sizes, also with tiny segments), all over
+// the same chunk sizes, with exact integer sums.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "runtime/collectives/gloo/gloo_store_adapter.h"
 #include "runtime/collectives/gloo/direct_reduce_scatter.h"
+#include "runtime/collectives/gloo/halving_reduce_scatter.h"
 #include "runtime/collectives/gloo/ring_reduce_scatter.h"
 #include "runtime/store/hash_store.h"
 #include "runtime/store/prefix_store.h"
@@ -103,7 +105,31 @@ TEST_P(RingReduceScatterTest, DirectAlgorithmMatches) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(WorldSize, RingReduceScatterTest, ::testing::Values(2, 3, 4),
+TEST_P(RingReduceScatterTest, HalvingMatchesWithManySegments) {
+  const int n = GetParam();
+  if (!IsPowerOfTwo(n)) GTEST_SKIP() << "recursive halving needs 2^k ranks";
+  RunRanks(n, [n](const std::shared_ptr<gloo::Context>& context) {
+    ReduceScatterScratch scratch;  // shared with the ring, as in the group
+    uint32_t tag = 0;
+    for (size_t chunk : {1, 2, 3, 5, 17, 100, 1001, 5003}) {
+      for (size_t seg_bytes : {4, 12, 40, 1 << 20}) {
+        if (chunk * 4 * n / seg_bytes > 400) continue;  // keep the runtime small
+        std::vector<int32_t> data(chunk * n);
+        Fill(data, context->rank);
+        ReduceScatterArgs args = IntArgs(data, chunk, tag++);
+        args.max_segment_bytes = seg_bytes;
+        HalvingReduceScatter(context, args, &scratch);
+        Check(data, chunk, n, context->rank, "halving");
+        // The ring on the same scratch right after: slots and buffers do not mix.
+        Fill(data, context->rank);
+        RingReduceScatter(context, IntArgs(data, chunk, tag++), &scratch);
+        Check(data, chunk, n, context->rank, "ring after halving");
+      }
+    }
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(WorldSize, RingReduceScatterTest, ::testing::Values(2, 3, 4, 8),
                          [](const ::testing::TestParamInfo<int>& info) {
                            return absl::StrCat("N", info.param);
                          });

@@ -21,6 +21,7 @@
 #include "gloo/transport/tcp/device.h"
 #include "runtime/collectives/gloo/gloo_store_adapter.h"
 #include "runtime/collectives/gloo/direct_reduce_scatter.h"
+#include "runtime/collectives/gloo/halving_reduce_scatter.h"
 #include "runtime/collectives/gloo/ring_reduce_scatter.h"
 #include "kernels/cpu/convert.h"
 #include "runtime/collectives/reduce_kernels.h"
@@ -327,8 +328,13 @@ absl::Status GlooProcessGroup::DoReduceScatter(void* data, size_t shard_count,
 }
 
 void GlooProcessGroup::RunReduceScatter(const collectives_internal::ReduceScatterArgs& args) {
-  // One direct step while latency dominates; the pipelined ring after.
-  if (args.chunk_elems * args.elem_size <= kDirectReduceScatterMaxChunkBytes) {
+  // Power-of-two groups beyond 2: recursive halving, log2(n) rounds (the
+  // exchanges of Gloo's own halving-doubling). Otherwise one direct step
+  // while latency dominates, the pipelined ring after. (With 2 ranks all
+  // three are the same single exchange.)
+  if (size_ > 2 && collectives_internal::IsPowerOfTwo(size_)) {
+    collectives_internal::HalvingReduceScatter(context_, args, &rs_scratch_);
+  } else if (args.chunk_elems * args.elem_size <= kDirectReduceScatterMaxChunkBytes) {
     collectives_internal::DirectReduceScatter(context_, args, &rs_scratch_);
   } else {
     collectives_internal::RingReduceScatter(context_, args, &rs_scratch_);

@@ -22,6 +22,7 @@ namespace anvil::collectives_internal {
 // Slot prefixes of our own algorithms; Gloo's built-ins use 0x01..0x08.
 constexpr uint8_t kRingReduceScatterSlotPrefix = 0x41;
 constexpr uint8_t kDirectReduceScatterSlotPrefix = 0x42;
+constexpr uint8_t kHalvingReduceScatterSlotPrefix = 0x43;
 constexpr size_t kDefaultMaxSegmentBytes = 1 << 20;
 constexpr size_t kDefaultMinPipelinedSegmentBytes = 64 << 10;
 
