@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <utility>
@@ -327,7 +328,11 @@ absl::Status GlooProcessGroup::DoReduceScatter(void* data, size_t shard_count,
   return absl::OkStatus();
 }
 
-void GlooProcessGroup::RunReduceScatter(const collectives_internal::ReduceScatterArgs& args) {
+void GlooProcessGroup::RunReduceScatter(collectives_internal::ReduceScatterArgs args) {
+  // Segments: 1 MiB, or an eighth of a chunk up to 8 MiB, so that a large
+  // reduce-scatter is not paced by one wake-up per MiB.
+  const size_t chunk_bytes = args.chunk_elems * args.elem_size;
+  args.max_segment_bytes = std::clamp<size_t>(chunk_bytes / 8, size_t{1} << 20, size_t{8} << 20);
   // Power-of-two groups beyond 2: recursive halving, log2(n) rounds (the
   // exchanges of Gloo's own halving-doubling). Otherwise one direct step
   // while latency dominates, the pipelined ring after. (With 2 ranks all

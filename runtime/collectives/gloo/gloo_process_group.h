@@ -99,7 +99,7 @@ class GlooProcessGroup : public ProcessGroup {
   // Executed by the OpQueue (one at a time).
   absl::Status DoAllReduce(void* data, size_t count, AllReduceOptions options);
   absl::Status DoReduceScatter(void* data, size_t shard_count, ReduceScatterOptions options);
-  void RunReduceScatter(const collectives_internal::ReduceScatterArgs& args);
+  void RunReduceScatter(collectives_internal::ReduceScatterArgs args);
   absl::Status DoAllGather(void* data, size_t shard_count, AllGatherOptions options);
   absl::Status DoBroadcast(void* data, size_t count, BroadcastOptions options);
   absl::Status DoBarrier(BarrierOptions options);
