@@ -14,14 +14,7 @@ void DirectReduceScatter(const std::shared_ptr<gloo::Context>& context,
   if (n == 1 || args.chunk_elems == 0) return;
   const size_t chunk_bytes = args.chunk_elems * args.elem_size;
   const size_t need = chunk_bytes * (n - 1);
-  if (scratch->bytes.size() < need) {
-    scratch->buffer.reset();
-    scratch->bytes.resize(need);
-  }
-  if (scratch->buffer == nullptr) {
-    scratch->buffer = context->createUnboundBuffer(scratch->bytes.data(), scratch->bytes.size());
-  }
-  gloo::transport::UnboundBuffer* const tmp = scratch->buffer.get();
+  gloo::transport::UnboundBuffer* const tmp = scratch->Reserve(*context, need);
   uint8_t* const base = static_cast<uint8_t*>(args.data);
   auto data_buf = context->createUnboundBuffer(args.data, chunk_bytes * n);
   const auto slot = gloo::Slot::build(kDirectReduceScatterSlotPrefix, args.tag);
@@ -33,14 +26,14 @@ void DirectReduceScatter(const std::shared_ptr<gloo::Context>& context,
     data_buf->send(peer, slot, peer * chunk_bytes, chunk_bytes);
   }
   for (int k = 1; k < n; ++k) {
-    if (!tmp->waitRecv(args.timeout)) throw gloo::IoException("direct reduce-scatter: receive aborted");
+    CheckIo(tmp->waitRecv(args.timeout), "direct reduce-scatter: receive aborted");
   }
   uint8_t* const own = base + r * chunk_bytes;
   for (int k = 1; k < n; ++k) {
     args.reduce(own, own, scratch->bytes.data() + (k - 1) * chunk_bytes, args.chunk_elems);
   }
   for (int k = 1; k < n; ++k) {
-    if (!data_buf->waitSend(args.timeout)) throw gloo::IoException("direct reduce-scatter: send aborted");
+    CheckIo(data_buf->waitSend(args.timeout), "direct reduce-scatter: send aborted");
   }
 }
 

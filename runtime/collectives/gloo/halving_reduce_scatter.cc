@@ -26,21 +26,11 @@ void HalvingReduceScatter(const std::shared_ptr<gloo::Context>& context,
   const size_t seg_bytes =
       std::min(half_bytes, std::max<size_t>(1, args.max_segment_bytes / es) * es);
   constexpr size_t kDepth = 2;
-  if (scratch->bytes.size() < kDepth * seg_bytes) {
-    scratch->buffer.reset();
-    scratch->bytes.resize(kDepth * seg_bytes);
-  }
-  if (scratch->buffer == nullptr) {
-    scratch->buffer = context->createUnboundBuffer(scratch->bytes.data(), scratch->bytes.size());
-  }
-  uint8_t* const base = static_cast<uint8_t*>(args.data);
+  gloo::transport::UnboundBuffer* const tmp_buf = scratch->Reserve(*context, kDepth * seg_bytes);
   uint8_t* const tmp = scratch->bytes.data();
+  uint8_t* const base = static_cast<uint8_t*>(args.data);
   auto data_buf = context->createUnboundBuffer(args.data, chunk_bytes * n);
-  gloo::transport::UnboundBuffer* const tmp_buf = scratch->buffer.get();
   const auto slot = gloo::Slot::build(kHalvingReduceScatterSlotPrefix, args.tag);
-  auto check = [](bool ok, const char* what) {
-    if (!ok) throw gloo::IoException(what);
-  };
 
   int lo = 0, hi = n;  // this rank's range of chunks
   for (int d = n / 2; d >= 1; d /= 2) {
@@ -55,10 +45,10 @@ void HalvingReduceScatter(const std::shared_ptr<gloo::Context>& context,
     for (size_t i = 0; i < segs + kDepth; ++i) {
       if (i >= kDepth && i - kDepth < segs) {
         const size_t j = i - kDepth;
-        check(tmp_buf->waitRecv(args.timeout), "halving reduce-scatter: receive aborted");
+        CheckIo(tmp_buf->waitRecv(args.timeout), "halving reduce-scatter: receive aborted");
         uint8_t* own = base + keep_off + j * seg_bytes;
         args.reduce(own, own, tmp + (j % kDepth) * seg_bytes, seg_len(j) / es);
-        check(data_buf->waitSend(args.timeout), "halving reduce-scatter: send aborted");
+        CheckIo(data_buf->waitSend(args.timeout), "halving reduce-scatter: send aborted");
       }
       if (i < segs) {
         tmp_buf->recv(partner, slot, (i % kDepth) * seg_bytes, seg_len(i));

@@ -14,6 +14,8 @@
 #include <memory>
 #include <vector>
 
+#include "gloo/common/error.h"
+#include "gloo/context.h"
 #include "gloo/transport/unbound_buffer.h"
 #include "runtime/collectives/reduce_kernels.h"
 
@@ -48,6 +50,21 @@ struct ReduceScatterScratch {
     buffer.reset();
     bytes.clear();
   }
+
+  // At least `n` bytes, registered with `context`.
+  gloo::transport::UnboundBuffer* Reserve(gloo::Context& context, size_t n) {
+    if (bytes.size() < n) {
+      buffer.reset();
+      bytes.resize(n);
+    }
+    if (buffer == nullptr) buffer = context.createUnboundBuffer(bytes.data(), bytes.size());
+    return buffer.get();
+  }
 };
+
+// Gloo's waitRecv/waitSend return false when the pair was aborted.
+inline void CheckIo(bool ok, const char* what) {
+  if (!ok) throw gloo::IoException(what);
+}
 
 }  // namespace anvil::collectives_internal

@@ -33,17 +33,10 @@ void RingReduceScatter(const std::shared_ptr<gloo::Context>& context,
   const size_t depth = std::min<size_t>(2, segs);
   const size_t units = static_cast<size_t>(n - 1) * segs;
 
-  if (scratch->bytes.size() < depth * seg_bytes) {
-    scratch->buffer.reset();
-    scratch->bytes.resize(depth * seg_bytes);
-  }
-  if (scratch->buffer == nullptr) {
-    scratch->buffer = context->createUnboundBuffer(scratch->bytes.data(), scratch->bytes.size());
-  }
-  uint8_t* const base = static_cast<uint8_t*>(args.data);
+  gloo::transport::UnboundBuffer* const tmp_buf = scratch->Reserve(*context, depth * seg_bytes);
   uint8_t* const tmp = scratch->bytes.data();
+  uint8_t* const base = static_cast<uint8_t*>(args.data);
   auto data_buf = context->createUnboundBuffer(args.data, chunk_bytes * n);
-  gloo::transport::UnboundBuffer* const tmp_buf = scratch->buffer.get();
   const auto slot = gloo::Slot::build(kRingReduceScatterSlotPrefix, args.tag);
   const int right = (r + 1) % n;
   const int left = (r + n - 1) % n;
@@ -62,18 +55,15 @@ void RingReduceScatter(const std::shared_ptr<gloo::Context>& context,
     return Unit{send_chunk * chunk_bytes + seg_offset, recv_chunk * chunk_bytes + seg_offset,
                 std::min(seg_bytes, chunk_bytes - seg_offset)};
   };
-  auto check = [](bool ok, const char* what) {
-    if (!ok) throw gloo::IoException(what);
-  };
 
   for (size_t i = 0; i < units + depth; ++i) {
     if (i >= depth) {
       const size_t j = i - depth;
       const Unit done = unit(j);
-      check(tmp_buf->waitRecv(args.timeout), "ring reduce-scatter: receive aborted");
+      CheckIo(tmp_buf->waitRecv(args.timeout), "ring reduce-scatter: receive aborted");
       args.reduce(base + done.recv_offset, base + done.recv_offset,
                   tmp + (j % depth) * seg_bytes, done.bytes / es);
-      check(data_buf->waitSend(args.timeout), "ring reduce-scatter: send aborted");
+      CheckIo(data_buf->waitSend(args.timeout), "ring reduce-scatter: send aborted");
     }
     if (i < units) {
       const Unit next = unit(i);
