@@ -57,7 +57,7 @@ class ElasticAgent::Impl {
   explicit Impl(AgentOptions o) : o_(std::move(o)) {}
 
   int Run();
-  bool join_pending() const { return join_pending_ || leave_pending_; }
+  bool join_pending() const { return join_pending_; }
 
  private:
   absl::StatusOr<int> Setup();
@@ -91,7 +91,6 @@ class ElasticAgent::Impl {
   RendezvousRound round_;
   int64_t restart_count_ = 0;
   bool join_pending_ = false;
-  bool leave_pending_ = false;
   bool left_ = false;
 
   absl::Mutex mu_;
@@ -550,18 +549,10 @@ void ElasticAgent::Impl::Linger() {
 
 void ElasticAgent::Impl::LeaveBounded() {
   // Leave is a courtesy: with the server already gone it would wait for its
-  // whole RPC deadline, so it gets a short bound on a helper thread.
+  // whole RPC deadline, so it gets a short one.
   if (rdzv_ == nullptr || left_) return;
   left_ = true;
-  auto done = std::make_shared<PendingJoin>();
-  RendezvousClient* client = rdzv_.get();
-  std::thread([client, done] {
-    client->Leave().IgnoreError();
-    absl::MutexLock l(&done->mu);
-    done->done = true;
-  }).detach();
-  absl::MutexLock l(&done->mu);
-  if (!done->mu.AwaitWithTimeout(absl::Condition(&done->done), absl::Seconds(2))) leave_pending_ = true;
+  rdzv_->Leave(absl::Seconds(2)).IgnoreError();
 }
 
 void ElasticAgent::Impl::Cleanup() {

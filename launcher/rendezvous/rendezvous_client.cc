@@ -336,13 +336,14 @@ absl::StatusOr<RendezvousRound> RendezvousClient::Join() {
   return round;
 }
 
-absl::Status RendezvousClient::Leave() {
+absl::Status RendezvousClient::Leave(absl::Duration timeout) {
   impl_->StopHeartbeats();
   proto::RdzvLeaveRequest req;
   req.set_node_id(impl_->node.node_id);
   proto::RdzvLeaveResponse resp;
   grpc::ClientContext ctx;
-  PrepareContext(ctx, impl_->channel_options, impl_->options.rpc_timeout);
+  PrepareContext(ctx, impl_->channel_options,
+                 timeout > absl::ZeroDuration() ? timeout : impl_->options.rpc_timeout);
   grpc::Status s = impl_->stub->Leave(&ctx, req, &resp);
   return ContextualizeRpcError(s, *impl_->channel, "rendezvous", impl_->channel_options.address);
 }

@@ -90,7 +90,9 @@ class RendezvousClient {
 
   // Tells the server this node is going away (job done or shutting down).
   // Stops heartbeats. Watchers see kNodeLeft; the round is not reopened.
-  absl::Status Leave();
+  // Waits at most `timeout` for the server (zero: options.rpc_timeout), so
+  // a node leaving after the server is gone is not held up longer.
+  absl::Status Leave(absl::Duration timeout = absl::ZeroDuration());
 
   // Opens a watch stream for this run and returns once the server answered
   // it (the kSnapshot is the first event); PERMISSION_DENIED / UNAVAILABLE

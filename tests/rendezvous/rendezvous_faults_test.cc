@@ -139,6 +139,17 @@ TEST(RendezvousFaultsTest, UnreachableEndpointFailsWithinJoinTimeout) {
   EXPECT_LT(absl::Now() - start, absl::Milliseconds(500) + absl::Seconds(2));
 }
 
+TEST(RendezvousFaultsTest, LeaveWithTheServerGoneIsBoundedByItsTimeout) {
+  testing::TestServer nowhere;
+  nowhere.port = 1;  // nothing listens on port 1 (rpc_timeout is 5 s)
+  auto a = MakeNode(nowhere, {"a"});
+  absl::Time start = absl::Now();
+  absl::Status st = a->Leave(absl::Milliseconds(300));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_FALSE(st.ok());
+  EXPECT_LT(took, absl::Milliseconds(300) + absl::Seconds(1)) << st;
+}
+
 TEST(RendezvousFaultsTest, JoinOverTls) {
   testing::SelfSignedCert cert;
   if (!testing::MakeSelfSignedCert(cert)) GTEST_SKIP() << "openssl not available";
