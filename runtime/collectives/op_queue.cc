@@ -83,6 +83,8 @@ struct CpuWork::QueueState {
   std::atomic<bool> busy{false};
   std::atomic<bool> stopping{false};
   std::atomic<uint32_t> seq{0};
+  // steady_clock nanoseconds of the latest Enqueue (see kCallerGrace).
+  std::atomic<int64_t> last_enqueue_ns{0};
 };
 
 namespace {
@@ -91,6 +93,21 @@ namespace {
 // microseconds then costs no futex wake-up. Short, because on a busy host
 // spinning steals the CPU that the communication threads need.
 constexpr auto kSpin = std::chrono::microseconds(5);
+
+// A caller that issues a collective and then waits for it runs it itself
+// (caller-runs). The thread, woken by the same Enqueue, leaves a freshly
+// enqueued op to such a caller for this long before claiming it: otherwise
+// the two race, and when the thread wins the caller sleeps and needs a
+// wake-up (tens of microseconds on a busy host). A collective that is not
+// waited for starts at most this much later, which is nothing against the
+// computation it overlaps.
+constexpr int64_t kCallerGraceNs = 20'000;
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 inline void CpuRelax() {
 #if defined(__x86_64__)
@@ -176,6 +193,7 @@ std::shared_ptr<Work> OpQueue::Enqueue(Op op) {
     work->queue_ = state_;
     state_->queue.push_back({std::move(op), work});
     state_->pending.fetch_add(1, std::memory_order_release);
+    state_->last_enqueue_ns.store(NowNs(), std::memory_order_release);
   }
   state_->Kick();
   return work;
@@ -192,6 +210,12 @@ void OpQueue::Loop() {
         if (s.queue.empty() && !s.executing) return;
       }
     } else {
+      // Give a waiting caller the first chance at a fresh op.
+      const int64_t until = s.last_enqueue_ns.load(std::memory_order_acquire) + kCallerGraceNs;
+      while (NowNs() < until && !s.busy.load(std::memory_order_acquire) &&
+             !s.stopping.load(std::memory_order_acquire)) {
+        CpuRelax();
+      }
       CpuWork::QueueState::Item item;
       bool run = false;
       {
