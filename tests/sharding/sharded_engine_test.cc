@@ -182,6 +182,14 @@ TEST_P(Equivalence, MatchesOneRankInFp32) {
   for (size_t s = 0; s < ref.losses.size(); ++s) {
     EXPECT_NEAR(got.losses[s], ref.losses[s], 1e-5 * ref.losses[s]) << "step " << s;
   }
+  // The global gradient norm (sharded and replicated parts counted once).
+  ASSERT_EQ(ref.results.size(), got.results.size());
+  for (size_t s = 0; s < ref.results.size(); ++s) {
+    EXPECT_NEAR(got.results[s].grad_norm, ref.results[s].grad_norm,
+                1e-5 * ref.results[s].grad_norm)
+        << "step " << s;
+    EXPECT_GT(ref.results[s].grad_norm, 0) << "step " << s;
+  }
   ASSERT_EQ(ref.params.size(), got.params.size());
   EXPECT_LE(RelDiff(got.params, ref.params), 1e-5);
   EXPECT_GT(RelDiff(got.params, std::vector<float>(got.params.size(), 0.f)), 0.5);
