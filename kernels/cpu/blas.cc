@@ -45,17 +45,11 @@ struct OpenBlas {
   decltype(&openblas_get_corename) get_corename = nullptr;
 };
 
-bool HasAvx512Subsets() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-}
-
 // The OPENBLAS_CORETYPE to load with; nullopt leaves the environment alone.
 std::optional<std::string> ChosenCoreType() {
   const char* want = getenv("ANVIL_BLAS_CORETYPE");
   if (want == nullptr || want[0] == '\0' || strcmp(want, "auto") == 0) {
-    if (HasAvx512Subsets()) return std::string("SKYLAKEX");
+    if (CpuHasAvx512Subsets()) return std::string("SKYLAKEX");
     return std::nullopt;
   }
   if (strcmp(want, "openblas") == 0) return std::nullopt;
@@ -126,6 +120,12 @@ const OpenBlas& Lib() {
 [[maybe_unused]] const OpenBlas& loaded_at_start = Lib();
 
 }  // namespace
+
+bool CpuHasAvx512Subsets() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
 
 void Sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k,
            float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,

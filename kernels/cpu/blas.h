@@ -23,6 +23,10 @@ void Sgemm(CBLAS_ORDER order, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int
            float alpha, const float* a, int lda, const float* b, int ldb, float beta, float* c,
            int ldc);
 
+// True when the CPU has AVX-512 F/DQ/BW/VL, which OpenBLAS's SkylakeX
+// kernels use (with ANVIL_BLAS_CORETYPE unset, anvil then picks them).
+bool CpuHasAvx512Subsets();
+
 // The kernel family OpenBLAS runs ("SkylakeX", "Haswell", ...).
 std::string BlasCoreName();
 

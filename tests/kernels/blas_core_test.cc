@@ -13,19 +13,13 @@
 namespace anvil::kernels::cpu {
 namespace {
 
-bool HasAvx512Subsets() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-}
-
 TEST(BlasCore, Avx512CpusRunTheSkylakeXKernels) {
   const char* choice = getenv("ANVIL_BLAS_CORETYPE");
   if (choice != nullptr && std::string(choice) != "auto") {
     GTEST_SKIP() << "ANVIL_BLAS_CORETYPE=" << choice << " chose the kernels";
   }
   const std::string core = BlasCoreName();
-  if (!HasAvx512Subsets()) {
+  if (!CpuHasAvx512Subsets()) {
     EXPECT_NE(core, "SkylakeX");
     GTEST_SKIP() << "no AVX-512 on this CPU; OpenBLAS runs " << core;
   }

@@ -24,7 +24,7 @@
 #include "runtime/collectives/gloo/direct_reduce_scatter.h"
 #include "runtime/collectives/gloo/halving_reduce_scatter.h"
 #include "runtime/collectives/gloo/ring_reduce_scatter.h"
-#include "kernels/cpu/convert.h"
+#include "kernels/cpu/ops.h"
 #include "runtime/collectives/reduce_kernels.h"
 #include "runtime/collectives/split_plan.h"
 #include "runtime/store/prefix_store.h"
@@ -44,24 +44,6 @@ bool IsHalf(DType t) { return t == DType::kBF16 || t == DType::kF16; }
 
 bool StagedInFp32(DType dtype, ReduceOp op, Accumulation acc) {
   return IsHalf(dtype) && op != ReduceOp::kMax && acc == Accumulation::kFloat32;
-}
-
-void Widen(DType dtype, const void* in, float* out, size_t n) {
-  const auto* h = static_cast<const uint16_t*>(in);
-  if (dtype == DType::kBF16) {
-    kernels::ConvertBF16ToF32(out, h, n);
-  } else {
-    kernels::ConvertF16ToF32(out, h, n);
-  }
-}
-
-void Narrow(DType dtype, const float* in, void* out, size_t n) {
-  auto* h = static_cast<uint16_t*>(out);
-  if (dtype == DType::kBF16) {
-    kernels::ConvertF32ToBF16(h, in, n);
-  } else {
-    kernels::ConvertF32ToF16(h, in, n);
-  }
 }
 
 void SetAllreduceOutput(gloo::AllreduceOptions& o, void* data, size_t count, size_t es) {
@@ -272,7 +254,7 @@ absl::Status GlooProcessGroup::DoAllReduce(void* data, size_t count, AllReduceOp
   const auto timeout = OpTimeout(o.timeout);
   if (StagedInFp32(o.dtype, o.op, o.accumulation)) {
     float* f = Fp32Scratch(count);
-    Widen(o.dtype, data, f, count);
+    kernels::cpu::Convert(1, f, DType::kF32, data, o.dtype, count);
     RETURN_IF_ERROR_HERE(RunGloo("allreduce", tag, [&] {
       gloo::AllreduceOptions g(context_);
       g.setOutput(f, count);
@@ -282,7 +264,7 @@ absl::Status GlooProcessGroup::DoAllReduce(void* data, size_t count, AllReduceOp
       gloo::allreduce(g);
     }));
     if (o.op == ReduceOp::kAvg) DivideFloats(f, count, size_);
-    Narrow(o.dtype, f, data, count);
+    kernels::cpu::Convert(1, data, o.dtype, f, DType::kF32, count);
     return absl::OkStatus();
   }
   RETURN_IF_ERROR_HERE(RunGloo("allreduce", tag, [&] {
@@ -310,14 +292,14 @@ absl::Status GlooProcessGroup::DoReduceScatter(void* data, size_t shard_count,
   if (StagedInFp32(o.dtype, o.op, o.accumulation)) {
     const size_t total = shard_count * size_;
     float* f = Fp32Scratch(total);
-    Widen(o.dtype, data, f, total);
+    kernels::cpu::Convert(1, f, DType::kF32, data, o.dtype, total);
     args.data = f;
     args.elem_size = sizeof(float);
     args.reduce = GetReduceFn(DType::kF32, ReduceOp::kSum);
     RETURN_IF_ERROR_HERE(RunGloo("reduce_scatter", tag, [&] { RunReduceScatter(args); }));
     float* own_f = f + rank_ * shard_count;
     if (o.op == ReduceOp::kAvg) DivideFloats(own_f, shard_count, size_);
-    Narrow(o.dtype, own_f, own, shard_count);
+    kernels::cpu::Convert(1, own, o.dtype, own_f, DType::kF32, shard_count);
     return absl::OkStatus();
   }
   args.data = data;
@@ -339,7 +321,7 @@ void GlooProcessGroup::RunReduceScatter(collectives_internal::ReduceScatterArgs 
   // three are the same single exchange.)
   if (size_ > 2 && collectives_internal::IsPowerOfTwo(size_)) {
     collectives_internal::HalvingReduceScatter(context_, args, &rs_scratch_);
-  } else if (args.chunk_elems * args.elem_size <= kDirectReduceScatterMaxChunkBytes) {
+  } else if (chunk_bytes <= kDirectReduceScatterMaxChunkBytes) {
     collectives_internal::DirectReduceScatter(context_, args, &rs_scratch_);
   } else {
     collectives_internal::RingReduceScatter(context_, args, &rs_scratch_);
