@@ -2,7 +2,10 @@
 // of a model.
 //
 // A model is a sequence of units; unit u's parameters are one contiguous range
-// of the flat buffer (see ParamLayout). Forward runs units 0..n-1 in order,
+// of the flat buffer (see ParamLayout). Parameters reach the model in its
+// compute dtype (compute_dtype(): F32, or BF16 under mixed precision, where
+// the runtime gathers bf16 copies of the fp32 master weights); gradients
+// are always fp32. Forward runs units 0..n-1 in order,
 // Backward runs them n-1..0. Each call receives, per unit, a pointer to where
 // that unit's parameters (and gradients) currently live: the whole flat buffer
 // in a single process, freshly gathered unit buffers under FULL_SHARD. A unit
@@ -16,12 +19,15 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "kernels/dtype.h"
 #include "models/param_layout.h"
 
 namespace anvil {
 
-// units[u] points at the first element of unit u (params or grads).
-using UnitPtrs = absl::Span<float* const>;
+// units[u] points at the first element of unit u: parameters in the model's
+// compute dtype, gradients in fp32.
+using ParamPtrs = absl::Span<void* const>;
+using GradPtrs = absl::Span<float* const>;
 
 class UnitModel {
  public:
@@ -40,10 +46,13 @@ class UnitModel {
   // are ignored. Fails for B, T beyond the arena or ids out of range.
   virtual absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
 
-  virtual void Forward(int unit, UnitPtrs params) = 0;
+  // The dtype Forward/Backward read parameters in (fixed at construction).
+  virtual DType compute_dtype() const = 0;
+
+  virtual void Forward(int unit, ParamPtrs params) = 0;
   // Accumulates parameter gradients into `grads`. `loss_scale` multiplies
   // d(mean loss) — 1/grad_accum, times the fp16 loss scale when there is one.
-  virtual void Backward(int unit, UnitPtrs params, UnitPtrs grads, float loss_scale) = 0;
+  virtual void Backward(int unit, ParamPtrs params, GradPtrs grads, float loss_scale) = 0;
 
   // Mean loss over the valid targets of the last batch; valid after the last
   // unit's Forward.
@@ -54,10 +63,12 @@ class UnitModel {
   // Training FLOPs per token (forward + backward), for MFU.
   virtual double FlopsPerToken(int T) const = 0;
 
-  // Convenience for a single process: all units in one flat buffer.
-  void ForwardAll(float* params);
-  void BackwardAll(float* params, float* grads, float loss_scale);
-  std::vector<float*> UnitPointers(float* flat) const;
+  // Convenience for a single process: all units in one flat buffer
+  // (params in compute_dtype()).
+  void ForwardAll(void* params);
+  void BackwardAll(void* params, float* grads, float loss_scale);
+  std::vector<void*> UnitPointers(void* flat, DType dtype) const;
+  std::vector<float*> GradPointers(float* flat) const;
 };
 
 }  // namespace anvil

@@ -37,7 +37,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/checkpoint/checkpoint_loader.h"
 #include "runtime/checkpoint/checkpoint_writer.h"
@@ -137,7 +137,7 @@ void EvictCheckpoint(const std::string& path) {
     anvil::ckpt::EvictFromPageCache(f.path().string());
 }
 
-anvil::ckpt::ShardSource Source(anvil::Trainer& t, anvil::kernels::Backend* b) {
+anvil::ckpt::ShardSource Source(anvil::Trainer& t, anvil::kernels::Device* b) {
   return {&t.model().layout(), &t.engine().shard_layout(), 1, 0, b, t.engine().master(),
           t.engine().adam_m(), t.engine().adam_v()};
 }
@@ -146,11 +146,11 @@ void RunConfig(const Shape& shape, const std::string& data, int repeats) {
   const std::string root = absl::GetFlag(FLAGS_dir);
   const std::string ckpt = root + "/ckpt_" + shape.name;
   fs::remove_all(ckpt);
-  auto backend = anvil::kernels::MakeCpuBackend(0);
+  auto device = anvil::kernels::MakeCpuDevice(0);
   anvil::TrainerOptions o;
   o.log = [](const std::string&) {};
   TrainConfig cfg = Config(shape, data, "");  // the bench drives its own writers
-  auto trainer = anvil::Trainer::Create(cfg, backend.get(), o);
+  auto trainer = anvil::Trainer::Create(cfg, device.get(), o);
   Check(trainer.status(), "trainer");
   anvil::Trainer& t = **trainer;
   for (int i = 0; i < 2; ++i) Check(t.Step().status(), "step");  // m, v non-zero
@@ -178,7 +178,7 @@ void RunConfig(const Shape& shape, const std::string& data, int repeats) {
     anvil::ckpt::SaveRequest req;
     req.step = r + 1;
     req.config = cfg;
-    req.source = Source(t, backend.get());
+    req.source = Source(t, device.get());
     const auto t0 = Clock::now();
     auto timing = (*writer)->Save(req);
     Check(timing.status(), "save");
@@ -215,7 +215,7 @@ void RunConfig(const Shape& shape, const std::string& data, int repeats) {
     best_verify = std::min(best_verify, Since(t0));
     Check(found.status(), "find");
     anvil::ckpt::ShardTarget target{&t.model().layout(), &t.engine().shard_layout(),
-                                    backend.get(),       t.engine().master(),
+                                    device.get(),       t.engine().master(),
                                     t.engine().adam_m(), t.engine().adam_v()};
     t0 = Clock::now();
     Check(anvil::ckpt::LoadShard(*found->point, target).status(), "load");
@@ -257,7 +257,7 @@ void RunConfig(const Shape& shape, const std::string& data, int repeats) {
     anvil::ckpt::SaveRequest req;
     req.step = 100 + r;
     req.config = cfg;
-    req.source = Source(t, backend.get());
+    req.source = Source(t, device.get());
     auto timing = (*async_writer)->Save(req);
     Check(timing.status(), "async save");
     stalls.push_back(timing->stall_s);

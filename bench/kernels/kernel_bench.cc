@@ -16,7 +16,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
+#include "tests/kernels/f32_ops.h"
 #include "kernels/cpu/peak.h"
 
 ABSL_FLAG(int, threads, 2, "OpenMP/BLAS threads");
@@ -81,16 +82,18 @@ int Main() {
   std::printf("sgemm peak (2048^3): %.1f GFLOP/s%s\n\n", peak,
               cpu_time ? " (wall clock; ops below timed by thread CPU clock)" : "");
 
-  auto be = MakeCpuBackend(nt);
+  auto dev = MakeCpuDevice(nt);
+  testing::Ops ops(*dev);
+  testing::Ops* be = &ops;
   std::vector<void*> owned;
   auto buf = [&](size_t n) {
-    auto* p = static_cast<float*>(be->Alloc(n * sizeof(float)));
+    auto* p = static_cast<float*>(dev->Alloc(n * sizeof(float)));
     for (size_t i = 0; i < n; ++i)
       p[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
     owned.push_back(p);
     return p;
   };
-  auto* tokens = static_cast<int32_t*>(be->Alloc(sizeof(int32_t) * N));
+  auto* tokens = static_cast<int32_t*>(dev->Alloc(sizeof(int32_t) * N));
   for (int i = 0; i < N; ++i) tokens[i] = (i * 7) % V;
 
   float* x = buf(NC);
@@ -161,10 +164,10 @@ int Main() {
   add("softmax+xent bwd", 0, 1,
       [&] { be->SoftmaxCrossEntropyBackward(logits, probs, tokens, 1e-3f, N, V); });
   // The model zeroes these scratch buffers in backward (see models/gpt).
-  add("memset (N,4C)", 0, 2 * L, [&] { be->Memset(big3, 0, 4 * NC * sizeof(float)); });
-  add("memset (N,C)", 0, 3 * L + 2, [&] { be->Memset(y, 0, NC * sizeof(float)); });
-  add("memset (N,3C)", 0, L, [&] { be->Memset(dqkv, 0, 3 * NC * sizeof(float)); });
-  add("memset grads", 0, 1, [&] { be->Memset(grads, 0, P * sizeof(float)); });
+  add("memset (N,4C)", 0, 2 * L, [&] { dev->Memset(big3, 0, 4 * NC * sizeof(float)); });
+  add("memset (N,C)", 0, 3 * L + 2, [&] { dev->Memset(y, 0, NC * sizeof(float)); });
+  add("memset (N,3C)", 0, L, [&] { dev->Memset(dqkv, 0, 3 * NC * sizeof(float)); });
+  add("memset grads", 0, 1, [&] { dev->Memset(grads, 0, P * sizeof(float)); });
   AdamWParams ap;
   add("adamw (all params)", 0, 1, [&] { be->AdamW(params, grads, m, v, P, ap); });
   add("squared norm (grads)", 0, 1, [&] { be->SquaredNorm(grads, P); });
@@ -201,8 +204,8 @@ int Main() {
       "kernel-only step: %.1f GFLOP/s = %.1f%% of sgemm peak (model FLOPs), %.0f tokens/s\n",
       model_flop / (step_ms * 1e-3), 100.0 * model_flop / (step_ms * 1e-3) / peak,
       N / (step_ms * 1e-3));
-  for (void* p : owned) be->Free(p);
-  be->Free(tokens);
+  for (void* p : owned) dev->Free(p);
+  dev->Free(tokens);
   return 0;
 }
 

@@ -33,7 +33,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "launcher/server/server.h"
 #include "models/gpt/gpt.h"
 #include "models/init_rng.h"
@@ -110,8 +110,8 @@ RankReport RunRank(const std::string& strategy, int rank, int world, int threads
   const GptConfig c{absl::GetFlag(FLAGS_n_layer), absl::GetFlag(FLAGS_n_head),
                     absl::GetFlag(FLAGS_n_embd), absl::GetFlag(FLAGS_seq_len), 256};
   const int B = absl::GetFlag(FLAGS_batch_size), T = c.max_seq_len;
-  auto backend = kernels::MakeCpuBackend(threads);
-  auto model = *Gpt::Create(c, GptOptions{B, T}, backend.get());
+  auto device = kernels::MakeCpuDevice(threads);
+  auto model = *Gpt::Create(c, GptOptions{B, T}, device.get());
   std::shared_ptr<Store> store;
   std::unique_ptr<ProcessGroup> pg;
   HybridGroups hybrid;
@@ -148,7 +148,7 @@ RankReport RunRank(const std::string& strategy, int rank, int world, int threads
     o.strategy = *ParseShardingStrategy(strategy);
     o.overlap = overlap;
     o.bucket_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_bucket_mb)) << 20;
-    auto e = *ShardedEngine::Create(model.get(), backend.get(), groups, o);
+    auto e = *ShardedEngine::Create(model.get(), device.get(), groups, o);
     if (!e->InitParams(1).ok()) std::abort();
     auto [ms, wait] = TimeSteps(*model, *e, absl::GetFlag(FLAGS_steps),
                                 overlap ? &r.exposed_steps : &r.comm_steps);

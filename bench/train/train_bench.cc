@@ -1,4 +1,4 @@
-// train_bench: training throughput of one GPT step on the CPU backend, and the
+// train_bench: training throughput of one GPT step on the CPU device, and the
 // same model and step in PyTorch eager measured in the same run.
 //
 // A step is what `train` does: forward, backward, global grad norm, AdamW.
@@ -19,7 +19,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
+#include "kernels/ops/optim.h"
 #include "kernels/cpu/peak.h"
 #include "models/gpt/gpt.h"
 #include "runtime/optim/adamw.h"
@@ -62,8 +63,8 @@ int main(int argc, char** argv) {
                            absl::GetFlag(FLAGS_vocab_size)};
   const int B = absl::GetFlag(FLAGS_batch_size), T = c.max_seq_len;
   const int threads = absl::GetFlag(FLAGS_threads);
-  auto backend = anvil::kernels::MakeCpuBackend(threads);
-  auto model_or = anvil::Gpt::Create(c, anvil::GptOptions{B, T}, backend.get());
+  auto device = anvil::kernels::MakeCpuDevice(threads);
+  auto model_or = anvil::Gpt::Create(c, anvil::GptOptions{B, T}, device.get());
   if (!model_or.ok()) {
     std::fprintf(stderr, "train_bench: %s\n", std::string(model_or.status().message()).c_str());
     return 2;
@@ -72,7 +73,7 @@ int main(int argc, char** argv) {
   const size_t n = model.layout().total_numel();
   std::vector<float> params(n), grads(n), m(n, 0.f), v(n, 0.f);
   model.InitParams(params.data(), 1);
-  anvil::AdamW opt(backend.get(), model.layout(), 0, n, anvil::AdamWConfig{});
+  anvil::AdamW opt(device.get(), model.layout(), 0, n, anvil::AdamWConfig{});
   std::mt19937 rng(0);
   std::vector<int32_t> in(B * T), tg(B * T);
   for (int i = 0; i < B * T; ++i) {
@@ -88,10 +89,10 @@ int main(int argc, char** argv) {
     std::fill(grads.begin(), grads.end(), 0.f);
     model.ForwardAll(params.data());
     model.BackwardAll(params.data(), grads.data(), 1.0f);
-    const double norm = std::sqrt(backend->SquaredNorm(grads.data(), n));
+    const double norm = std::sqrt(anvil::kernels::SquaredNorm(*device, anvil::kernels::Flat(grads.data(), n)));
     opt.Step(params.data(), grads.data(), m.data(), v.data(), 1e-4f,
              norm > 1.0 ? static_cast<float>(1.0 / norm) : 1.0f);
-    backend->Synchronize();
+    device->Synchronize();
     if (s >= warmup) {
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }

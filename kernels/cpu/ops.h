@@ -1,7 +1,8 @@
-// The CPU ops: free functions, one .cc per op holding its forward/backward
-// pair, tied into the Backend interface by cpu_backend.cc.
+// The fp32 CPU kernels: free functions, one .cc per op holding its
+// forward/backward pair, raw pointers and sizes.
 //
-// Semantics are exactly those documented in kernels/backend.h (forward ops
+// These are the fp32 kernels behind the CPU op families (family_*.cc);
+// semantics are those of kernels/ops/README.md (forward ops
 // overwrite, backward ops accumulate, linear weights are (OC,C), ...). Every
 // function takes `nt`, the number of OpenMP threads to use (>= 1), and
 // allocates nothing. All compute is fp32.
@@ -10,7 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/backend.h"
+#include "kernels/ops/optim.h"
 
 namespace anvil::kernels::cpu {
 

@@ -11,14 +11,26 @@
 // Hugging Face GPT-2 ("h.0.attn.c_attn.weight"), whose Conv1D stores the
 // transpose — exporters transpose those.
 // All activations live in one arena allocated at construction for
-// (max_batch, max_seq); Forward/Backward allocate nothing.
+// (max_batch, max_seq); Forward/Backward allocate nothing but op scratch
+// from the device's caching allocator.
+//
+// Mixed precision (compute_dtype BF16, the policy of torch autocast + FSDP
+// MixedPrecisionPolicy): parameters arrive in bf16; LayerNorm outputs, the
+// qkv/attention/MLP activations and the gradients flowing between them are
+// bf16; matmuls run bf16 x bf16 with fp32 accumulation; the residual stream,
+// norm statistics, logits, softmax and loss are fp32, and so are parameter
+// gradients. With recompute, a block's activations are not kept per layer:
+// backward reruns the unit's forward from its saved input (the residual
+// stream), which gives bit-identical gradients for less memory.
 #pragma once
 
+#include <initializer_list>
 #include <memory>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
+#include "kernels/tensor.h"
 #include "models/gpt/gpt_config.h"
 #include "models/unit_model.h"
 
@@ -27,58 +39,67 @@ namespace anvil {
 struct GptOptions {
   int max_batch = 8;  // B the arena is sized for
   int max_seq = 0;    // T the arena is sized for; 0 = config.max_seq_len
+  DType compute_dtype = DType::kF32;  // F32 or BF16
+  bool recompute = false;             // rerun each block unit's forward in backward
 };
 
 class Gpt : public UnitModel {
  public:
   static absl::StatusOr<std::unique_ptr<Gpt>> Create(const GptConfig& config,
                                                      const GptOptions& options,
-                                                     kernels::Backend* backend);
+                                                     kernels::Device* device);
   ~Gpt() override;
 
   const ParamLayout& layout() const override { return layout_; }
   std::vector<int> UnitDeps(int u) const override;
   void InitParams(float* host_params, uint64_t seed) const override;
   absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) override;
-  void Forward(int unit, UnitPtrs params) override;
-  void Backward(int unit, UnitPtrs params, UnitPtrs grads, float loss_scale) override;
+  DType compute_dtype() const override { return options_.compute_dtype; }
+  void Forward(int unit, ParamPtrs params) override;
+  void Backward(int unit, ParamPtrs params, GradPtrs grads, float loss_scale) override;
   double Loss() override;
   int64_t NumTargets() const override { return num_targets_; }
   double FlopsPerToken(int T) const override;
 
   const GptConfig& config() const { return config_; }
-  // Logits (B,T,V) of the last forward, in backend memory.
+  // Logits (B,T,V) fp32 of the last forward, in device memory.
   const float* logits() const { return acts_.logits; }
   size_t arena_bytes() const { return arena_bytes_; }
 
  private:
-  Gpt(const GptConfig& config, const GptOptions& options, kernels::Backend* backend);
+  using TV = kernels::TensorView;
+  Gpt(const GptConfig& config, const GptOptions& options, kernels::Device* device);
   void BuildLayout();
-  void AllocateArena();
+  absl::Status AllocateArena();
 
-  // Pointers of a half block's tensors within its unit.
+  // Views of a half block's tensors within its unit (params in the compute
+  // dtype, grads in fp32).
   struct AttnParams {
-    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
+    TV ln1w, ln1b, qkvw, qkvb, attprojw, attprojb;
   };
   struct MlpParams {
-    float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb;
+    TV ln2w, ln2b, fcw, fcb, fcprojw, fcprojb;
   };
-  AttnParams Attn(float* unit_base) const;
-  MlpParams Mlp(float* unit_base) const;
+  AttnParams Attn(void* unit_base, DType dtype) const;
+  MlpParams Mlp(void* unit_base, DType dtype) const;
   int HeadUnit() const { return 2 * config_.n_layer + 1; }
+  TV Act(void* p, std::initializer_list<int64_t> shape) const;  // compute dtype
+  TV F32(float* p, std::initializer_list<int64_t> shape) const;
 
-  void EmbedForward(UnitPtrs params);
+  void EmbedForward(ParamPtrs params);
   void AttnForward(int l, const AttnParams& w);
   void MlpForward(int l, const MlpParams& w);
-  void HeadForward(UnitPtrs params);
-  void HeadBackward(UnitPtrs params, UnitPtrs grads, float loss_scale);
+  void HeadForward(ParamPtrs params);
+  void HeadBackward(ParamPtrs params, GradPtrs grads, float loss_scale);
   void MlpBackward(int l, const MlpParams& w, const MlpParams& g);
   void AttnBackward(int l, const AttnParams& w, const AttnParams& g);
-  void EmbedBackward(UnitPtrs grads);
+  void EmbedBackward(GradPtrs grads);
+  // dres rounded to the compute dtype (dres itself in fp32).
+  const TV& DresCompute();
 
   GptConfig config_;
   GptOptions options_;
-  kernels::Backend* backend_;
+  kernels::Device* device_;
   ParamLayout layout_;
   std::vector<size_t> attn_offsets_;  // per-tensor offsets inside an attention unit
   std::vector<size_t> mlp_offsets_;   // per-tensor offsets inside an MLP unit
@@ -88,19 +109,25 @@ class Gpt : public UnitModel {
   bool loss_ready_ = false;
   double loss_ = 0;
 
-  // Saved activations, per layer where needed. All point into arena_.
+  // Raw activation pointers (arena_), viewed with the batch's (B,T) per use.
+  // Block tensors other than the residual stream alias one shared set when
+  // recomputing.
   struct Layer {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *residual2, *ln2, *ln2_mean, *ln2_rstd,
-        *fch, *fch_gelu, *residual3;
+    void *ln1, *qkv, *atty, *ln2, *fch, *fch_gelu;  // compute dtype
+    float *ln1_mean, *ln1_rstd, *lse, *ln2_mean, *ln2_rstd;
+    float *residual2, *residual3;
   };
   struct Acts {
     int32_t *inputs, *targets;
     float* encoded;  // (B,T,C) input of block 0
     std::vector<Layer> layers;
-    float *lnf, *lnf_mean, *lnf_rstd, *logits, *probs, *losses;
+    void* lnf;  // compute dtype
+    float *lnf_mean, *lnf_rstd, *logits, *probs, *losses;
     // Backward scratch, shared by all layers.
-    float *dres, *dbig, *dbig2, *dmid, *dmid2, *dqkv, *datt, *dlogits;
+    float* dres;
+    void *dres_cd, *dbig, *dbig2, *dmid, *dmid2, *dqkv, *dlogits;  // compute dtype
   } acts_{};
+  TV dres_cd_view_;
   void* arena_ = nullptr;
   size_t arena_bytes_ = 0;
   std::vector<float> host_losses_;

@@ -117,7 +117,7 @@ absl::StatusOr<LoadStats> LoadShard(const ResumePoint& point, const ShardTarget&
   const size_t n = t.shards->local_numel();
   // Host-memory backends are read into directly; others through one staging
   // buffer of one kind at a time.
-  const bool direct = std::strcmp(t.backend->Name(), "cpu") == 0;
+  const bool direct = t.device->kind() == kernels::DeviceKind::kCpu;
   std::vector<int> fds(m.files_size(), -1);
   auto close_all = [&fds] {
     for (int fd : fds) {
@@ -158,10 +158,10 @@ absl::StatusOr<LoadStats> LoadShard(const ResumePoint& point, const ShardTarget&
       stats.bytes_read += op.count * 4;
       ++stats.reads;
     }
-    if (!direct) t.backend->CopyFromHost(dsts[k], host.data(), n * sizeof(float));
+    if (!direct) t.device->CopyFromHost(dsts[k], host.data(), n * sizeof(float));
   }
   close_all();
-  t.backend->Synchronize();
+  t.device->Synchronize();
   return stats;
 }
 

@@ -23,7 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "models/param_layout.h"
 #include "proto/checkpoint.pb.h"
 #include "runtime/sharding/shard_layout.h"
@@ -58,11 +58,11 @@ absl::StatusOr<ResumeSearch> FindResumePoint(const ResumeOptions& options);
 // (renamed to .corrupt-<ms>, never deleted). Returns one line per action.
 std::vector<std::string> CleanUpAfterResume(const std::string& dir, const ResumeSearch& search);
 
-// Destination of LoadShard: backend buffers of shards.local_numel() floats.
+// Destination of LoadShard: device buffers of shards.local_numel() floats.
 struct ShardTarget {
   const ParamLayout* layout = nullptr;
   const ShardLayout* shards = nullptr;
-  kernels::Backend* backend = nullptr;
+  kernels::Device* device = nullptr;
   float* master = nullptr;
   float* exp_avg = nullptr;
   float* exp_avg_sq = nullptr;

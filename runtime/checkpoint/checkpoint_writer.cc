@@ -117,7 +117,7 @@ absl::StatusOr<SaveTiming> CheckpointWriter::Save(SaveRequest request) {
   timing.wait_s = Since(t0);
 
   const ShardSource& src = request.source;
-  if (src.layout == nullptr || src.shards == nullptr || src.backend == nullptr) {
+  if (src.layout == nullptr || src.shards == nullptr || src.device == nullptr) {
     return absl::InvalidArgumentError("SaveRequest without a shard source");
   }
   auto job = std::make_unique<Job>();
@@ -129,19 +129,19 @@ absl::StatusOr<SaveTiming> CheckpointWriter::Save(SaveRequest request) {
   const float* kinds[kNumStateKinds] = {src.master, src.exp_avg, src.exp_avg_sq};
   // Host-memory backends: one plain memcpy per kind (a parallel copy only
   // adds thread hand-offs on a busy machine); others copy device -> host.
-  const bool host = std::strcmp(src.backend->Name(), "cpu") == 0;
+  const bool host = src.device->kind() == kernels::DeviceKind::kCpu;
   for (int k = 0; k < kNumStateKinds; ++k) {
     if (n > 0) {
       float* dst = staging_.get() + k * n;
       if (host) {
         std::memcpy(dst, kinds[k] + job->piece.begin, n * 4);
       } else {
-        src.backend->CopyToHost(dst, kinds[k] + job->piece.begin, n * 4);
+        src.device->CopyToHost(dst, kinds[k] + job->piece.begin, n * 4);
       }
     }
     if (k == 0) MaybeFault("snapshot", request.step, options_.rank);
   }
-  src.backend->Synchronize();
+  src.device->Synchronize();
   timing.snapshot_s = Since(t1);
   timing.bytes = kNumStateKinds * n * 4;
   job->request = std::move(request);

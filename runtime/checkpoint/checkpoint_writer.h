@@ -36,7 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "models/param_layout.h"
 #include "proto/checkpoint.pb.h"
 #include "runtime/sharding/shard_layout.h"
@@ -60,8 +60,8 @@ struct ShardSource {
   const ShardLayout* shards = nullptr;
   int replicas = 1;      // ranks holding the same shard
   int replica_rank = 0;  // this rank among them
-  kernels::Backend* backend = nullptr;
-  const float* master = nullptr;  // local_numel elements each, backend memory
+  kernels::Device* device = nullptr;
+  const float* master = nullptr;  // local_numel elements each, device memory
   const float* exp_avg = nullptr;
   const float* exp_avg_sq = nullptr;
 };

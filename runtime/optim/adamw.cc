@@ -2,11 +2,13 @@
 
 #include <algorithm>
 
+#include "kernels/ops/optim.h"
+
 namespace anvil {
 
-AdamW::AdamW(kernels::Backend* backend, const ParamLayout& layout, size_t begin, size_t end,
+AdamW::AdamW(kernels::Device* device, const ParamLayout& layout, size_t begin, size_t end,
              const AdamWConfig& config)
-    : backend_(backend), config_(config) {
+    : device_(device), config_(config) {
   for (const ParamInfo& p : layout.params()) {
     const size_t lo = std::max(begin, p.offset);
     const size_t hi = std::min(end, p.offset + p.numel);
@@ -33,7 +35,8 @@ void AdamW::Step(float* params, const float* grads, float* m, float* v, float lr
   p.grad_scale = grad_scale;
   for (const Segment& s : segments_) {
     p.weight_decay = s.decay ? config_.weight_decay : 0.0f;
-    backend_->AdamW(params + s.offset, grads + s.offset, m + s.offset, v + s.offset, s.n, p);
+    kernels::AdamW(*device_, kernels::Flat(params + s.offset, s.n), kernels::Flat(grads + s.offset, s.n),
+                   kernels::Flat(m + s.offset, s.n), kernels::Flat(v + s.offset, s.n), p);
   }
 }
 

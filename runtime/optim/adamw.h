@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "models/param_layout.h"
 
 namespace anvil {
@@ -25,7 +25,7 @@ struct AdamWConfig {
 
 class AdamW {
  public:
-  AdamW(kernels::Backend* backend, const ParamLayout& layout, size_t begin, size_t end,
+  AdamW(kernels::Device* device, const ParamLayout& layout, size_t begin, size_t end,
         const AdamWConfig& config);
 
   // params, grads, m, v point at element `begin` of their flat buffers.
@@ -41,7 +41,7 @@ class AdamW {
     size_t n;
     bool decay;
   };
-  kernels::Backend* backend_;
+  kernels::Device* device_;
   AdamWConfig config_;
   std::vector<Segment> segments_;
   int64_t step_ = 0;

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "kernels/ops/convert.h"
+#include "kernels/ops/optim.h"
 
 namespace anvil {
 
@@ -13,7 +15,8 @@ struct ShardedEngine::Unit {
   enum State { kSharded, kGathering, kReady };
   State state = kSharded;
   void* gathered = nullptr;  // param dtype, `padded` elements (W > 1)
-  float* compute = nullptr;  // fp32 view the model reads
+  void* compute = nullptr;   // what the model reads (its compute dtype): the
+                             // gathered buffer itself, or an fp32 copy of it
   std::shared_ptr<Work> gather;
   float* grad = nullptr;     // fp32, padded (W > 1) or a slice of grads_ (W = 1)
   void* wire = nullptr;      // gradients in reduce dtype while reducing
@@ -29,9 +32,17 @@ struct ShardedEngine::Bucket {
   std::shared_ptr<Work> work;
 };
 
-ShardedEngine::ShardedEngine(UnitModel* model, kernels::Backend* backend,
+ShardedEngine::ShardedEngine(UnitModel* model, kernels::Device* device,
                              const EngineOptions& options)
-    : model_(model), backend_(backend), options_(options), scaler_(options.scaler) {}
+    : model_(model),
+      device_(device),
+      options_(options),
+      compute_dtype_(model->compute_dtype()),
+      scaler_(options.scaler) {}
+
+void ShardedEngine::Convert(void* dst, DType dst_type, const void* src, DType src_type, size_t n) {
+  kernels::Convert(*device_, kernels::Flat(dst, dst_type, n), kernels::Flat(src, src_type, n));
+}
 
 ShardedEngine::~ShardedEngine() {
   // Collectives may still hold our buffers; let them finish before freeing.
@@ -48,7 +59,9 @@ ShardedEngine::~ShardedEngine() {
     Unit& x = units_[u];
     const size_t padded = shards_->unit(static_cast<int>(u)).padded;
     if (W > 1) {
-      if (x.compute != nullptr && x.compute != x.gathered) Free(x.compute, padded * 4);
+      if (x.compute != nullptr && x.compute != x.gathered) {
+        Free(x.compute, padded * DTypeSize(compute_dtype_));
+      }
       if (x.gathered != nullptr) Free(x.gathered, padded * DTypeSize(options_.param_dtype));
       if (x.grad != nullptr) Free(x.grad, padded * 4);
       if (x.wire != nullptr) Free(x.wire, padded * DTypeSize(options_.reduce_dtype));
@@ -57,19 +70,29 @@ ShardedEngine::~ShardedEngine() {
   for (Bucket& b : buckets_) {
     if (b.wire != nullptr) Free(b.wire, b.numel * DTypeSize(options_.reduce_dtype));
   }
-  for (float* p : {master_, grads_, m_, v_, compute_}) {
-    if (p != nullptr) backend_->Free(p);
+  for (void* p : {static_cast<void*>(master_), static_cast<void*>(grads_), static_cast<void*>(m_),
+                  static_cast<void*>(v_), compute_}) {
+    if (p != nullptr) device_->Free(p);
   }
 }
 
 absl::StatusOr<std::unique_ptr<ShardedEngine>> ShardedEngine::Create(UnitModel* model,
-                                                                     kernels::Backend* backend,
+                                                                     kernels::Device* device,
                                                                      const EngineGroups& groups,
                                                                      const EngineOptions& options) {
   if (options.max_inflight_gathers < 1) {
     return absl::InvalidArgumentError("max_inflight_gathers must be >= 1");
   }
-  std::unique_ptr<ShardedEngine> e(new ShardedEngine(model, backend, options));
+  // The model computes either in the parameter dtype (gathered buffers are
+  // handed over as they are) or in fp32 (on params rounded to param_dtype).
+  const DType cd = model->compute_dtype();
+  if (cd != DType::kF32 && cd != options.param_dtype) {
+    return absl::InvalidArgumentError(absl::StrCat("the model computes in ",
+                                                   std::string(DTypeName(cd)),
+                                                   " but --param_dtype is ",
+                                                   std::string(DTypeName(options.param_dtype))));
+  }
+  std::unique_ptr<ShardedEngine> e(new ShardedEngine(model, device, options));
   RETURN_IF_ERROR(e->Init(groups));
   return e;
 }
@@ -105,8 +128,8 @@ absl::Status ShardedEngine::Init(const EngineGroups& groups) {
   shards_ = std::make_unique<ShardLayout>(layout, W, r);
   const size_t local = shards_->local_numel();
   for (float** p : {&master_, &grads_, &m_, &v_}) {
-    *p = static_cast<float*>(backend_->Alloc(local * sizeof(float)));
-    backend_->Memset(*p, 0, local * sizeof(float));
+    *p = static_cast<float*>(device_->Alloc(local * sizeof(float)));
+    device_->Memset(*p, 0, local * sizeof(float));
   }
   memory_.shard_state_bytes = 4 * local * sizeof(float);
 
@@ -124,20 +147,20 @@ absl::Status ShardedEngine::Init(const EngineGroups& groups) {
   for (int u = 0; u < n; ++u) {
     const UnitShard& s = shards_->unit(u);
     if (s.begin < s.end) {
-      adamw_.push_back(std::make_unique<AdamW>(backend_, layout, s.global_offset + s.begin,
+      adamw_.push_back(std::make_unique<AdamW>(device_, layout, s.global_offset + s.begin,
                                                s.global_offset + s.end, options_.adamw));
     } else {
       adamw_.push_back(nullptr);
     }
   }
   if (W == 1) {
-    if (options_.param_dtype != DType::kF32) {
-      compute_ = static_cast<float*>(Alloc(local * sizeof(float)));
-    }
+    const size_t ces = DTypeSize(compute_dtype_);
+    if (options_.param_dtype != DType::kF32) compute_ = Alloc(local * ces);
     for (int u = 0; u < n; ++u) {
       Unit& x = units_[u];
       const size_t off = shards_->unit(u).shard_offset;
-      x.compute = (compute_ != nullptr ? compute_ : master_) + off;
+      x.compute = compute_ != nullptr ? static_cast<char*>(compute_) + off * ces
+                                      : static_cast<void*>(master_ + off);
       x.grad = grads_ + off;
       x.state = Unit::kReady;
     }
@@ -171,12 +194,12 @@ absl::Status ShardedEngine::Init(const EngineGroups& groups) {
 void* ShardedEngine::Alloc(size_t bytes) {
   memory_.gathered_bytes += bytes;
   memory_.gathered_peak_bytes = std::max(memory_.gathered_peak_bytes, memory_.gathered_bytes);
-  return backend_->Alloc(bytes);
+  return device_->Alloc(bytes);
 }
 
 void ShardedEngine::Free(void* p, size_t bytes) {
   memory_.gathered_bytes -= bytes;
-  backend_->Free(p);
+  device_->Free(p);
 }
 
 absl::Status ShardedEngine::Wait(const std::shared_ptr<Work>& w) {
@@ -192,18 +215,22 @@ absl::Status ShardedEngine::Wait(const std::shared_ptr<Work>& w) {
 void ShardedEngine::RefreshComputeCopy() {
   if (compute_ == nullptr) return;
   const size_t n = shards_->local_numel();
+  if (compute_dtype_ == options_.param_dtype) {  // the model reads param_dtype
+    Convert(compute_, compute_dtype_, master_, DType::kF32, n);
+    return;
+  }
   // Round the master weights to the parameter dtype, compute in fp32.
-  void* tmp = backend_->Alloc(n * DTypeSize(options_.param_dtype));
-  backend_->Convert(tmp, options_.param_dtype, master_, DType::kF32, n);
-  backend_->Convert(compute_, DType::kF32, tmp, options_.param_dtype, n);
-  backend_->Free(tmp);
+  void* tmp = device_->Alloc(n * DTypeSize(options_.param_dtype));
+  Convert(tmp, options_.param_dtype, master_, DType::kF32, n);
+  Convert(compute_, DType::kF32, tmp, options_.param_dtype, n);
+  device_->Free(tmp);
 }
 
 absl::Status ShardedEngine::SetFullParams(const float* host_full) {
   ReleaseAllParams();
   for (const UnitShard& s : shards_->units()) {
     if (s.end > s.begin) {
-      backend_->CopyFromHost(master_ + s.shard_offset, host_full + s.global_offset + s.begin,
+      device_->CopyFromHost(master_ + s.shard_offset, host_full + s.global_offset + s.begin,
                              (s.end - s.begin) * sizeof(float));
     }
   }
@@ -220,18 +247,18 @@ absl::Status ShardedEngine::InitParams(uint64_t seed) {
 absl::Status ShardedEngine::GetFullParams(float* host_full) {
   if (shard_group_ == nullptr) {
     for (const UnitShard& s : shards_->units()) {
-      backend_->CopyToHost(host_full + s.global_offset, master_ + s.shard_offset,
-                           s.numel * sizeof(float));
+      device_->CopyToHost(host_full + s.global_offset, master_ + s.shard_offset,
+                          s.numel * sizeof(float));
     }
     return absl::OkStatus();
   }
   const int r = shards_->rank();
   for (const UnitShard& s : shards_->units()) {
-    float* buf = static_cast<float*>(backend_->Alloc(s.padded * sizeof(float)));
-    backend_->Convert(buf + r * s.shard, DType::kF32, master_ + s.shard_offset, DType::kF32, s.shard);
+    float* buf = static_cast<float*>(device_->Alloc(s.padded * sizeof(float)));
+    device_->Copy(buf + r * s.shard, master_ + s.shard_offset, s.shard * sizeof(float));
     absl::Status st = shard_group_->AllGather(buf, s.shard, {})->Wait();
-    if (st.ok()) backend_->CopyToHost(host_full + s.global_offset, buf, s.numel * sizeof(float));
-    backend_->Free(buf);
+    if (st.ok()) device_->CopyToHost(host_full + s.global_offset, buf, s.numel * sizeof(float));
+    device_->Free(buf);
     RETURN_IF_ERROR(st);
   }
   return absl::OkStatus();
@@ -246,8 +273,8 @@ absl::Status ShardedEngine::IssueGather(int u) {
   const DType dt = options_.param_dtype;
   const size_t es = DTypeSize(dt);
   x.gathered = Alloc(s.padded * es);
-  backend_->Convert(static_cast<char*>(x.gathered) + shards_->rank() * s.shard * es, dt,
-                    master_ + s.shard_offset, DType::kF32, s.shard);
+  Convert(static_cast<char*>(x.gathered) + shards_->rank() * s.shard * es, dt,
+          master_ + s.shard_offset, DType::kF32, s.shard);
   x.gather = shard_group_->AllGather(x.gathered, s.shard, {.dtype = dt});
   ++comm_.collectives;
   comm_.bytes += static_cast<int64_t>(s.padded * es);
@@ -267,11 +294,11 @@ absl::Status ShardedEngine::EnsureParams(int u) {
   absl::Status st = Wait(x.gather);
   x.gather = nullptr;
   const size_t padded = shards_->unit(u).padded;
-  if (options_.param_dtype == DType::kF32) {
-    x.compute = static_cast<float*>(x.gathered);
+  if (options_.param_dtype == compute_dtype_) {
+    x.compute = x.gathered;
   } else {
-    x.compute = static_cast<float*>(Alloc(padded * sizeof(float)));
-    backend_->Convert(x.compute, DType::kF32, x.gathered, options_.param_dtype, padded);
+    x.compute = Alloc(padded * sizeof(float));
+    Convert(x.compute, DType::kF32, x.gathered, options_.param_dtype, padded);
     Free(x.gathered, padded * DTypeSize(options_.param_dtype));
     x.gathered = nullptr;
   }
@@ -300,10 +327,10 @@ void ShardedEngine::ReleaseParams(int u) {
     EnsureParams(u).IgnoreError();  // the buffer belongs to the collective until it ends
   }
   const size_t padded = shards_->unit(u).padded;
-  if (x.compute != nullptr) Free(x.compute, padded * sizeof(float));
-  if (x.gathered != nullptr && x.gathered != x.compute) {
-    Free(x.gathered, padded * DTypeSize(options_.param_dtype));
+  if (x.compute != nullptr && x.compute != x.gathered) {
+    Free(x.compute, padded * DTypeSize(compute_dtype_));
   }
+  if (x.gathered != nullptr) Free(x.gathered, padded * DTypeSize(options_.param_dtype));
   x.compute = nullptr;
   x.gathered = nullptr;
   x.state = Unit::kSharded;
@@ -313,13 +340,13 @@ void ShardedEngine::ReleaseAllParams() {
   for (int u = 0; u < static_cast<int>(units_.size()); ++u) ReleaseParams(u);
 }
 
-std::vector<float*> ShardedEngine::ParamPtrs() const {
-  std::vector<float*> p;
+std::vector<void*> ShardedEngine::ParamPointers() const {
+  std::vector<void*> p;
   for (const Unit& x : units_) p.push_back(x.compute);
   return p;
 }
 
-std::vector<float*> ShardedEngine::GradPtrs() const {
+std::vector<float*> ShardedEngine::GradPointers() const {
   std::vector<float*> p;
   for (const Unit& x : units_) p.push_back(x.grad);
   return p;
@@ -332,7 +359,7 @@ void ShardedEngine::EnsureGradBuffer(int u) {
   if (shard_group_ == nullptr || x.grad != nullptr) return;
   const size_t bytes = shards_->unit(u).padded * sizeof(float);
   x.grad = static_cast<float*>(Alloc(bytes));
-  backend_->Memset(x.grad, 0, bytes);
+  device_->Memset(x.grad, 0, bytes);
 }
 
 absl::Status ShardedEngine::IssueReduce(int u) {
@@ -343,7 +370,7 @@ absl::Status ShardedEngine::IssueReduce(int u) {
   if (options_.reduce_dtype != DType::kF32) {
     dt = options_.reduce_dtype;
     x.wire = Alloc(s.padded * DTypeSize(dt));
-    backend_->Convert(x.wire, dt, x.grad, DType::kF32, s.padded);
+    Convert(x.wire, dt, x.grad, DType::kF32, s.padded);
     Free(x.grad, s.padded * sizeof(float));
     x.grad = nullptr;
     buf = x.wire;
@@ -369,12 +396,12 @@ absl::Status ShardedEngine::FinishReduce(int u, bool block) {
   const size_t slice = static_cast<size_t>(shards_->rank()) * s.shard;
   if (x.wire != nullptr) {
     const size_t es = DTypeSize(options_.reduce_dtype);
-    backend_->Convert(dst, DType::kF32, static_cast<char*>(x.wire) + slice * es,
-                      options_.reduce_dtype, s.shard);
+    Convert(dst, DType::kF32, static_cast<char*>(x.wire) + slice * es, options_.reduce_dtype,
+            s.shard);
     Free(x.wire, s.padded * es);
     x.wire = nullptr;
   } else {
-    backend_->Convert(dst, DType::kF32, x.grad + slice, DType::kF32, s.shard);
+    device_->Copy(dst, x.grad + slice, s.shard * sizeof(float));
     Free(x.grad, s.padded * sizeof(float));
     x.grad = nullptr;
   }
@@ -397,7 +424,7 @@ absl::Status ShardedEngine::IssueBucket(Bucket& b) {
   if (options_.reduce_dtype != DType::kF32) {
     dt = options_.reduce_dtype;
     b.wire = Alloc(b.numel * DTypeSize(dt));
-    backend_->Convert(b.wire, dt, grads_ + b.offset, DType::kF32, b.numel);
+    Convert(b.wire, dt, grads_ + b.offset, DType::kF32, b.numel);
     buf = b.wire;
   }
   b.work = replicate_group_->AllReduce(
@@ -425,7 +452,7 @@ absl::Status ShardedEngine::FinishAllReduces() {
     keep(Wait(b.work));
     b.work = nullptr;
     if (b.wire != nullptr) {
-      backend_->Convert(grads_ + b.offset, DType::kF32, b.wire, options_.reduce_dtype, b.numel);
+      Convert(grads_ + b.offset, DType::kF32, b.wire, options_.reduce_dtype, b.numel);
       Free(b.wire, b.numel * DTypeSize(options_.reduce_dtype));
       b.wire = nullptr;
     }
@@ -442,7 +469,7 @@ absl::StatusOr<double> ShardedEngine::ForwardLoss() {
     RETURN_IF_ERROR(EnsureParams(u));
     for (int d : model_->UnitDeps(u)) RETURN_IF_ERROR(EnsureParams(d));
     Prefetch(u + 1, +1);
-    model_->Forward(u, ParamPtrs());
+    model_->Forward(u, ParamPointers());
     // Backward starts with the last two units: keeping them saves gathering
     // them again with nothing to hide behind.
     if (reshard_ && !shared_[u] && u < n - 2) ReleaseParams(u);
@@ -463,7 +490,7 @@ absl::StatusOr<double> ShardedEngine::ForwardBackward(float loss_factor, bool la
     Prefetch(u - 1, -1);
     EnsureGradBuffer(u);
     for (int d : model_->UnitDeps(u)) EnsureGradBuffer(d);
-    model_->Backward(u, ParamPtrs(), GradPtrs(), loss_factor * scale);
+    model_->Backward(u, ParamPointers(), GradPointers(), loss_factor * scale);
     if (reshard_ && !shared_[u]) ReleaseParams(u);
     if (!last_micro) continue;
     for (int x = 0; x < n; ++x) {
@@ -505,9 +532,9 @@ absl::StatusOr<double> ShardedEngine::MeanOverRanks(double v) {
 
 void ShardedEngine::PoisonGradShard(size_t index, float value) {
   float host;
-  backend_->CopyToHost(&host, grads_ + index, sizeof(float));
+  device_->CopyToHost(&host, grads_ + index, sizeof(float));
   host += value;
-  backend_->CopyFromHost(grads_ + index, &host, sizeof(float));
+  device_->CopyFromHost(grads_ + index, &host, sizeof(float));
 }
 
 void ShardedEngine::set_step(int64_t s) {
@@ -530,15 +557,16 @@ absl::StatusOr<StepResult> ShardedEngine::Step(float lr, double local_loss) {
   // each adds its squared norm divided by the number of replicas.
   const int world = world_ != nullptr ? world_->size() : 1;
   const int shard = shard_group_ != nullptr ? shard_group_->size() : 1;
-  const bool found_local = use_scaler_ && backend_->HasNonFinite(grads_, local);
-  const double sq_local = found_local ? 0.0 : backend_->SquaredNorm(grads_, local);
+  const kernels::TensorView grads = kernels::Flat(grads_, local);
+  const bool found_local = use_scaler_ && kernels::HasNonFinite(*device_, grads);
+  const double sq_local = found_local ? 0.0 : kernels::SquaredNorm(*device_, grads);
   float sums[3] = {static_cast<float>(local_loss / world),
                    static_cast<float>(sq_local * shard / world), found_local ? 1.0f : 0.0f};
   if (world > 1) RETURN_IF_ERROR(Wait(world_->AllReduce(sums, 3, {.op = ReduceOp::kSum})));
   res.loss = world > 1 ? sums[0] : local_loss;
   if (sums[2] > 0) {
     scaler_.Update(true);
-    backend_->Memset(grads_, 0, local * sizeof(float));
+    device_->Memset(grads_, 0, local * sizeof(float));
     res.skipped = true;
     res.grad_norm = NAN;
     ReleaseAllParams();
@@ -566,7 +594,7 @@ absl::StatusOr<StepResult> ShardedEngine::Step(float lr, double local_loss) {
     }
   }
   if (use_scaler_) scaler_.Update(false);
-  backend_->Memset(grads_, 0, local * sizeof(float));
+  device_->Memset(grads_, 0, local * sizeof(float));
   ++step_;
   RefreshComputeCopy();
   return res;

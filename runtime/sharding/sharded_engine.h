@@ -29,7 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "models/unit_model.h"
 #include "runtime/collectives/process_group.h"
 #include "runtime/sharding/loss_scaler.h"
@@ -41,7 +41,8 @@ namespace anvil {
 
 struct EngineOptions {
   ShardingStrategy strategy = ShardingStrategy::kNoShard;
-  DType param_dtype = DType::kF32;   // what parameters are gathered and computed in
+  DType param_dtype = DType::kF32;   // what parameters are gathered in (the model
+                                     // computes in it, or in fp32 on rounded copies)
   DType reduce_dtype = DType::kF32;  // what gradients travel in
   size_t bucket_bytes = 4u << 20;    // NO_SHARD all-reduce buckets
   size_t first_bucket_bytes = 1u << 20;
@@ -90,7 +91,7 @@ struct CommStats {
 class ShardedEngine {
  public:
   static absl::StatusOr<std::unique_ptr<ShardedEngine>> Create(UnitModel* model,
-                                                               kernels::Backend* backend,
+                                                               kernels::Device* device,
                                                                const EngineGroups& groups,
                                                                const EngineOptions& options);
   ~ShardedEngine();
@@ -143,7 +144,7 @@ class ShardedEngine {
  private:
   struct Unit;
   struct Bucket;
-  ShardedEngine(UnitModel* model, kernels::Backend* backend, const EngineOptions& options);
+  ShardedEngine(UnitModel* model, kernels::Device* device, const EngineOptions& options);
   absl::Status Init(const EngineGroups& groups);
 
   // Parameters.
@@ -163,13 +164,15 @@ class ShardedEngine {
   void* Alloc(size_t bytes);
   void Free(void* p, size_t bytes);
   void RefreshComputeCopy();
-  std::vector<float*> ParamPtrs() const;
-  std::vector<float*> GradPtrs() const;
+  void Convert(void* dst, DType dst_type, const void* src, DType src_type, size_t n);
+  std::vector<void*> ParamPointers() const;
+  std::vector<float*> GradPointers() const;
   absl::StatusOr<double> AllReduceScalar(ProcessGroup* g, double v, ReduceOp op);
 
   UnitModel* model_;
-  kernels::Backend* backend_;
+  kernels::Device* device_;
   EngineOptions options_;
+  DType compute_dtype_;  // what the model reads parameters in
   ProcessGroup* world_ = nullptr;
   ProcessGroup* shard_group_ = nullptr;      // null: W = 1
   ProcessGroup* replicate_group_ = nullptr;  // null: no replicas
@@ -184,7 +187,7 @@ class ShardedEngine {
   float* grads_ = nullptr;
   float* m_ = nullptr;
   float* v_ = nullptr;
-  float* compute_ = nullptr;  // W = 1 and param_dtype != fp32: rounded copy
+  void* compute_ = nullptr;  // W = 1 and param_dtype != fp32: the copy the model reads
   std::vector<std::unique_ptr<AdamW>> adamw_;
   LossScaler scaler_;
   bool use_scaler_ = false;

@@ -197,6 +197,10 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
           absl::StrCat("--", flag, " must be fp32, bf16 or fp16, got '", *v, "'"));
     }
   }
+  if (c.has_recompute() && c.recompute() != "none" && c.recompute() != "unit") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--recompute must be none or unit, got '", c.recompute(), "'"));
+  }
   return absl::OkStatus();
 }
 

@@ -20,7 +20,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_format.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "kernels/cpu/peak.h"
 #include "runtime/checkpoint/save_signal.h"
 #include "runtime/trainer/config.h"
@@ -58,7 +58,9 @@ ABSL_FLAG(int32_t, eval_batches, 16, "Batches per evaluation.");
 ABSL_FLAG(int32_t, log_every, 10, "Log a step line every N steps.");
 ABSL_FLAG(int32_t, threads, 0, "CPU threads (0: all cores).");
 ABSL_FLAG(std::string, sharding, "NO_SHARD", "NO_SHARD | SHARD_GRAD_OP | FULL_SHARD | HYBRID_SHARD.");
-ABSL_FLAG(std::string, param_dtype, "fp32", "Compute dtype of parameters: fp32 | bf16 | fp16.");
+ABSL_FLAG(std::string, param_dtype, "fp32",
+          "Parameter dtype: fp32 | bf16 (bf16 compute, fp32 master weights) | fp16 (fp16-rounded "
+          "weights, fp32 compute, loss scaling).");
 ABSL_FLAG(std::string, reduce_dtype, "fp32", "Gradient reduction dtype: fp32 | bf16 | fp16.");
 ABSL_FLAG(std::string, checkpoint_dir, "", "Directory for checkpoints (empty: none).");
 ABSL_FLAG(int32_t, checkpoint_every, 0, "Save every N steps (0: never).");
@@ -72,6 +74,8 @@ ABSL_FLAG(bool, checkpoint_async, true,
           "Write checkpoints in the background (false: training waits for each commit).");
 ABSL_FLAG(int32_t, bucket_mb, 4,
           "Gradient all-reduce bucket size in MiB (NO_SHARD; cross-node for HYBRID_SHARD).");
+ABSL_FLAG(std::string, recompute, "none",
+          "Activation recomputation: none | unit (rerun each unit's forward in backward).");
 // Not part of the schema.
 ABSL_FLAG(std::string, config, "", "Text-format TrainConfig file; flags given explicitly override it.");
 ABSL_FLAG(bool, print_config, false, "Print the resolved config and exit.");
@@ -116,7 +120,7 @@ int main(int argc, char** argv) {
 
   auto env = anvil::ReadDistEnv();
   if (!env.ok()) return BadInput(env.status());
-  auto backend = anvil::kernels::MakeCpuBackend(config.threads());
+  auto device = anvil::kernels::MakeCpuDevice(config.threads());
   auto dist = anvil::Connect(*env, config, absl::Seconds(absl::GetFlag(FLAGS_dist_timeout_s)));
   if (!dist.ok()) {
     std::fprintf(stderr, "train: rank %d: %s\n", env->rank,
@@ -133,7 +137,7 @@ int main(int argc, char** argv) {
   options.init_from = config.init_from();
   options.async_checkpoint = config.checkpoint_async();
   if (!leader) options.log = [](const std::string&) {};
-  auto trainer = anvil::Trainer::Create(config, backend.get(), options);
+  auto trainer = anvil::Trainer::Create(config, device.get(), options);
   if (!trainer.ok()) return BadInput(trainer.status());
   // Measured after the input checks, so bad input fails fast.
   (*trainer)->set_peak_flops(anvil::kernels::MeasureSgemmPeakGflops(config.threads()) * 1e9);

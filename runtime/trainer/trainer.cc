@@ -31,9 +31,9 @@ absl::StatusOr<EngineOptions> EngineOptionsFromConfig(const proto::TrainConfig& 
   return e;
 }
 
-Trainer::Trainer(const proto::TrainConfig& config, kernels::Backend* backend,
+Trainer::Trainer(const proto::TrainConfig& config, kernels::Device* device,
                  TrainerOptions options)
-    : config_(config), backend_(backend), options_(std::move(options)) {}
+    : config_(config), device_(device), options_(std::move(options)) {}
 
 Trainer::~Trainer() = default;
 
@@ -47,15 +47,19 @@ void Trainer::Log(const std::string& line) const {
 }
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfig& config,
-                                                         kernels::Backend* backend,
+                                                         kernels::Device* device,
                                                          TrainerOptions options) {
   RETURN_IF_ERROR(ValidateTrainConfig(config));
-  std::unique_ptr<Trainer> t(new Trainer(config, backend, std::move(options)));
+  std::unique_ptr<Trainer> t(new Trainer(config, device, std::move(options)));
   const auto& d = config.data();
   GptOptions gopt;
   gopt.max_batch = d.batch_size();
   gopt.max_seq = d.seq_len();
-  ASSIGN_OR_RETURN(t->model_, Gpt::Create(ToGptConfig(config.model()), gopt, backend));
+  // bf16 parameters mean bf16 compute; fp16 keeps fp32 compute on rounded
+  // weights (no fp16 GEMM on most CPUs) with dynamic loss scaling.
+  gopt.compute_dtype = config.param_dtype() == "bf16" ? DType::kBF16 : DType::kF32;
+  gopt.recompute = config.recompute() == "unit";
+  ASSIGN_OR_RETURN(t->model_, Gpt::Create(ToGptConfig(config.model()), gopt, device));
 
   const int V = config.model().vocab_size();
   ASSIGN_OR_RETURN(t->train_shards_, OpenShards(d.train_pattern(), V));
@@ -76,7 +80,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfi
 
   ASSIGN_OR_RETURN(EngineOptions eo, EngineOptionsFromConfig(config));
   ASSIGN_OR_RETURN(t->engine_,
-                   ShardedEngine::Create(t->model_.get(), backend, t->options_.groups, eo));
+                   ShardedEngine::Create(t->model_.get(), device, t->options_.groups, eo));
   RETURN_IF_ERROR(t->InitState());
   const auto& o = config.optim();
   t->schedule_ = LrSchedule{o.lr(), o.warmup_steps(), config.steps(), o.min_lr_ratio()};
@@ -136,7 +140,7 @@ absl::Status Trainer::Resume(bool* resumed) {
   const std::string name = ckpt::StepDirName(m.step());
   std::vector<std::string> changed;
   RETURN_IF_ERROR(ckpt::CheckResumeConfig(m.config(), config_, name, &changed));
-  ckpt::ShardTarget target{&model_->layout(), &engine_->shard_layout(), backend_,
+  ckpt::ShardTarget target{&model_->layout(), &engine_->shard_layout(), device_,
                            engine_->master(), engine_->adam_m(), engine_->adam_v()};
   absl::StatusOr<ckpt::LoadStats> loaded = ckpt::LoadShard(point, target);
   if (!loaded.ok()) {
@@ -205,7 +209,7 @@ absl::Status Trainer::SaveCheckpoint(bool wait) {
     src.shards = &engine_->shard_layout();
     src.replicas = engine_->replicas();
     src.replica_rank = engine_->replica_rank();
-    src.backend = backend_;
+    src.device = device_;
     src.master = engine_->master();
     src.exp_avg = engine_->adam_m();
     src.exp_avg_sq = engine_->adam_v();
@@ -255,7 +259,7 @@ absl::StatusOr<StepStats> Trainer::Step() {
   }
   const float lr = schedule_.At(step_);
   ASSIGN_OR_RETURN(const StepResult res, engine_->Step(lr, loss));
-  backend_->Synchronize();
+  device_->Synchronize();
   ++step_;
 
   StepStats st;

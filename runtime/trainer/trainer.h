@@ -23,7 +23,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "models/gpt/gpt.h"
 #include "proto/config.pb.h"
 #include "runtime/checkpoint/checkpoint_writer.h"
@@ -71,7 +71,7 @@ absl::StatusOr<EngineOptions> EngineOptionsFromConfig(const proto::TrainConfig& 
 class Trainer {
  public:
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const proto::TrainConfig& config,
-                                                         kernels::Backend* backend,
+                                                         kernels::Device* device,
                                                          TrainerOptions options = {});
   ~Trainer();
 
@@ -99,7 +99,7 @@ class Trainer {
   double peak_flops() const { return options_.peak_flops; }
 
  private:
-  Trainer(const proto::TrainConfig& config, kernels::Backend* backend, TrainerOptions options);
+  Trainer(const proto::TrainConfig& config, kernels::Device* device, TrainerOptions options);
   void Log(const std::string& line) const;
   absl::Status InitState();
   absl::Status Resume(bool* resumed);
@@ -107,7 +107,7 @@ class Trainer {
   void LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports);
 
   proto::TrainConfig config_;
-  kernels::Backend* backend_;
+  kernels::Device* device_;
   TrainerOptions options_;
   std::unique_ptr<Gpt> model_;
   std::unique_ptr<ShardedEngine> engine_;

@@ -124,8 +124,8 @@ TEST_F(CheckpointTest, ManifestFramingCatchesTruncationAndBitFlips) {
 // Whatever the strategy, the pieces the ranks write cover every element of
 // every tensor and kind exactly once: replicas split the work.
 TEST(ShardSlicesTest, WritersTileEveryTensorExactlyOnce) {
-  auto backend = kernels::MakeCpuBackend(1);
-  auto model = Gpt::Create(GptConfig{2, 2, 12, 8, 29}, GptOptions{1, 8}, backend.get());
+  auto device = kernels::MakeCpuDevice(1);
+  auto model = Gpt::Create(GptConfig{2, 2, 12, 8, 29}, GptOptions{1, 8}, device.get());
   ASSERT_TRUE(model.ok());
   const ParamLayout& layout = (*model)->layout();
   struct Case {
@@ -247,8 +247,8 @@ TEST_P(Reshard, LoadsUnderAnotherWorldAndStrategy) {
                                                               : c.from.world;
   uint64_t padded = 0, bytes = 0;
   {
-    auto backend = kernels::MakeCpuBackend(1);
-    auto model = Gpt::Create(GptConfig{2, 2, 16, 16, 64}, GptOptions{2, 16}, backend.get());
+    auto device = kernels::MakeCpuDevice(1);
+    auto model = Gpt::Create(GptConfig{2, 2, 16, 16, 64}, GptOptions{2, 16}, device.get());
     for (const UnitInfo& u : (*model)->layout().units()) {
       padded += (u.numel + shard_world - 1) / shard_world * shard_world;
     }
@@ -392,8 +392,8 @@ TEST_F(CheckpointTest, RetentionKeepsTheNewestKAndNeverOverwrites) {
         r.source = {
             &t.model().layout(), &t.engine().shard_layout(), 1, 0, nullptr, t.engine().master(),
             t.engine().adam_m(), t.engine().adam_v()};
-        auto backend = kernels::MakeCpuBackend(1);
-        r.source.backend = backend.get();
+        auto device = kernels::MakeCpuDevice(1);
+        r.source.device = device.get();
         if (auto s = (*w)->Save(r); !s.ok()) return s.status();
         auto reports = (*w)->Wait();
         EXPECT_EQ(reports.size(), 1u);

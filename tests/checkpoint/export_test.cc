@@ -159,8 +159,8 @@ TEST_F(ExportTest, ShardedCheckpointExportsStreamingAndImportsBackExactly) {
   // Python's view of the same file.
   std::ofstream layout_txt(out / "layout.txt");
   {
-    auto backend = kernels::MakeCpuBackend(1);
-    auto model = Gpt::Create(GptConfig{kL, kH, kC, kT, kV}, GptOptions{kB, kT}, backend.get());
+    auto device = kernels::MakeCpuDevice(1);
+    auto model = Gpt::Create(GptConfig{kL, kH, kC, kT, kV}, GptOptions{kB, kT}, device.get());
     for (const ParamInfo& p : (*model)->layout().params()) {
       layout_txt << p.name << " " << p.offset;
       for (int64_t d : p.shape) layout_txt << " " << d;
@@ -197,11 +197,11 @@ TEST_F(ExportTest, ImportsAModelSavedByTransformers) {
 
   proto::TrainConfig cfg = Config(1);
   cfg.set_checkpoint_dir("");
-  auto backend = kernels::MakeCpuBackend(1);
+  auto device = kernels::MakeCpuDevice(1);
   TrainerOptions o;
   o.log = [](const std::string&) {};
   o.init_from = (d / "hf" / "model.safetensors").string();
-  auto t = Trainer::Create(cfg, backend.get(), o);
+  auto t = Trainer::Create(cfg, device.get(), o);
   ASSERT_TRUE(t.ok()) << t.status();
   auto got = Logits(**t, tokens);
   ASSERT_TRUE(got.ok()) << got.status();
@@ -213,7 +213,7 @@ TEST_F(ExportTest, ImportsAModelSavedByTransformers) {
 
   // A wrong shape is named.
   cfg.mutable_model()->set_n_embd(32);
-  auto bad = Trainer::Create(cfg, backend.get(), o);
+  auto bad = Trainer::Create(cfg, device.get(), o);
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(std::string(bad.status().message()).find("--init_from:"), std::string::npos)
       << bad.status();

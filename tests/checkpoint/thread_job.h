@@ -1,5 +1,5 @@
 // Test harness: a training job of N ranks as threads, each a real Trainer
-// with its own CPU backend, Gloo process groups over loopback TCP and one
+// with its own CPU device, Gloo process groups over loopback TCP and one
 // shared in-memory store (a fresh prefix per job, like a launcher attempt).
 // Plus helpers to read a checkpoint's tensors back in full.
 #pragma once
@@ -16,7 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/collectives/gloo/gloo_process_group.h"
 #include "runtime/collectives/hybrid_groups.h"
@@ -90,8 +90,8 @@ inline std::vector<RankResult> RunJob(proto::TrainConfig config, const JobSpec& 
     o.store_timeout = absl::Seconds(60);
     o.async_checkpoint = spec.async;
     o.log = [&out](const std::string& line) { out.log.push_back(line); };
-    auto backend = kernels::MakeCpuBackend(1);
-    auto trainer = Trainer::Create(config, backend.get(), o);
+    auto device = kernels::MakeCpuDevice(1);
+    auto trainer = Trainer::Create(config, device.get(), o);
     if (!trainer.ok()) {
       out.status = trainer.status();
       return;

@@ -1,4 +1,4 @@
-// CPU backend memory: alignment, Memset and copies on buffers below and above
+// CPU device memory: alignment, Memset and copies on buffers below and above
 // the multithreading threshold, odd byte counts.
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "tests/kernels/test_util.h"
 
 namespace anvil::kernels {
@@ -15,8 +15,8 @@ namespace {
 class BackendMemoryTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(BackendMemoryTest, AllocIsAlignedAndMemsetCopyWork) {
-  auto be = MakeCpuBackend(GetParam());
-  EXPECT_STREQ(be->Name(), "cpu");
+  auto be = MakeCpuDevice(GetParam());
+  EXPECT_EQ(be->kind(), DeviceKind::kCpu);
   for (size_t bytes : {size_t{0}, size_t{1}, size_t{1000}, size_t{(1 << 20) + 13}}) {
     auto* p = static_cast<uint8_t*>(be->Alloc(bytes));
     ASSERT_NE(p, nullptr);

@@ -1,7 +1,7 @@
 // bf16/fp16 conversions: every 16-bit pattern round-trips, widening matches
 // an independent formula, narrowing matches an independent nearest-value
 // search on crafted ties and random floats, bulk == scalar bit for bit, and
-// the Backend's Convert dispatch.
+// the convert family's dispatch.
 #include "kernels/cpu/convert.h"
 
 #include <gtest/gtest.h>
@@ -13,7 +13,6 @@
 #include <random>
 #include <vector>
 
-#include "kernels/backend.h"
 #include "tests/kernels/test_util.h"
 
 namespace anvil::kernels {
@@ -189,7 +188,9 @@ TEST(ConvertTest, RandomFloatsMatchNearestSearchAndBulkMatchesScalar) {
 class BackendConvertTest : public ::testing::TestWithParam<int> {};
 
 TEST_P(BackendConvertTest, DispatchesEveryPair) {
-  auto be = MakeCpuBackend(GetParam());
+  auto device = MakeCpuDevice(GetParam());
+  testing::Ops ops(*device);
+  testing::Ops* be = &ops;
   const size_t n = 100003;  // above the parallel threshold, odd
   std::mt19937 gen(7);
   std::uniform_real_distribution<float> dist(-70000.0f, 70000.0f);

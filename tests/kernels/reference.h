@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/backend.h"
+#include "kernels/ops/optim.h"
 
 namespace anvil::kernels::ref {
 

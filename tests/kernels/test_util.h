@@ -1,7 +1,7 @@
 // Helpers shared by the kernel tests: random data, closeness assertions,
 // central finite differences, and a fixture parameterised over thread count.
 //
-// CPU-backend memory is plain host memory, so the CPU tests hand std::vector
+// CPU device memory is plain host memory, so the CPU tests hand std::vector
 // storage straight to the ops.
 #pragma once
 
@@ -16,7 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/backend.h"
+#include "kernels/device.h"
+#include "tests/kernels/f32_ops.h"
 
 namespace anvil::kernels::testing {
 
@@ -105,11 +106,16 @@ inline DVec NumericalGrad(FVec& x, const std::function<double()>& f, float eps =
 // and it makes uneven partitions).
 class CpuKernelTest : public ::testing::TestWithParam<int> {
  protected:
-  void SetUp() override { be_ = MakeCpuBackend(GetParam()); }
-  Backend& be() { return *be_; }
+  void SetUp() override {
+    device_ = MakeCpuDevice(GetParam());
+    ops_ = std::make_unique<Ops>(*device_);
+  }
+  Ops& be() { return *ops_; }
+  Device& device() { return *device_; }
 
  private:
-  std::unique_ptr<Backend> be_;
+  std::unique_ptr<Device> device_;
+  std::unique_ptr<Ops> ops_;
 };
 
 // Names instances "1threads" etc. (appending, not prepending: GCC 12's

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "models/gpt/gpt.h"
 
 namespace anvil {
@@ -15,9 +15,9 @@ namespace {
 GptConfig Tiny() { return GptConfig{2, 2, 16, 8, 32}; }
 
 TEST(GptLayout, UnitsAreContiguousAndCoverTheBuffer) {
-  auto backend = kernels::MakeCpuBackend(1);
+  auto device = kernels::MakeCpuDevice(1);
   const GptConfig c{3, 2, 16, 8, 32};
-  auto m = Gpt::Create(c, GptOptions{2, 8}, backend.get());
+  auto m = Gpt::Create(c, GptOptions{2, 8}, device.get());
   ASSERT_TRUE(m.ok());
   const ParamLayout& layout = (*m)->layout();
   ASSERT_EQ(layout.num_units(), 2 * c.n_layer + 2);
@@ -41,9 +41,9 @@ TEST(GptLayout, UnitsAreContiguousAndCoverTheBuffer) {
 }
 
 TEST(GptInit, Gpt2Statistics) {
-  auto backend = kernels::MakeCpuBackend(1);
+  auto device = kernels::MakeCpuDevice(1);
   const GptConfig c{4, 4, 64, 32, 256};
-  auto m = Gpt::Create(c, GptOptions{1, 32}, backend.get());
+  auto m = Gpt::Create(c, GptOptions{1, 32}, device.get());
   ASSERT_TRUE(m.ok());
   const ParamLayout& layout = (*m)->layout();
   std::vector<float> p(layout.total_numel()), q(layout.total_numel());
@@ -72,20 +72,20 @@ TEST(GptInit, Gpt2Statistics) {
 }
 
 TEST(GptConfigErrors, NameTheField) {
-  auto backend = kernels::MakeCpuBackend(1);
-  auto bad_heads = Gpt::Create(GptConfig{2, 3, 16, 8, 32}, GptOptions{1, 8}, backend.get());
+  auto device = kernels::MakeCpuDevice(1);
+  auto bad_heads = Gpt::Create(GptConfig{2, 3, 16, 8, 32}, GptOptions{1, 8}, device.get());
   ASSERT_FALSE(bad_heads.ok());
   EXPECT_NE(bad_heads.status().message().find("--n_head"), std::string::npos);
-  auto long_seq = Gpt::Create(Tiny(), GptOptions{1, 9}, backend.get());
+  auto long_seq = Gpt::Create(Tiny(), GptOptions{1, 9}, device.get());
   ASSERT_FALSE(long_seq.ok());
   EXPECT_NE(long_seq.status().message().find("--seq_len"), std::string::npos);
-  auto zero_layers = Gpt::Create(GptConfig{0, 2, 16, 8, 32}, GptOptions{1, 8}, backend.get());
+  auto zero_layers = Gpt::Create(GptConfig{0, 2, 16, 8, 32}, GptOptions{1, 8}, device.get());
   EXPECT_FALSE(zero_layers.ok());
 }
 
 TEST(GptBatch, RejectsOutOfVocabTokens) {
-  auto backend = kernels::MakeCpuBackend(1);
-  auto m = Gpt::Create(Tiny(), GptOptions{1, 4}, backend.get());
+  auto device = kernels::MakeCpuDevice(1);
+  auto m = Gpt::Create(Tiny(), GptOptions{1, 4}, device.get());
   ASSERT_TRUE(m.ok());
   std::vector<int32_t> in{1, 2, 32, 3}, tg{1, 2, 3, 4};
   absl::Status s = (*m)->SetBatch(in.data(), tg.data(), 1, 4);
@@ -99,10 +99,10 @@ TEST(GptBatch, RejectsOutOfVocabTokens) {
 // Central differences on the full model against its analytic gradient, for a
 // random sample of parameters from every tensor.
 TEST(GptGradient, MatchesFiniteDifferences) {
-  auto backend = kernels::MakeCpuBackend(1);
+  auto device = kernels::MakeCpuDevice(1);
   const GptConfig c = Tiny();
   const int B = 2, T = 6;
-  auto m = Gpt::Create(c, GptOptions{B, T}, backend.get());
+  auto m = Gpt::Create(c, GptOptions{B, T}, device.get());
   ASSERT_TRUE(m.ok());
   Gpt& model = **m;
   const ParamLayout& layout = model.layout();

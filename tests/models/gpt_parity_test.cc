@@ -7,7 +7,8 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
+#include "kernels/ops/optim.h"
 #include "models/gpt/gpt.h"
 #include "runtime/optim/adamw.h"
 #include "tests/models/reference_file.h"
@@ -27,8 +28,8 @@ class GptParityTest : public ::testing::Test {
     config_ = GptConfig{c[0], c[1], c[2], c[3], c[4]};
     B_ = c[5];
     T_ = c[6];
-    backend_ = kernels::MakeCpuBackend(2);
-    auto m = Gpt::Create(config_, GptOptions{B_, T_}, backend_.get());
+    device_ = kernels::MakeCpuDevice(2);
+    auto m = Gpt::Create(config_, GptOptions{B_, T_}, device_.get());
     ASSERT_TRUE(m.ok()) << m.status();
     model_ = std::move(*m);
     const ParamLayout& layout = model_->layout();
@@ -57,7 +58,7 @@ class GptParityTest : public ::testing::Test {
   std::map<std::string, RefTensor> ref_;
   GptConfig config_;
   int B_ = 0, T_ = 0;
-  std::unique_ptr<kernels::Backend> backend_;
+  std::unique_ptr<kernels::Device> device_;
   std::unique_ptr<Gpt> model_;
   std::vector<float> initial_;
 };
@@ -82,7 +83,7 @@ TEST_F(GptParityTest, TenAdamWStepsWithClipping) {
   AdamWConfig ac{h[1], h[2], h[3], h[4]};
   const size_t n = initial_.size();
   std::vector<float> params = initial_, grads(n), m(n, 0.f), v(n, 0.f);
-  AdamW opt(backend_.get(), model_->layout(), 0, n, ac);
+  AdamW opt(device_.get(), model_->layout(), 0, n, ac);
   const auto& ref_losses = ref_.at("adamw/losses").f;
   for (size_t step = 0; step < ref_losses.size(); ++step) {
     std::fill(grads.begin(), grads.end(), 0.f);
@@ -90,7 +91,7 @@ TEST_F(GptParityTest, TenAdamWStepsWithClipping) {
     const double loss = model_->Loss();
     EXPECT_NEAR(loss, ref_losses[step], 1e-4 * std::fabs(ref_losses[step])) << "step " << step;
     model_->BackwardAll(params.data(), grads.data(), 1.0f);
-    const double norm = std::sqrt(backend_->SquaredNorm(grads.data(), n));
+    const double norm = std::sqrt(kernels::SquaredNorm(*device_, kernels::Flat(grads.data(), n)));
     const float scale = norm > clip ? static_cast<float>(clip / (norm + 1e-6)) : 1.0f;
     opt.Step(params.data(), grads.data(), m.data(), v.data(), lr, scale);
   }

@@ -3,11 +3,17 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/ops/activation.h"
+#include "kernels/ops/elementwise.h"
+#include "kernels/ops/embedding.h"
+#include "kernels/ops/linear.h"
+#include "kernels/ops/loss.h"
+#include "kernels/ops/norm.h"
 #include "models/init_rng.h"
 
 namespace anvil::testing {
 
-MlpModel::MlpModel(const MlpConfig& c, kernels::Backend* backend) : c_(c), backend_(backend) {
+MlpModel::MlpModel(const MlpConfig& c, kernels::Device* device) : c_(c), device_(device) {
   const int64_t V = c.vocab, C = c.width;
   layout_.BeginUnit("embed");
   layout_.Add("embed.weight", {V, C}, true);
@@ -26,8 +32,8 @@ MlpModel::MlpModel(const MlpConfig& c, kernels::Backend* backend) : c_(c), backe
   layout_.Add("head.bias", {V}, false);
   const size_t N = c.max_tokens;
   auto alloc = [&](size_t floats) {
-    void* p = backend_->Alloc(floats * sizeof(float));
-    backend_->Memset(p, 0, floats * sizeof(float));
+    void* p = device_->Alloc(floats * sizeof(float));
+    device_->Memset(p, 0, floats * sizeof(float));
     allocs_.push_back(p);
     return static_cast<float*>(p);
   };
@@ -49,12 +55,10 @@ MlpModel::MlpModel(const MlpConfig& c, kernels::Backend* backend) : c_(c), backe
   dg_ = alloc(N * 2 * C);
   dln_ = alloc(N * C);
   dlogits_ = alloc(N * V);
-  zpos_ = alloc(N * C);
-  dpos_ = alloc(N * C);
 }
 
 MlpModel::~MlpModel() {
-  for (void* p : allocs_) backend_->Free(p);
+  for (void* p : allocs_) device_->Free(p);
 }
 
 void MlpModel::InitParams(float* host, uint64_t seed) const {
@@ -70,63 +74,74 @@ void MlpModel::InitParams(float* host, uint64_t seed) const {
 absl::Status MlpModel::SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) {
   n_ = B * T;
   if (n_ > c_.max_tokens) return absl::InvalidArgumentError("batch too large");
-  backend_->CopyFromHost(inputs_, inputs, sizeof(int32_t) * n_);
-  backend_->CopyFromHost(targets_, targets, sizeof(int32_t) * n_);
+  device_->CopyFromHost(inputs_, inputs, sizeof(int32_t) * n_);
+  device_->CopyFromHost(targets_, targets, sizeof(int32_t) * n_);
   return absl::OkStatus();
 }
 
-void MlpModel::Forward(int unit, UnitPtrs p) {
-  const int C = c_.width, V = c_.vocab;
-  kernels::Backend& k = *backend_;
+void MlpModel::Forward(int unit, ParamPtrs pp) {
+  namespace k = kernels;
+  const int64_t C = c_.width, V = c_.vocab, N = n_;
+  k::Device& d = *device_;
+  auto F = [](const float* p, std::initializer_list<int64_t> shape) { return k::View(p, shape); };
   if (unit == 0) {
-    // Embedding lookup via the encoder kernel with a zero position table.
-    k.EncoderForward(x_[0], inputs_, p[0], zpos_, 1, n_, C);
+    k::EmbeddingForward(d, F(x_[0], {N, C}), k::View(inputs_, {N}),
+                        F(static_cast<float*>(pp[0]), {V, C}), {});
   } else if (unit <= c_.blocks) {
     const int b = unit - 1;
-    float* w = p[unit];
+    const float* w = static_cast<float*>(pp[unit]);
     const float *lnw = w, *lnb = w + C, *w1 = lnb + C, *b1 = w1 + 2 * C * C, *w2 = b1 + 2 * C,
                 *b2 = w2 + 2 * C * C;
-    k.LayerNormForward(ln_[b], mean_[b], rstd_[b], x_[b], lnw, lnb, n_, C);
-    k.MatmulForward(h_[b], ln_[b], w1, b1, n_, C, 2 * C);
-    k.GeluForward(g_[b], h_[b], static_cast<size_t>(n_) * 2 * C);
-    k.MatmulForward(x_[b + 1], g_[b], w2, b2, n_, 2 * C, C);
-    k.Accumulate(x_[b + 1], x_[b], static_cast<size_t>(n_) * C);
+    k::LayerNormForward(d, F(ln_[b], {N, C}), F(mean_[b], {N}), F(rstd_[b], {N}), F(x_[b], {N, C}),
+                        F(lnw, {C}), F(lnb, {C}));
+    k::LinearForward(d, F(h_[b], {N, 2 * C}), F(ln_[b], {N, C}), F(w1, {2 * C, C}), F(b1, {2 * C}));
+    k::GeluForward(d, F(g_[b], {N * 2 * C}), F(h_[b], {N * 2 * C}));
+    k::LinearForward(d, F(x_[b + 1], {N, C}), F(g_[b], {N, 2 * C}), F(w2, {C, 2 * C}), F(b2, {C}));
+    k::Accumulate(d, F(x_[b + 1], {N * C}), F(x_[b], {N * C}));
   } else {
-    float* w = p[unit];
-    k.MatmulForward(logits_, x_[c_.blocks], w, w + V * C, n_, C, V);
-    k.SoftmaxCrossEntropyForward(losses_, probs_, logits_, targets_, n_, V);
+    const float* w = static_cast<float*>(pp[unit]);
+    k::LinearForward(d, F(logits_, {N, V}), F(x_[c_.blocks], {N, C}), F(w, {V, C}),
+                     F(w + V * C, {V}));
+    k::SoftmaxCrossEntropyForward(d, F(losses_, {N}), F(probs_, {N, V}), F(logits_, {N, V}),
+                                  k::View(targets_, {N}));
   }
 }
 
-void MlpModel::Backward(int unit, UnitPtrs p, UnitPtrs g, float loss_scale) {
-  const int C = c_.width, V = c_.vocab;
-  const size_t NC = static_cast<size_t>(n_) * C;
-  kernels::Backend& k = *backend_;
+void MlpModel::Backward(int unit, ParamPtrs pp, GradPtrs g, float loss_scale) {
+  namespace k = kernels;
+  const int64_t C = c_.width, V = c_.vocab, N = n_;
+  k::Device& d = *device_;
+  auto F = [](const float* p, std::initializer_list<int64_t> shape) { return k::View(p, shape); };
   if (unit == c_.blocks + 1) {
-    k.Memset(dlogits_, 0, sizeof(float) * n_ * V);
-    k.SoftmaxCrossEntropyBackward(dlogits_, probs_, targets_, loss_scale / n_, n_, V);
-    k.Memset(dx_, 0, sizeof(float) * NC);
-    k.MatmulBackward(dx_, g[unit], g[unit] + V * C, dlogits_, x_[c_.blocks], p[unit], n_, C, V);
+    const float* w = static_cast<float*>(pp[unit]);
+    d.Memset(dlogits_, 0, sizeof(float) * N * V);
+    k::SoftmaxCrossEntropyBackward(d, F(dlogits_, {N, V}), F(probs_, {N, V}), k::View(targets_, {N}),
+                                   loss_scale / static_cast<float>(n_));
+    k::LinearBackward(d, F(dx_, {N, C}), F(g[unit], {V, C}), F(g[unit] + V * C, {V}),
+                      F(dlogits_, {N, V}), F(x_[c_.blocks], {N, C}), F(w, {V, C}),
+                      {.accumulate_dx = false});
   } else if (unit >= 1) {
     const int b = unit - 1;
-    const float *w = p[unit], *lnw = w, *w1 = w + 2 * C, *w2 = w1 + 2 * C * C + 2 * C;
+    const float* w = static_cast<float*>(pp[unit]);
+    const float *lnw = w, *w1 = w + 2 * C, *w2 = w1 + 2 * C * C + 2 * C;
     float *gw = g[unit], *glnw = gw, *glnb = gw + C, *gw1 = glnb + C, *gb1 = gw1 + 2 * C * C,
           *gw2 = gb1 + 2 * C, *gb2 = gw2 + 2 * C * C;
-    k.Memset(dg_, 0, sizeof(float) * NC * 2);
-    k.MatmulBackward(dg_, gw2, gb2, dx_, g_[b], w2, n_, 2 * C, C);
-    k.Memset(dh_, 0, sizeof(float) * NC * 2);
-    k.GeluBackward(dh_, h_[b], dg_, NC * 2);
-    k.Memset(dln_, 0, sizeof(float) * NC);
-    k.MatmulBackward(dln_, gw1, gb1, dh_, ln_[b], w1, n_, C, 2 * C);
-    k.LayerNormBackward(dx_, glnw, glnb, dln_, x_[b], lnw, mean_[b], rstd_[b], n_, C);
+    k::LinearBackward(d, F(dg_, {N, 2 * C}), F(gw2, {C, 2 * C}), F(gb2, {C}), F(dx_, {N, C}),
+                      F(g_[b], {N, 2 * C}), F(w2, {C, 2 * C}), {.accumulate_dx = false});
+    d.Memset(dh_, 0, sizeof(float) * N * C * 2);
+    k::GeluBackward(d, F(dh_, {N * 2 * C}), F(h_[b], {N * 2 * C}), F(dg_, {N * 2 * C}));
+    k::LinearBackward(d, F(dln_, {N, C}), F(gw1, {2 * C, C}), F(gb1, {2 * C}), F(dh_, {N, 2 * C}),
+                      F(ln_[b], {N, C}), F(w1, {2 * C, C}), {.accumulate_dx = false});
+    k::LayerNormBackward(d, F(dx_, {N, C}), F(glnw, {C}), F(glnb, {C}), F(dln_, {N, C}),
+                         F(x_[b], {N, C}), F(lnw, {C}), F(mean_[b], {N}), F(rstd_[b], {N}));
   } else {
-    k.EncoderBackward(g[0], dpos_, dx_, inputs_, 1, n_, C);  // dpos_ is discarded
+    k::EmbeddingBackward(d, F(g[0], {V, C}), {}, F(dx_, {N, C}), k::View(inputs_, {N}));
   }
 }
 
 double MlpModel::Loss() {
   std::vector<float> l(n_);
-  backend_->CopyToHost(l.data(), losses_, sizeof(float) * n_);
+  device_->CopyToHost(l.data(), losses_, sizeof(float) * n_);
   double s = 0;
   for (float x : l) s += x;
   return s / n_;

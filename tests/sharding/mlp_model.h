@@ -10,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "models/unit_model.h"
 
 namespace anvil::testing {
@@ -24,27 +24,28 @@ struct MlpConfig {
 
 class MlpModel : public UnitModel {
  public:
-  MlpModel(const MlpConfig& c, kernels::Backend* backend);
+  MlpModel(const MlpConfig& c, kernels::Device* device);
   ~MlpModel() override;
   const ParamLayout& layout() const override { return layout_; }
   std::vector<int> UnitDeps(int) const override { return {}; }
   void InitParams(float* host, uint64_t seed) const override;
   absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) override;
-  void Forward(int unit, UnitPtrs params) override;
-  void Backward(int unit, UnitPtrs params, UnitPtrs grads, float loss_scale) override;
+  DType compute_dtype() const override { return DType::kF32; }
+  void Forward(int unit, ParamPtrs params) override;
+  void Backward(int unit, ParamPtrs params, GradPtrs grads, float loss_scale) override;
   double Loss() override;
   int64_t NumTargets() const override { return n_; }
   double FlopsPerToken(int) const override { return 6.0 * static_cast<double>(layout_.total_numel()); }
 
  private:
   MlpConfig c_;
-  kernels::Backend* backend_;
+  kernels::Device* device_;
   ParamLayout layout_;
   int n_ = 0;  // tokens in the batch
   int32_t *inputs_, *targets_;
   std::vector<float*> x_;  // residual stream entering each block, and the final one
   std::vector<float*> ln_, mean_, rstd_, h_, g_;
-  float *logits_, *probs_, *losses_, *dx_, *dh_, *dg_, *dln_, *dlogits_, *zpos_, *dpos_;
+  float *logits_, *probs_, *losses_, *dx_, *dh_, *dg_, *dln_, *dlogits_;
   std::vector<void*> allocs_;
 };
 

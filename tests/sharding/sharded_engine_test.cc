@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "models/gpt/gpt.h"
 #include "models/init_rng.h"
 #include "runtime/collectives/gloo/gloo_process_group.h"
@@ -52,7 +52,7 @@ struct RunResult {
 
 constexpr int kVocab = 29;
 
-std::unique_ptr<UnitModel> MakeModel(ModelKind kind, kernels::Backend* b, int batch, int seq,
+std::unique_ptr<UnitModel> MakeModel(ModelKind kind, kernels::Device* b, int batch, int seq,
                                      int n_layer = 2) {
   if (kind == ModelKind::kGpt) {
     auto m = Gpt::Create(GptConfig{n_layer, 2, 12, 8, kVocab}, GptOptions{batch, seq}, b);
@@ -75,9 +75,9 @@ void Batch(int step, int rows, int seq, std::vector<int32_t>* in, std::vector<in
 
 void RankMain(const RunSpec& spec, int rank, ProcessGroup* world, RunResult* out,
               const std::function<void(ShardedEngine&, int step)>& hook) {
-  auto backend = kernels::MakeCpuBackend(1);
+  auto device = kernels::MakeCpuDevice(1);
   const int rows = spec.global_batch / spec.world / spec.micro;
-  auto model = MakeModel(spec.model, backend.get(), rows, spec.seq, spec.n_layer);
+  auto model = MakeModel(spec.model, device.get(), rows, spec.seq, spec.n_layer);
   EngineGroups groups{world, nullptr, nullptr};
   HybridGroups hybrid;
   if (spec.strategy == ShardingStrategy::kHybridShard && world != nullptr) {
@@ -95,7 +95,7 @@ void RankMain(const RunSpec& spec, int rank, ProcessGroup* world, RunResult* out
   o.first_bucket_bytes = 512;
   o.overlap = spec.overlap;
   o.adamw.weight_decay = 0.1f;
-  auto engine = ShardedEngine::Create(model.get(), backend.get(), groups, o);
+  auto engine = ShardedEngine::Create(model.get(), device.get(), groups, o);
   ASSERT_TRUE(engine.ok()) << engine.status();
   ShardedEngine& e = **engine;
   ASSERT_TRUE(e.InitParams(42).ok());
@@ -247,8 +247,8 @@ TEST(ShardedEngineTest, OverlapDoesNotChangeResults) {
 TEST(ShardedEngineTest, MemoryFollowsTheZeroFormulas) {
   std::map<std::pair<int, int>, size_t> full_peak, grad_op_peak;  // (layers, n)
   for (int layers : {6, 12}) {
-    auto backend = kernels::MakeCpuBackend(1);
-    auto model = MakeModel(ModelKind::kGpt, backend.get(), 1, 8, layers);
+    auto device = kernels::MakeCpuDevice(1);
+    auto model = MakeModel(ModelKind::kGpt, device.get(), 1, 8, layers);
     const ParamLayout& layout = model->layout();
     const double psi = static_cast<double>(layout.total_numel());
     size_t max_unit = 0;

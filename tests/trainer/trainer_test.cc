@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "kernels/backend.h"
+#include "kernels/device.h"
 #include "runtime/data/token_shard.h"
 #include "runtime/trainer/config.h"
 #include "runtime/optim/lr_schedule.h"
@@ -73,12 +73,12 @@ class TrainerTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
-  std::unique_ptr<kernels::Backend> backend_ = kernels::MakeCpuBackend(1);
+  std::unique_ptr<kernels::Device> device_ = kernels::MakeCpuDevice(1);
   TrainerOptions quiet_{0, [](const std::string&) {}, {}, 0, 1};
 };
 
 TEST_F(TrainerTest, LossFallsFarBelowUniform) {
-  auto t = Trainer::Create(Config(), backend_.get(), quiet_);
+  auto t = Trainer::Create(Config(), device_.get(), quiet_);
   ASSERT_TRUE(t.ok()) << t.status();
   auto before = (*t)->Evaluate();
   ASSERT_TRUE(before.ok());
@@ -98,8 +98,8 @@ TEST_F(TrainerTest, GradAccumulationEqualsOneBigBatch) {
   proto::TrainConfig accum = big;
   accum.mutable_data()->set_batch_size(2);
   accum.set_grad_accum(2);
-  auto a = Trainer::Create(big, backend_.get(), quiet_);
-  auto b = Trainer::Create(accum, backend_.get(), quiet_);
+  auto a = Trainer::Create(big, device_.get(), quiet_);
+  auto b = Trainer::Create(accum, device_.get(), quiet_);
   ASSERT_TRUE(a.ok() && b.ok());
   for (int s = 0; s < 3; ++s) {
     auto ra = (*a)->Step();
@@ -138,7 +138,7 @@ TEST_F(TrainerTest, BadConfigNamesTheFlag) {
   for (const Case& k : cases) {
     proto::TrainConfig c = Config();
     k.edit(&c);
-    auto t = Trainer::Create(c, backend_.get(), quiet_);
+    auto t = Trainer::Create(c, device_.get(), quiet_);
     ASSERT_FALSE(t.ok()) << k.needle;
     EXPECT_NE(t.status().message().find(k.needle), std::string::npos) << t.status();
   }

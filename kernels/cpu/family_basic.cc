@@ -1,0 +1,85 @@
+// CPU implementations of the convert, elementwise and activation families.
+// F32 operands go straight to the fp32 kernels of ops.h (bit-identical to
+// them); other dtypes widen to fp32, run the same kernel, and round once.
+#include "kernels/cpu/convert.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/register_ops.h"
+#include "kernels/cpu/typed.h"
+#include "kernels/op_registry.h"
+#include "kernels/ops/activation.h"
+#include "kernels/ops/convert.h"
+#include "kernels/ops/elementwise.h"
+
+namespace anvil::kernels::cpu {
+namespace {
+
+void ConvertCpu(Device& d, const TensorView& dst, const TensorView& src) {
+  Convert(Threads(d), dst.data, dst.dtype, src.data, src.dtype, static_cast<size_t>(dst.numel()));
+}
+
+bool AllF32(std::initializer_list<const TensorView*> vs) {
+  for (const TensorView* v : vs) {
+    if (v->present() && v->dtype != DType::kF32) return false;
+  }
+  return true;
+}
+
+void AddCpu(Device& d, const TensorView& out, const TensorView& a, const TensorView& b) {
+  const size_t n = static_cast<size_t>(out.numel());
+  if (AllF32({&out, &a, &b})) {
+    ResidualForward(Threads(d), out.as<float>(), a.as<float>(), b.as<float>(), n);
+    return;
+  }
+  F32In fa(d, a), fb(d, b);
+  F32Out fo(d, out, false);
+  ResidualForward(Threads(d), fo.get(), fa.get(), fb.get(), n);
+  fo.Finish();
+}
+
+void AccumulateCpu(Device& d, const TensorView& dst, const TensorView& src) {
+  const size_t n = static_cast<size_t>(dst.numel());
+  F32In fs(d, src);
+  AccumulateF32Into(Threads(d), dst.data, dst.dtype, fs.get(), n);
+}
+
+void ScaleCpu(Device& d, const TensorView& x, float alpha) {
+  const size_t n = static_cast<size_t>(x.numel());
+  if (x.dtype == DType::kF32) {
+    Scale(Threads(d), x.as<float>(), alpha, n);
+    return;
+  }
+  F32Out fo(d, x, false);
+  Convert(Threads(d), fo.get(), DType::kF32, x.data, x.dtype, n);
+  Scale(Threads(d), fo.get(), alpha, n);
+  fo.Finish();
+}
+
+void GeluForwardCpu(Device& d, const TensorView& out, const TensorView& x) {
+  const size_t n = static_cast<size_t>(x.numel());
+  F32In fx(d, x);
+  F32Out fo(d, out, false);
+  GeluForward(Threads(d), fo.get(), fx.get(), n);
+  fo.Finish();
+}
+
+void GeluBackwardCpu(Device& d, const TensorView& dx, const TensorView& x, const TensorView& dout) {
+  const size_t n = static_cast<size_t>(x.numel());
+  F32In fx(d, x), fd(d, dout);
+  F32Out fo(d, dx, true);
+  GeluBackward(Threads(d), fo.get(), fx.get(), fd.get(), n);
+  fo.Finish();
+}
+
+}  // namespace
+
+void RegisterBasicOps() {
+  constexpr DeviceKind k = DeviceKind::kCpu;
+  RegisterOp<ConvertFn>(k, "convert.convert", &ConvertCpu, {DType::kF32, DType::kBF16, DType::kF16});
+  RegisterOp<AddFn>(k, "elementwise.add", &AddCpu, {DType::kF32, DType::kBF16});
+  RegisterOp<AccumulateFn>(k, "elementwise.accumulate", &AccumulateCpu, {DType::kF32, DType::kBF16});
+  RegisterOp<ScaleFn>(k, "elementwise.scale", &ScaleCpu, {DType::kF32, DType::kBF16});
+  RegisterOp<GeluForwardFn>(k, "activation.gelu_forward", &GeluForwardCpu, {DType::kF32, DType::kBF16});
+  RegisterOp<GeluBackwardFn>(k, "activation.gelu_backward", &GeluBackwardCpu, {DType::kF32, DType::kBF16});
+}
+
+}  // namespace anvil::kernels::cpu

@@ -1,0 +1,94 @@
+// CPU implementation of the linear family.
+//
+// F32: OpenBLAS sgemm (matmul.cc's forward, bit-identical to it). BF16:
+// bf16 x bf16 products with fp32 accumulation (gemm.h).
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/register_ops.h"
+#include "kernels/cpu/typed.h"
+#include "kernels/op_registry.h"
+#include "kernels/ops/linear.h"
+
+namespace anvil::kernels::cpu {
+namespace {
+
+void BiasRows(int nt, float* out, const float* bias, int N, int OC) {
+#pragma omp parallel for num_threads(nt) schedule(static) if (int64_t{N} * OC >= (1 << 15))
+  for (int i = 0; i < N; ++i) {
+    float* o = out + static_cast<int64_t>(i) * OC;
+#pragma omp simd
+    for (int j = 0; j < OC; ++j) o[j] += bias[j];
+  }
+}
+
+void LinearForwardCpu(Device& d, const TensorView& out, const TensorView& x,
+                      const TensorView& weight, const TensorView& bias, const LinearParams& p) {
+  const int N = static_cast<int>(x.rows()), C = static_cast<int>(x.cols()),
+            OC = static_cast<int>(weight.rows());
+  const int nt = Threads(d);
+  if (x.dtype == DType::kF32 && out.dtype == DType::kF32 && !p.accumulate &&
+      (!bias.present() || bias.dtype == DType::kF32)) {
+    MatmulForward(nt, out.as<float>(), x.as<float>(), weight.as<float>(),
+                  bias.present() ? bias.as<float>() : nullptr, N, C, OC);
+    return;
+  }
+  F32Out fo(d, out, false);
+  const float beta = p.accumulate ? 1.0f : 0.0f;
+  if (x.dtype == DType::kF32) {
+    SetBlasThreads(nt);
+    Sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x.as<float>(), C,
+          weight.as<float>(), C, beta, fo.get(), OC);
+  } else {
+    GemmBf16(d, false, true, N, OC, C, x, weight, beta, fo.get());
+  }
+  if (bias.present()) {
+    F32In fb(d, bias);
+    BiasRows(nt, fo.get(), fb.get(), N, OC);
+  }
+  fo.Finish();
+}
+
+void LinearBackwardCpu(Device& d, const TensorView& dx, const TensorView& dweight,
+                       const TensorView& dbias, const TensorView& dout, const TensorView& x,
+                       const TensorView& weight, const LinearBackwardParams& p) {
+  const int N = static_cast<int>(x.rows()), C = static_cast<int>(x.cols()),
+            OC = static_cast<int>(weight.rows());
+  const int nt = Threads(d);
+  const bool f32 = x.dtype == DType::kF32;
+  if (dx.present()) {
+    F32Out fo(d, dx, false);
+    const float beta = p.accumulate_dx ? 1.0f : 0.0f;
+    if (f32) {
+      SetBlasThreads(nt);
+      Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout.as<float>(), OC,
+            weight.as<float>(), C, beta, fo.get(), C);
+    } else {
+      GemmBf16(d, false, false, N, C, OC, dout, weight, beta, fo.get());
+    }
+    fo.Finish();
+  }
+  if (dweight.present()) {
+    if (f32) {
+      SetBlasThreads(nt);
+      Sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout.as<float>(), OC,
+            x.as<float>(), C, 1.0f, dweight.as<float>(), C);
+    } else {
+      GemmBf16(d, true, false, OC, C, N, dout, x, 1.0f, dweight.as<float>());
+    }
+  }
+  if (dbias.present()) {
+    F32In fd(d, dout);
+    MatmulBackward(nt, nullptr, nullptr, dbias.as<float>(), fd.get(), nullptr, nullptr, N, C, OC);
+  }
+}
+
+}  // namespace
+
+void RegisterLinearOps() {
+  constexpr DeviceKind k = DeviceKind::kCpu;
+  RegisterOp<LinearForwardFn>(k, "linear.forward", &LinearForwardCpu, {DType::kF32, DType::kBF16});
+  RegisterOp<LinearBackwardFn>(k, "linear.backward", &LinearBackwardCpu,
+                               {DType::kF32, DType::kBF16});
+}
+
+}  // namespace anvil::kernels::cpu

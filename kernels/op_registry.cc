@@ -1,0 +1,75 @@
+#include "kernels/op_registry.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+
+namespace anvil::kernels {
+namespace {
+
+struct Registry {
+  std::mutex mu;
+  std::map<std::pair<int, std::string>, OpEntry, std::less<>> ops;
+};
+
+Registry& R() {
+  static Registry* r = new Registry;
+  return *r;
+}
+
+}  // namespace
+
+std::string_view DeviceKindName(DeviceKind k) {
+  switch (k) {
+    case DeviceKind::kCpu: return "cpu";
+    case DeviceKind::kCuda: return "cuda";
+  }
+  return "?";
+}
+
+void RegisterOpErased(DeviceKind kind, std::string_view name, ErasedFn fn,
+                      std::initializer_list<DType> dtypes) {
+  OpEntry e{fn, 0};
+  for (DType d : dtypes) e.dtypes |= 1u << static_cast<int>(d);
+  std::lock_guard<std::mutex> lock(R().mu);
+  R().ops[{static_cast<int>(kind), std::string(name)}] = e;
+}
+
+const OpEntry* FindOp(DeviceKind kind, std::string_view name) {
+  std::lock_guard<std::mutex> lock(R().mu);
+  auto it = R().ops.find(std::pair<int, std::string>(static_cast<int>(kind), std::string(name)));
+  return it == R().ops.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> RegisteredOps(DeviceKind kind) {
+  std::lock_guard<std::mutex> lock(R().mu);
+  std::vector<std::string> names;
+  for (const auto& [key, e] : R().ops) {
+    if (key.first == static_cast<int>(kind)) names.push_back(key.second);
+  }
+  return names;
+}
+
+absl::Status RequireOps(const Device& device, const std::vector<OpRequirement>& ops) {
+  for (const OpRequirement& r : ops) {
+    const OpEntry* e = FindOp(device.kind(), r.op);
+    if (e == nullptr) {
+      return absl::UnimplementedError(absl::StrCat("the ", std::string(DeviceKindName(device.kind())),
+                                                   " device has no op ", std::string(r.op)));
+    }
+    if ((e->dtypes & (1u << static_cast<int>(r.dtype))) == 0) {
+      return absl::UnimplementedError(absl::StrCat(
+          "the ", std::string(DeviceKindName(device.kind())), " device has no ",
+          std::string(DTypeName(r.dtype)), " version of op ", std::string(r.op)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireOps(const Device& device, std::initializer_list<OpRequirement> ops) {
+  return RequireOps(device, std::vector<OpRequirement>(ops));
+}
+
+}  // namespace anvil::kernels
