@@ -20,8 +20,8 @@ size_t CachingAllocator::RoundSize(size_t bytes) {
   if (bytes <= 512) return 512;
   const size_t pow = std::bit_ceil(bytes);
   if (pow <= (size_t{1} << 20)) return pow;
-  const size_t quarter = pow / 8;  // sub-bins of pow/2 .. pow in steps of pow/8
-  return (bytes + quarter - 1) / quarter * quarter;
+  const size_t step = pow / 8;  // 4 bins between pow/2 and pow
+  return (bytes + step - 1) / step * step;
 }
 
 void* CachingAllocator::Alloc(size_t bytes) {

@@ -1,7 +1,7 @@
 // dtype conversions on CUDA. The device functions are the same integer
 // algorithms as kernels/cpu/convert.h (round-to-nearest-even, NaN quieted
 // with its top payload bits kept, fp16 overflow to inf, subnormals), so both
-// backends produce bit-identical results; cuda_backend_test checks that.
+// backends produce bit-identical results; cuda_ops_test checks that.
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/ops.cuh"

@@ -1,6 +1,6 @@
 // The CUDA ops: launchers, one .cu per op holding its forward/backward pair,
-// tied into the Backend by cuda_backend.cu. Semantics are exactly those of
-// kernels/backend.h; all pointers are device pointers; everything is
+// behind the CUDA op families (register_ops.cu). Semantics are those of
+// kernels/ops/README.md, fp32; all pointers are device pointers; everything is
 // enqueued on ctx.stream and nothing allocates.
 #pragma once
 
@@ -10,7 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/backend.h"
+#include "kernels/dtype.h"
+#include "kernels/ops/optim.h"
 
 namespace anvil::kernels::cuda {
 

@@ -29,6 +29,12 @@ class Ops {
  public:
   explicit Ops(Device& d) : d_(d) {}
   Device& device() { return d_; }
+  void* Alloc(size_t bytes) { return d_.Alloc(bytes); }
+  void Free(void* p) { d_.Free(p); }
+  void Memset(void* p, int v, size_t bytes) { d_.Memset(p, v, bytes); }
+  void CopyToHost(void* dst, const void* src, size_t bytes) { d_.CopyToHost(dst, src, bytes); }
+  void CopyFromHost(void* dst, const void* src, size_t bytes) { d_.CopyFromHost(dst, src, bytes); }
+  void Synchronize() { d_.Synchronize(); }
   void EncoderForward(float* out, const int32_t* tokens, const float* wte, const float* wpe, int B,
                       int T, int C, int V = 1 << 20) {
     EmbeddingForward(d_, View(out, {B, T, C}), View(tokens, {B, T}), View(wte, {V, C}),

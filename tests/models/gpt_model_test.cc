@@ -1,11 +1,13 @@
-// GPT model: layout invariants, initialisation, config errors, and a
-// finite-difference check of whole-model gradients.
+// GPT model: layout invariants, initialisation, config errors, a
+// finite-difference check of whole-model gradients, activation
+// recomputation (bit-identical, less memory) and bf16 compute against fp32.
 #include <cmath>
 #include <numeric>
 #include <random>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/device.h"
 #include "models/gpt/gpt.h"
 
@@ -138,6 +140,94 @@ TEST(GptGradient, MatchesFiniteDifferences) {
     }
   }
   EXPECT_EQ(checked, 3 * static_cast<int>(layout.params().size()));
+}
+
+struct Batch {
+  std::vector<int32_t> in, tg;
+};
+Batch RandomBatch(int n, int V, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Batch b{std::vector<int32_t>(n), std::vector<int32_t>(n)};
+  for (int i = 0; i < n; ++i) {
+    b.in[i] = static_cast<int32_t>(rng() % V);
+    b.tg[i] = static_cast<int32_t>(rng() % V);
+  }
+  return b;
+}
+
+// Loss and gradients of one batch with the given options (params fp32 on the
+// host, rounded to bf16 when the model computes in bf16).
+struct Result {
+  double loss;
+  std::vector<float> grads;
+  size_t arena;
+};
+Result RunOnce(const GptConfig& c, GptOptions o, const std::vector<float>& p, const Batch& b, int B,
+           int T, int threads = 2) {
+  auto device = kernels::MakeCpuDevice(threads);
+  auto m = Gpt::Create(c, o, device.get());
+  EXPECT_TRUE(m.ok()) << m.status();
+  Gpt& model = **m;
+  std::vector<float> g(p.size(), 0.f);
+  EXPECT_TRUE(model.SetBatch(b.in.data(), b.tg.data(), B, T).ok());
+  if (o.compute_dtype == DType::kBF16) {
+    std::vector<uint16_t> pb(p.size());
+    kernels::ConvertF32ToBF16(pb.data(), p.data(), p.size());
+    model.ForwardAll(pb.data());
+    model.BackwardAll(pb.data(), g.data(), 1.0f);
+  } else {
+    std::vector<float> pc = p;
+    model.ForwardAll(pc.data());
+    model.BackwardAll(pc.data(), g.data(), 1.0f);
+  }
+  return {model.Loss(), g, model.arena_bytes()};
+}
+
+TEST(GptRecompute, BitIdenticalGradientsWithLessMemory) {
+  const GptConfig c{4, 4, 64, 32, 50};
+  const int B = 3, T = 32;
+  auto dev = kernels::MakeCpuDevice(1);
+  auto m = Gpt::Create(c, GptOptions{B, T}, dev.get());
+  std::vector<float> p((*m)->layout().total_numel());
+  (*m)->InitParams(p.data(), 7);
+  const Batch b = RandomBatch(B * T, c.vocab_size, 3);
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    const Result keep = RunOnce(c, GptOptions{B, T, dt, false}, p, b, B, T);
+    const Result redo = RunOnce(c, GptOptions{B, T, dt, true}, p, b, B, T);
+    EXPECT_EQ(redo.loss, keep.loss) << DTypeName(dt);
+    EXPECT_EQ(redo.grads, keep.grads) << DTypeName(dt);
+    // Three of four layers' block activations are not kept.
+    EXPECT_LT(redo.arena, keep.arena * 3 / 4) << DTypeName(dt);
+  }
+}
+
+TEST(GptBf16, TracksFp32LossAndGradients) {
+  const GptConfig c{2, 4, 64, 32, 64};
+  const int B = 4, T = 32;
+  auto dev = kernels::MakeCpuDevice(1);
+  auto m = Gpt::Create(c, GptOptions{B, T}, dev.get());
+  std::vector<float> p((*m)->layout().total_numel());
+  (*m)->InitParams(p.data(), 11);
+  std::mt19937 rng(2);
+  for (float& x : p) x += std::normal_distribution<float>(0.f, 0.05f)(rng);
+  const Batch b = RandomBatch(B * T, c.vocab_size, 5);
+  const Result f32 = RunOnce(c, GptOptions{B, T}, p, b, B, T);
+  const Result bf16 = RunOnce(c, GptOptions{B, T, DType::kBF16}, p, b, B, T);
+  EXPECT_NEAR(bf16.loss, f32.loss, 0.01 * f32.loss);
+  // Gradients: same direction (cosine) and norm within a few percent.
+  double dot = 0, n32 = 0, n16 = 0;
+  for (size_t i = 0; i < p.size(); ++i) {
+    dot += static_cast<double>(f32.grads[i]) * bf16.grads[i];
+    n32 += static_cast<double>(f32.grads[i]) * f32.grads[i];
+    n16 += static_cast<double>(bf16.grads[i]) * bf16.grads[i];
+  }
+  EXPECT_GT(dot / std::sqrt(n32 * n16), 0.995);
+  EXPECT_NEAR(std::sqrt(n16), std::sqrt(n32), 0.03 * std::sqrt(n32));
+  // The arena holds bf16 block activations: well under the fp32 one.
+  EXPECT_LT(bf16.arena, f32.arena * 4 / 5);
+  // Thread count does not change bf16 results.
+  const Result bf16_1t = RunOnce(c, GptOptions{B, T, DType::kBF16}, p, b, B, T, 1);
+  EXPECT_EQ(bf16_1t.loss, bf16.loss);
 }
 
 }  // namespace

@@ -1,8 +1,8 @@
-// Runs every op on the CUDA backend and compares it with the CPU backend on
-// the same inputs (the CPU backend is itself tested against the naive
-// reference). Gradient outputs are pre-filled with random values so the +=
+// Runs every op family on the CUDA device and compares it with the CPU
+// device on the same inputs (the CPU ops are themselves tested against the
+// float64 reference: the ggml test-backend-ops pattern). Gradient outputs are pre-filled with random values so the +=
 // semantics are compared too. Skips cleanly when no GPU is present.
-#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/cuda_device.h"
 
 #include <bit>
 #include <cstring>
@@ -10,6 +10,7 @@
 #include <random>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/ops/attention.h"
 #include "tests/kernels/test_util.h"
 
 namespace anvil::kernels {
@@ -19,12 +20,14 @@ using testing::FVec;
 
 testing::DVec D(const FVec& v) { return testing::ToD(v); }
 
-class CudaBackendTest : public ::testing::Test {
+class CudaOpsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (CudaDeviceCount() == 0) GTEST_SKIP() << "no CUDA device";
-    gpu_ = MakeCudaBackend(0);
-    cpu_ = MakeCpuBackend(2);
+    gpu_dev_ = MakeCudaDevice(0);
+    cpu_dev_ = MakeCpuDevice(2);
+    gpu_ = std::make_unique<testing::Ops>(*gpu_dev_);
+    cpu_ = std::make_unique<testing::Ops>(*cpu_dev_);
   }
   void TearDown() override {
     for (void* p : owned_) gpu_->Free(p);
@@ -44,11 +47,12 @@ class CudaBackendTest : public ::testing::Test {
     return h;
   }
 
-  std::unique_ptr<Backend> gpu_, cpu_;
+  std::unique_ptr<Device> gpu_dev_, cpu_dev_;
+  std::unique_ptr<testing::Ops> gpu_, cpu_;
   std::vector<void*> owned_;
 };
 
-TEST_F(CudaBackendTest, Encoder) {
+TEST_F(CudaOpsTest, Encoder) {
   const int B = 3, T = 37, C = 40, V = 7;
   const auto tokens = testing::RandomTokens(B * T, V, 1);
   const FVec wte = testing::Random(V * C, 2), wpe = testing::Random(T * C, 3);
@@ -67,7 +71,7 @@ TEST_F(CudaBackendTest, Encoder) {
   EXPECT_TRUE(AllClose(Down(g_dwpe, dwpe.size()), D(dwpe), 1e-5, 1e-5));
 }
 
-TEST_F(CudaBackendTest, LayerNorm) {
+TEST_F(CudaOpsTest, LayerNorm) {
   const int N = 67, C = 100;
   const FVec inp = testing::Random(N * C, 1, -2.0f, 3.0f), w = testing::Random(C, 2),
              b = testing::Random(C, 3), dout = testing::Random(N * C, 4);
@@ -90,7 +94,7 @@ TEST_F(CudaBackendTest, LayerNorm) {
   EXPECT_TRUE(AllClose(Down(g_db, C), D(db), 1e-4, 1e-4));
 }
 
-TEST_F(CudaBackendTest, Matmul) {
+TEST_F(CudaOpsTest, Matmul) {
   const int N = 77, C = 37, OC = 131;
   for (bool with_bias : {true, false}) {
     const FVec inp = testing::Random(N * C, 1), w = testing::Random(OC * C, 2),
@@ -112,30 +116,38 @@ TEST_F(CudaBackendTest, Matmul) {
   }
 }
 
-TEST_F(CudaBackendTest, Attention) {
+TEST_F(CudaOpsTest, Attention) {
   struct Shape {
     int B, T, C, NH;
   };
   for (const Shape s : {Shape{2, 7, 12, 3}, Shape{2, 131, 24, 3}, Shape{3, 1, 8, 1}}) {
     const size_t n_qkv = static_cast<size_t>(s.B) * s.T * 3 * s.C;
     const size_t n_out = static_cast<size_t>(s.B) * s.T * s.C;
-    const size_t n_att = static_cast<size_t>(s.B) * s.NH * s.T * s.T;
     const FVec qkv = testing::Random(n_qkv, 1, -1.5f, 1.5f), dout = testing::Random(n_out, 2);
-    FVec out(n_out), att(n_att, 3.0f), dqkv = testing::Random(n_qkv, 3), datt(n_att);
-    float *g_out = Up(out), *g_att = Up(att), *g_dqkv = Up(dqkv), *g_datt = Up(datt);
-    const float* g_qkv = Up(qkv);
-    gpu_->AttentionForward(g_out, g_att, g_qkv, s.B, s.T, s.C, s.NH);
-    gpu_->AttentionBackward(g_dqkv, g_datt, Up(dout), g_qkv, g_att, s.B, s.T, s.C, s.NH);
-    cpu_->AttentionForward(out.data(), att.data(), qkv.data(), s.B, s.T, s.C, s.NH);
-    cpu_->AttentionBackward(dqkv.data(), datt.data(), dout.data(), qkv.data(), att.data(), s.B, s.T,
-                            s.C, s.NH);
+    FVec out(n_out), lse(static_cast<size_t>(s.B) * s.NH * s.T),
+        dqkv = testing::Random(n_qkv, 3);
+    float *g_out = Up(out), *g_dqkv = Up(dqkv), *g_lse = Up(lse);
+    float* g_qkv = Up(qkv);
+    float* g_dout = Up(dout);
+    // The same family calls on both devices: packed views, causal.
+    auto run = [&](Device& dev, float* o, float* l, float* x, float* dx, float* dy) {
+      const QkvViews v = PackedQkv(x, DType::kF32, s.B, s.T, s.C, s.NH);
+      const QkvViews dv = PackedQkv(dx, DType::kF32, s.B, s.T, s.C, s.NH);
+      const TensorView ov = View(o, {s.B, s.T, s.NH, s.C / s.NH});
+      const TensorView lv = View(l, {s.B, s.NH, s.T});
+      AttentionForward(dev, ov, lv, v.q, v.k, v.v);
+      AttentionBackward(dev, dv.q, dv.k, dv.v, View(dy, {s.B, s.T, s.NH, s.C / s.NH}), v.q, v.k,
+                        v.v, ov, lv);
+    };
+    run(*gpu_dev_, g_out, g_lse, g_qkv, g_dqkv, g_dout);
+    FVec x = qkv, dy = dout;
+    run(*cpu_dev_, out.data(), lse.data(), x.data(), dqkv.data(), dy.data());
     EXPECT_TRUE(AllClose(Down(g_out, n_out), D(out), 1e-5, 1e-4)) << s.T;
-    EXPECT_TRUE(AllClose(Down(g_att, n_att), D(att), 1e-6, 1e-4)) << s.T;
     EXPECT_TRUE(AllClose(Down(g_dqkv, n_qkv), D(dqkv), 1e-5, 1e-4)) << s.T;
   }
 }
 
-TEST_F(CudaBackendTest, GeluResidualScale) {
+TEST_F(CudaOpsTest, GeluResidualScale) {
   const size_t n = 100003;
   const FVec x = testing::Random(n, 1, -8.0f, 8.0f), y = testing::Random(n, 2),
              dout = testing::Random(n, 3);
@@ -159,7 +171,7 @@ TEST_F(CudaBackendTest, GeluResidualScale) {
   EXPECT_TRUE(AllClose(Down(g_sc, n), D(sc), 0, 0));
 }
 
-TEST_F(CudaBackendTest, SoftmaxCrossEntropy) {
+TEST_F(CudaOpsTest, SoftmaxCrossEntropy) {
   const int N = 45, V = 1000;
   const FVec logits = testing::Random(N * V, 1, -6.0f, 6.0f);
   auto targets = testing::RandomTokens(N, V, 2);
@@ -177,7 +189,7 @@ TEST_F(CudaBackendTest, SoftmaxCrossEntropy) {
   EXPECT_TRUE(AllClose(Down(g_dl, dlogits.size()), D(dlogits), 1e-6, 1e-5));
 }
 
-TEST_F(CudaBackendTest, AdamWAndReductions) {
+TEST_F(CudaOpsTest, AdamWAndReductions) {
   const size_t n = 100003;
   FVec param = testing::Random(n, 1), m(n, 0.0f), v(n, 0.0f);
   float *g_p = Up(param), *g_m = Up(m), *g_v = Up(v);
@@ -205,7 +217,7 @@ TEST_F(CudaBackendTest, AdamWAndReductions) {
   EXPECT_TRUE(gpu_->HasNonFinite(Up(bad), n));
 }
 
-TEST_F(CudaBackendTest, ConvertIsBitIdenticalToCpu) {
+TEST_F(CudaOpsTest, ConvertIsBitIdenticalToCpu) {
   std::vector<uint16_t> all(65536);
   for (uint32_t h = 0; h < 65536; ++h) all[h] = static_cast<uint16_t>(h);
   std::mt19937 gen(3);
@@ -232,7 +244,7 @@ TEST_F(CudaBackendTest, ConvertIsBitIdenticalToCpu) {
   }
 }
 
-TEST_F(CudaBackendTest, MemsetAndCopies) {
+TEST_F(CudaOpsTest, MemsetAndCopies) {
   const size_t n = 1000;
   auto* d = static_cast<uint8_t*>(gpu_->Alloc(n));
   owned_.push_back(d);
@@ -243,7 +255,7 @@ TEST_F(CudaBackendTest, MemsetAndCopies) {
   gpu_->CopyFromHost(d, h.data(), n);
   gpu_->Synchronize();
   EXPECT_EQ(Down(d, n), h);
-  EXPECT_STREQ(gpu_->Name(), "cuda");
+  EXPECT_EQ(gpu_dev_->kind(), DeviceKind::kCuda);
 }
 
 }  // namespace

@@ -1,0 +1,30 @@
+// The CUDA Device: one GPU, one compute stream, a caching allocator over
+// cudaMalloc, and the fp32 op families registered for DeviceKind::kCuda
+// (register_ops.cu).
+//
+// Memory comes from the caching allocator: Free returns a block to the cache
+// without synchronising, which is safe because every op runs on the one
+// compute stream, so a later use of a reused block is ordered after the
+// earlier one (the rule PyTorch's allocator follows). CopyToHost /
+// CopyFromHost and the optim reductions return once their data is on the
+// host. Like a CUDA stream, one device must not be driven from two host
+// threads at once.
+//
+// This header is plain C++ (no CUDA headers), so host code and tests can
+// include it from ordinary .cc files.
+#pragma once
+
+#include <memory>
+
+#include "kernels/device.h"
+
+namespace anvil::kernels {
+
+// Number of usable CUDA devices; 0 when there is no driver or no GPU.
+int CudaDeviceCount();
+
+// A device on GPU `ordinal`. Aborts with a message if it cannot be used;
+// check CudaDeviceCount() first.
+std::unique_ptr<Device> MakeCudaDevice(int ordinal = 0);
+
+}  // namespace anvil::kernels

@@ -1,0 +1,187 @@
+// Every op family in BF16 against the same op in fp32 on the bf16-rounded
+// inputs, through the family dispatchers on the CPU device, 1-3 threads.
+//
+// Tolerance: a BF16 output is the fp32 result rounded once to bf16's 8-bit
+// significand, so its error is at most 2^-9 of its own magnitude; the fp32
+// reference and the bf16 path may also accumulate in different orders
+// (GEMM blocking), which costs a few fp32 ulps of the reduction, i.e.
+// K * 2^-24 * max|term| for a length-K reduction. We allow
+//   |got - want| <= 2^-8 * |want| + (K * 2^-22 + 2^-12) * max|want|,
+// twice the rounding bound plus the reduction term (K = 1 for elementwise
+// ops). An fp32 OUTPUT of a bf16 op (e.g. logits, weight gradients) gets the
+// reduction term only.
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu/convert.h"
+#include "kernels/ops/attention.h"
+#include "tests/kernels/test_util.h"
+
+namespace anvil::kernels {
+namespace {
+using testing::FVec;
+using U16 = std::vector<uint16_t>;
+
+U16 ToBf16(const FVec& v) {
+  U16 r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = F32ToBF16(v[i]);
+  return r;
+}
+FVec FromBf16(const U16& v) {
+  FVec r(v.size());
+  for (size_t i = 0; i < v.size(); ++i) r[i] = BF16ToF32(v[i]);
+  return r;
+}
+FVec Rounded(const FVec& v) { return FromBf16(ToBf16(v)); }
+TensorView B16(const U16& v, std::initializer_list<int64_t> shape) {
+  return View(v.data(), DType::kBF16, shape);
+}
+
+::testing::AssertionResult Close(const FVec& got, const FVec& want, int64_t K, bool bf16_out) {
+  double mx = 0;
+  for (float w : want) mx = std::max(mx, std::fabs(static_cast<double>(w)));
+  const double floor = (K * std::ldexp(1.0, -22) + std::ldexp(1.0, -12)) * std::max(mx, 1e-6);
+  const double rel = bf16_out ? std::ldexp(1.0, -8) : 0.0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(static_cast<double>(got[i]) - want[i]);
+    if (!(err <= rel * std::fabs(want[i]) + floor)) {
+      return ::testing::AssertionFailure() << "element " << i << ": got " << got[i] << ", want "
+                                           << want[i] << " (max |want| " << mx << ")";
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+class Bf16OpsTest : public testing::CpuKernelTest {};
+
+TEST_P(Bf16OpsTest, LinearForwardAndBackward) {
+  Device& d = device();
+  for (auto [N, C, OC] : {std::tuple{7, 33, 65}, std::tuple{256, 96, 288}}) {
+    const FVec x = Rounded(testing::Random(N * C, 1)), w = Rounded(testing::Random(OC * C, 2)),
+               b = Rounded(testing::Random(OC, 3)), dy = Rounded(testing::Random(N * OC, 4));
+    const U16 xb = ToBf16(x), wb = ToBf16(w), bb = ToBf16(b), dyb = ToBf16(dy);
+    // fp32 reference on the rounded values.
+    FVec y(N * OC), dx(N * C), dw = testing::Random(OC * C, 5), db = testing::Random(OC, 6);
+    FVec dw0 = dw, db0 = db;
+    be().MatmulForward(y.data(), x.data(), w.data(), b.data(), N, C, OC);
+    LinearBackward(d, View(dx.data(), {N, C}), View(dw.data(), {OC, C}), View(db.data(), {OC}),
+                   View(dy.data(), {N, OC}), View(x.data(), {N, C}), View(w.data(), {OC, C}),
+                   {.accumulate_dx = false});
+    // bf16 out and fp32 out.
+    U16 yb(N * OC);
+    FVec yf(N * OC);
+    LinearForward(d, B16(yb, {N, OC}), B16(xb, {N, C}), B16(wb, {OC, C}), B16(bb, {OC}));
+    LinearForward(d, View(yf.data(), {N, OC}), B16(xb, {N, C}), B16(wb, {OC, C}), B16(bb, {OC}));
+    EXPECT_TRUE(Close(FromBf16(yb), y, C, true));
+    EXPECT_TRUE(Close(yf, y, C, false));
+    // accumulate into fp32: out = 1 + x W^T + b
+    FVec acc(N * OC, 1.0f), want_acc = y;
+    for (float& v : want_acc) v += 1.0f;
+    LinearForward(d, View(acc.data(), {N, OC}), B16(xb, {N, C}), B16(wb, {OC, C}), B16(bb, {OC}),
+                  {.accumulate = true});
+    EXPECT_TRUE(Close(acc, want_acc, C, false));
+    U16 dxb(N * C);
+    FVec dwg = dw0, dbg = db0;
+    LinearBackward(d, B16(dxb, {N, C}), View(dwg.data(), {OC, C}), View(dbg.data(), {OC}),
+                   B16(dyb, {N, OC}), B16(xb, {N, C}), B16(wb, {OC, C}), {.accumulate_dx = false});
+    EXPECT_TRUE(Close(FromBf16(dxb), dx, OC, true));
+    EXPECT_TRUE(Close(dwg, dw, N, false));
+    EXPECT_TRUE(Close(dbg, db, N, false));
+  }
+}
+
+TEST_P(Bf16OpsTest, LayerNormGeluXentEmbedding) {
+  Device& d = device();
+  const int N = 70, C = 48, V = 37;
+  const FVec x = Rounded(testing::Random(N * C, 1, -2.0f, 3.0f));
+  const FVec w = Rounded(testing::Random(C, 2, 0.5f, 1.5f)), b = Rounded(testing::Random(C, 3));
+  const U16 xb = ToBf16(x), wb = ToBf16(w), bb = ToBf16(b);
+  FVec y(N * C), mean(N), rstd(N), mean2(N), rstd2(N);
+  be().LayerNormForward(y.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, C);
+  U16 yb(N * C);
+  LayerNormForward(d, B16(yb, {N, C}), View(mean2.data(), {N}), View(rstd2.data(), {N}),
+                   B16(xb, {N, C}), B16(wb, {C}), B16(bb, {C}));
+  EXPECT_TRUE(Close(FromBf16(yb), y, C, true));
+  EXPECT_TRUE(Close(rstd2, rstd, C, false));
+  // Backward: bf16 dout and x, bf16 dx accumulated onto a start value.
+  const FVec dy = Rounded(testing::Random(N * C, 4));
+  const FVec dx0 = Rounded(testing::Random(N * C, 5));
+  FVec dx = dx0, dw(C, 0.f), db(C, 0.f);
+  be().LayerNormBackward(dx.data(), dw.data(), db.data(), dy.data(), x.data(), w.data(),
+                         mean.data(), rstd.data(), N, C);
+  U16 dxb = ToBf16(dx0);
+  FVec dw2(C, 0.f), db2(C, 0.f);
+  LayerNormBackward(d, B16(dxb, {N, C}), View(dw2.data(), {C}), View(db2.data(), {C}),
+                    B16(ToBf16(dy), {N, C}), B16(xb, {N, C}), B16(wb, {C}), View(mean.data(), {N}),
+                    View(rstd.data(), {N}));
+  EXPECT_TRUE(Close(FromBf16(dxb), dx, C, true));
+  EXPECT_TRUE(Close(dw2, dw, N, false));
+  EXPECT_TRUE(Close(db2, db, N, false));
+
+  // GELU forward and backward (accumulating).
+  FVec g(N * C), dg(N * C, 0.f);
+  be().GeluForward(g.data(), x.data(), g.size());
+  be().GeluBackward(dg.data(), x.data(), dy.data(), g.size());
+  U16 gb(N * C), dgb(N * C, 0);
+  GeluForward(d, B16(gb, {N * C}), B16(xb, {N * C}));
+  GeluBackward(d, B16(dgb, {N * C}), B16(xb, {N * C}), B16(ToBf16(dy), {N * C}));
+  EXPECT_TRUE(Close(FromBf16(gb), g, 1, true));
+  EXPECT_TRUE(Close(FromBf16(dgb), dg, 1, true));
+
+  // Cross-entropy on bf16 logits (fp32 probs and losses), bf16 dlogits.
+  const FVec logits = Rounded(testing::Random(N * V, 6, -4.0f, 4.0f));
+  std::vector<int32_t> t = testing::RandomTokens(N, V, 7);
+  t[3] = -1;
+  FVec loss(N), probs(N * V), loss2(N), probs2(N * V), dl(N * V, 0.f);
+  be().SoftmaxCrossEntropyForward(loss.data(), probs.data(), logits.data(), t.data(), N, V);
+  SoftmaxCrossEntropyForward(d, View(loss2.data(), {N}), View(probs2.data(), {N, V}),
+                             B16(ToBf16(logits), {N, V}), View(t.data(), {N}));
+  EXPECT_TRUE(Close(loss2, loss, V, false));
+  be().SoftmaxCrossEntropyBackward(dl.data(), probs.data(), t.data(), 0.5f, N, V);
+  U16 dlb(N * V, 0);
+  SoftmaxCrossEntropyBackward(d, B16(dlb, {N, V}), View(probs.data(), {N, V}), View(t.data(), {N}),
+                              0.5f);
+  EXPECT_TRUE(Close(FromBf16(dlb), dl, 1, true));
+
+  // Embedding: bf16 tables, fp32 output (the residual stream).
+  const int B = 2, T = 35;
+  const FVec wte = Rounded(testing::Random(V * C, 8)), wpe = Rounded(testing::Random(T * C, 9));
+  const auto ids = testing::RandomTokens(B * T, V, 10);
+  FVec e(B * T * C), e2(B * T * C);
+  be().EncoderForward(e.data(), ids.data(), wte.data(), wpe.data(), B, T, C, V);
+  EmbeddingForward(d, View(e2.data(), {B, T, C}), View(ids.data(), {B, T}),
+                   B16(ToBf16(wte), {V, C}), B16(ToBf16(wpe), {T, C}));
+  EXPECT_EQ(e2, e);  // one add of two exactly widened values: identical
+}
+
+TEST_P(Bf16OpsTest, AttentionMatchesFp32OnRoundedInputs) {
+  Device& d = device();
+  const int B = 2, T = 67, NH = 4, HS = 16, C = NH * HS;
+  const FVec qkv = Rounded(testing::Random(B * T * 3 * C, 1, -1.5f, 1.5f));
+  const FVec dy = Rounded(testing::Random(B * T * C, 2));
+  const U16 qkvb = ToBf16(qkv), dyb = ToBf16(dy);
+  auto run = [&](DType dt, void* x, void* o, void* dx, void* dout, float* lse) {
+    const QkvViews v = PackedQkv(x, dt, B, T, C, NH);
+    const QkvViews dv = PackedQkv(dx, dt, B, T, C, NH);
+    const TensorView ov = View(o, dt, {B, T, NH, HS});
+    AttentionForward(d, ov, View(lse, {B, NH, T}), v.q, v.k, v.v);
+    AttentionBackward(d, dv.q, dv.k, dv.v, View(dout, dt, {B, T, NH, HS}), v.q, v.k, v.v, ov,
+                      View(lse, {B, NH, T}));
+  };
+  FVec x = qkv, out(B * T * C), dqkv(qkv.size(), 0.f), lse(B * NH * T), dyc = dy;
+  run(DType::kF32, x.data(), out.data(), dqkv.data(), dyc.data(), lse.data());
+  U16 xb = qkvb, outb(B * T * C), dqkvb(qkv.size(), 0), dybc = dyb;
+  FVec lseb(B * NH * T);
+  run(DType::kBF16, xb.data(), outb.data(), dqkvb.data(), dybc.data(), lseb.data());
+  EXPECT_TRUE(Close(FromBf16(outb), out, T, true));
+  EXPECT_TRUE(Close(lseb, lse, HS, false));
+  // Backward chains two products after the probabilities, each rounded
+  // once at the end: allow the reduction over T twice.
+  EXPECT_TRUE(Close(FromBf16(dqkvb), dqkv, 2 * T, true));
+}
+
+ANVIL_THREADS_PARAMS(Bf16OpsTest);
+
+}  // namespace
+}  // namespace anvil::kernels
