@@ -10,6 +10,7 @@ PKGS=(
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
   libgloo-dev
   libopenblas-dev libopenblas-openmp-dev
+  libdnnl-dev
   libgtest-dev libgmock-dev
   libxxhash-dev
   libssl-dev

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/blas.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/dnnl_gemm.h"
 
 namespace anvil::kernels::cpu {
 namespace {
@@ -40,7 +40,7 @@ bool CpuHasAmxBf16() { return HasFlag("amx_bf16"); }
 std::string CpuIsaSummary() {
   return absl::StrCat(CpuHasAvx512Subsets() ? "avx512" : "avx2",
                       CpuHasAvx512Bf16() ? " avx512_bf16" : "", CpuHasAmxBf16() ? " amx_bf16" : "",
-                      ", bf16 gemm ", Bf16GemmIsa());
+                      ", oneDNN ", DnnlIsaName());
 }
 
 }  // namespace anvil::kernels::cpu

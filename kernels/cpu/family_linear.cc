@@ -1,9 +1,11 @@
 // CPU implementation of the linear family.
 //
 // F32: OpenBLAS sgemm (matmul.cc's forward, bit-identical to it). BF16:
-// bf16 x bf16 products with fp32 accumulation (gemm.h).
+// oneDNN matmul (dnnl_gemm.h), bf16 x bf16 with fp32 accumulation, writing
+// bf16 or fp32 directly (bias and accumulation fused), so no operand is
+// widened or staged.
 #include "kernels/cpu/blas.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/dnnl_gemm.h"
 #include "kernels/cpu/register_ops.h"
 #include "kernels/cpu/typed.h"
 #include "kernels/op_registry.h"
@@ -32,15 +34,19 @@ void LinearForwardCpu(Device& d, const TensorView& out, const TensorView& x,
                   bias.present() ? bias.as<float>() : nullptr, N, C, OC);
     return;
   }
-  F32Out fo(d, out, false);
-  const float beta = p.accumulate ? 1.0f : 0.0f;
-  if (x.dtype == DType::kF32) {
-    SetBlasThreads(nt);
-    Sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x.as<float>(), C,
-          weight.as<float>(), C, beta, fo.get(), OC);
-  } else {
-    GemmBf16(d, false, true, N, OC, C, x, weight, beta, fo.get());
+  if (x.dtype == DType::kBF16) {
+    GemmArgs g{.M = N, .N = OC, .K = C,
+               .a = x.data, .a_type = x.dtype, .lda = C,
+               .b = weight.data, .b_type = weight.dtype, .ldb = C, .trans_b = true,
+               .c = out.data, .c_type = out.dtype, .ldc = OC,
+               .bias = bias.data, .bias_type = bias.dtype, .accumulate = p.accumulate};
+    Gemm(nt, g);
+    return;
   }
+  F32Out fo(d, out, false);
+  SetBlasThreads(nt);
+  Sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x.as<float>(), C,
+        weight.as<float>(), C, p.accumulate ? 1.0f : 0.0f, fo.get(), OC);
   if (bias.present()) {
     F32In fb(d, bias);
     BiasRows(nt, fo.get(), fb.get(), N, OC);
@@ -56,16 +62,19 @@ void LinearBackwardCpu(Device& d, const TensorView& dx, const TensorView& dweigh
   const int nt = Threads(d);
   const bool f32 = x.dtype == DType::kF32;
   if (dx.present()) {
-    F32Out fo(d, dx, false);
-    const float beta = p.accumulate_dx ? 1.0f : 0.0f;
     if (f32) {
+      F32Out fo(d, dx, false);
       SetBlasThreads(nt);
       Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout.as<float>(), OC,
-            weight.as<float>(), C, beta, fo.get(), C);
+            weight.as<float>(), C, p.accumulate_dx ? 1.0f : 0.0f, fo.get(), C);
+      fo.Finish();
     } else {
-      GemmBf16(d, false, false, N, C, OC, dout, weight, beta, fo.get());
+      Gemm(nt, GemmArgs{.M = N, .N = C, .K = OC,
+                        .a = dout.data, .a_type = dout.dtype, .lda = OC,
+                        .b = weight.data, .b_type = weight.dtype, .ldb = C,
+                        .c = dx.data, .c_type = dx.dtype, .ldc = C,
+                        .accumulate = p.accumulate_dx});
     }
-    fo.Finish();
   }
   if (dweight.present()) {
     if (f32) {
@@ -73,7 +82,11 @@ void LinearBackwardCpu(Device& d, const TensorView& dx, const TensorView& dweigh
       Sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout.as<float>(), OC,
             x.as<float>(), C, 1.0f, dweight.as<float>(), C);
     } else {
-      GemmBf16(d, true, false, OC, C, N, dout, x, 1.0f, dweight.as<float>());
+      Gemm(nt, GemmArgs{.M = OC, .N = C, .K = N,
+                        .a = dout.data, .a_type = dout.dtype, .lda = OC, .trans_a = true,
+                        .b = x.data, .b_type = x.dtype, .ldb = C,
+                        .c = dweight.data, .c_type = DType::kF32, .ldc = C,
+                        .accumulate = true});
     }
   }
   if (dbias.present()) {
