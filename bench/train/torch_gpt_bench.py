@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch eager reference for train_bench: the same GPT-2 model and training
-step (forward, backward, grad-norm clip, AdamW) on random tokens, fp32, CPU.
+step (forward, backward, grad-norm clip, AdamW) on random tokens, CPU, eager:
+fp32, or with --dtype bf16 the forward under torch.autocast("cpu", bfloat16)
+(fp32 parameters and optimizer, bf16 matmuls through oneDNN).
 Prints one line: `torch ms_per_step=<median> tokens_per_s=<...>`."""
+import contextlib
 import argparse
 import math
 import statistics
@@ -60,6 +63,7 @@ def main():
     for name, default in [("L", 6), ("H", 6), ("C", 384), ("T", 256), ("V", 256), ("B", 8),
                           ("threads", 2), ("steps", 10), ("warmup", 2)]:
         ap.add_argument(f"--{name}", type=int, default=default)
+    ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -71,14 +75,17 @@ def main():
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(idx, tgt)
+        ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if a.dtype == "bf16"
+               else contextlib.nullcontext())
+        with ctx:
+            loss = model(idx, tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
     ms = statistics.median(times) * 1e3
-    print(f"torch ms_per_step={ms:.2f} tokens_per_s={a.B * a.T / (ms / 1e3):.1f} "
+    print(f"torch {a.dtype} ms_per_step={ms:.2f} tokens_per_s={a.B * a.T / (ms / 1e3):.1f} "
           f"version={torch.__version__} loss={loss.item():.4f}")
 
 

@@ -1,10 +1,14 @@
 // train_bench: training throughput of one GPT step on the CPU device, and the
 // same model and step in PyTorch eager measured in the same run.
 //
-// A step is what `train` does: forward, backward, global grad norm, AdamW.
-// Prints ms/step (median), tokens/s, achieved GFLOP/s (6N + 6LCT per token),
-// the fraction of the machine's sgemm peak measured now, and the ratio to
-// PyTorch when `python3 -c "import torch"` works.
+// A step is what `train` does in one process: the sharded engine's forward,
+// backward, global grad norm, clipping and AdamW on fp32 master weights.
+// --dtype bf16 computes in bf16 (the engine hands the model bf16 copies of
+// the weights) and runs PyTorch under torch.autocast("cpu", bfloat16).
+// Prints the CPU, ms/step (median), tokens/s, achieved GFLOP/s (6N + 6LCT per
+// token), the fraction of the compute dtype's GEMM peak measured now (sgemm
+// for fp32, oneDNN bf16 GEMM for bf16), and the ratio to PyTorch when
+// `python3 -c "import torch"` works.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -19,11 +23,12 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
-#include "kernels/device.h"
-#include "kernels/ops/optim.h"
+#include "kernels/cpu/blas.h"
+#include "kernels/cpu/cpu_info.h"
 #include "kernels/cpu/peak.h"
+#include "kernels/device.h"
 #include "models/gpt/gpt.h"
-#include "runtime/optim/adamw.h"
+#include "runtime/sharding/sharded_engine.h"
 
 ABSL_FLAG(int32_t, n_layer, 6, "L");
 ABSL_FLAG(int32_t, n_head, 6, "H");
@@ -34,6 +39,8 @@ ABSL_FLAG(int32_t, batch_size, 8, "B");
 ABSL_FLAG(int32_t, threads, 2, "CPU threads");
 ABSL_FLAG(int32_t, steps, 10, "timed steps");
 ABSL_FLAG(int32_t, warmup, 2, "untimed steps");
+ABSL_FLAG(std::string, dtype, "fp32", "compute dtype: fp32 | bf16");
+ABSL_FLAG(bool, recompute, false, "recompute each unit's activations in backward");
 ABSL_FLAG(bool, torch, true, "also run the PyTorch eager reference");
 ABSL_FLAG(std::string, torch_script, "bench/train/torch_gpt_bench.py", "PyTorch reference script");
 
@@ -63,17 +70,31 @@ int main(int argc, char** argv) {
                            absl::GetFlag(FLAGS_vocab_size)};
   const int B = absl::GetFlag(FLAGS_batch_size), T = c.max_seq_len;
   const int threads = absl::GetFlag(FLAGS_threads);
+  const std::string dtype = absl::GetFlag(FLAGS_dtype);
+  if (dtype != "fp32" && dtype != "bf16") {
+    std::fprintf(stderr, "train_bench: --dtype must be fp32 or bf16, got '%s'\n", dtype.c_str());
+    return 2;
+  }
+  const anvil::DType cd = dtype == "bf16" ? anvil::DType::kBF16 : anvil::DType::kF32;
   auto device = anvil::kernels::MakeCpuDevice(threads);
-  auto model_or = anvil::Gpt::Create(c, anvil::GptOptions{B, T}, device.get());
+  anvil::GptOptions go{B, T, cd, absl::GetFlag(FLAGS_recompute)};
+  auto model_or = anvil::Gpt::Create(c, go, device.get());
   if (!model_or.ok()) {
     std::fprintf(stderr, "train_bench: %s\n", std::string(model_or.status().message()).c_str());
     return 2;
   }
   anvil::Gpt& model = **model_or;
   const size_t n = model.layout().total_numel();
-  std::vector<float> params(n), grads(n), m(n, 0.f), v(n, 0.f);
-  model.InitParams(params.data(), 1);
-  anvil::AdamW opt(device.get(), model.layout(), 0, n, anvil::AdamWConfig{});
+  anvil::EngineOptions eo;
+  eo.param_dtype = cd;
+  eo.adamw.weight_decay = 0.1f;
+  auto engine_or = anvil::ShardedEngine::Create(&model, device.get(), {}, eo);
+  if (!engine_or.ok()) {
+    std::fprintf(stderr, "train_bench: %s\n", std::string(engine_or.status().message()).c_str());
+    return 2;
+  }
+  anvil::ShardedEngine& engine = **engine_or;
+  if (!engine.InitParams(1).ok()) return 1;
   std::mt19937 rng(0);
   std::vector<int32_t> in(B * T), tg(B * T);
   for (int i = 0; i < B * T; ++i) {
@@ -83,15 +104,13 @@ int main(int argc, char** argv) {
   if (!model.SetBatch(in.data(), tg.data(), B, T).ok()) return 2;
 
   std::vector<double> ms;
+  double loss = 0;
   const int steps = absl::GetFlag(FLAGS_steps), warmup = absl::GetFlag(FLAGS_warmup);
   for (int s = 0; s < warmup + steps; ++s) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::fill(grads.begin(), grads.end(), 0.f);
-    model.ForwardAll(params.data());
-    model.BackwardAll(params.data(), grads.data(), 1.0f);
-    const double norm = std::sqrt(anvil::kernels::SquaredNorm(*device, anvil::kernels::Flat(grads.data(), n)));
-    opt.Step(params.data(), grads.data(), m.data(), v.data(), 1e-4f,
-             norm > 1.0 ? static_cast<float>(1.0 / norm) : 1.0f);
+    auto l = engine.ForwardBackward(1.0f, true);
+    if (!l.ok() || !engine.Step(1e-4f, *l).ok()) return 1;
+    loss = *l;
     device->Synchronize();
     if (s >= warmup) {
       ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
@@ -101,17 +120,25 @@ int main(int argc, char** argv) {
   const double med = ms[ms.size() / 2];
   const double tps = B * T / (med / 1e3);
   const double gflops = model.FlopsPerToken(T) * tps / 1e9;
-  const double peak = anvil::kernels::MeasureSgemmPeakGflops(threads);
-  std::printf("config L=%d H=%d C=%d T=%d V=%d B=%d fp32, %d threads, %zu params, loss %.4f\n",
-              c.n_layer, c.n_head, c.n_embd, T, c.vocab_size, B, threads, n, model.Loss());
-  std::printf("anvil ms_per_step=%.2f tokens_per_s=%.1f gflops=%.1f sgemm_peak_gflops=%.1f "
-              "fraction_of_peak=%.3f\n", med, tps, gflops, peak, gflops / peak);
+  const double peak = cd == anvil::DType::kBF16
+                          ? anvil::kernels::MeasureBf16GemmPeakGflops(threads)
+                          : anvil::kernels::MeasureSgemmPeakGflops(threads);
+  std::printf("cpu %s; %s; OpenBLAS %s\n", anvil::kernels::cpu::CpuModelName().c_str(),
+              anvil::kernels::cpu::CpuIsaSummary().c_str(),
+              anvil::kernels::cpu::BlasCoreName().c_str());
+  std::printf("config L=%d H=%d C=%d T=%d V=%d B=%d %s%s, %d threads, %zu params, loss %.4f, "
+              "arena %.0f MB\n",
+              c.n_layer, c.n_head, c.n_embd, T, c.vocab_size, B, dtype.c_str(),
+              go.recompute ? " recompute" : "", threads, n, loss, model.arena_bytes() / 1e6);
+  std::printf("anvil %s ms_per_step=%.2f tokens_per_s=%.1f gflops=%.1f %s_peak_gflops=%.1f "
+              "fraction_of_peak=%.3f\n", dtype.c_str(), med, tps, gflops,
+              cd == anvil::DType::kBF16 ? "bf16_gemm" : "sgemm", peak, gflops / peak);
   if (absl::GetFlag(FLAGS_torch)) {
     const double torch_tps = RunTorch(absl::StrFormat(
-        "--L %d --H %d --C %d --T %d --V %d --B %d --threads %d --steps %d", c.n_layer, c.n_head,
-        c.n_embd, T, c.vocab_size, B, threads, steps));
+        "--L %d --H %d --C %d --T %d --V %d --B %d --threads %d --steps %d --dtype %s", c.n_layer,
+        c.n_head, c.n_embd, T, c.vocab_size, B, threads, steps, dtype));
     if (torch_tps > 0) {
-      std::printf("ratio anvil/torch tokens_per_s = %.2fx\n", tps / torch_tps);
+      std::printf("ratio anvil/torch %s tokens_per_s = %.2fx\n", dtype.c_str(), tps / torch_tps);
     } else {
       std::printf("torch not importable: no ratio\n");
     }
