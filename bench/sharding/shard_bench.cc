@@ -33,6 +33,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "kernels/cpu/cpu_info.h"
 #include "kernels/device.h"
 #include "launcher/server/server.h"
 #include "models/gpt/gpt.h"
@@ -50,6 +51,9 @@ ABSL_FLAG(int32_t, batch_size, 8, "B per rank");
 ABSL_FLAG(int32_t, steps, 6, "timed steps per measurement");
 ABSL_FLAG(std::string, strategies, "NO_SHARD,SHARD_GRAD_OP,FULL_SHARD,HYBRID_SHARD", "comma list");
 ABSL_FLAG(int32_t, bucket_mb, 4, "NO_SHARD all-reduce bucket size, MiB");
+ABSL_FLAG(std::string, dtype, "fp32",
+          "fp32 | bf16 (bf16 gathers and compute, fp32 reduction: FSDP2's "
+          "MixedPrecisionPolicy(param_dtype=bf16, reduce_dtype=fp32))");
 ABSL_FLAG(bool, torch, true, "also run torchrun + FSDP2 when torch is importable");
 ABSL_FLAG(std::string, torch_script, "bench/sharding/torch_fsdp_bench.py", "FSDP2 reference");
 // Internal: set when this binary runs as one rank of a measured job.
@@ -111,7 +115,8 @@ RankReport RunRank(const std::string& strategy, int rank, int world, int threads
                     absl::GetFlag(FLAGS_n_embd), absl::GetFlag(FLAGS_seq_len), 256};
   const int B = absl::GetFlag(FLAGS_batch_size), T = c.max_seq_len;
   auto device = kernels::MakeCpuDevice(threads);
-  auto model = *Gpt::Create(c, GptOptions{B, T}, device.get());
+  const DType cd = absl::GetFlag(FLAGS_dtype) == "bf16" ? DType::kBF16 : DType::kF32;
+  auto model = *Gpt::Create(c, GptOptions{B, T, cd}, device.get());
   std::shared_ptr<Store> store;
   std::unique_ptr<ProcessGroup> pg;
   HybridGroups hybrid;
@@ -148,6 +153,7 @@ RankReport RunRank(const std::string& strategy, int rank, int world, int threads
     o.strategy = *ParseShardingStrategy(strategy);
     o.overlap = overlap;
     o.bucket_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_bucket_mb)) << 20;
+    o.param_dtype = cd;
     auto e = *ShardedEngine::Create(model.get(), device.get(), groups, o);
     if (!e->InitParams(1).ok()) std::abort();
     auto [ms, wait] = TimeSteps(*model, *e, absl::GetFlag(FLAGS_steps),
@@ -173,10 +179,11 @@ std::vector<RankReport> RunJob(const char* self, const std::string& strategy, in
     const std::string cmd = absl::StrFormat(
         "%s --worker_rank=%d --worker_world=%d --worker_threads=%d --worker_port=%d "
         "--worker_strategy=%s --n_layer=%d --n_head=%d --n_embd=%d --seq_len=%d --batch_size=%d "
-        "--steps=%d --bucket_mb=%d",
+        "--steps=%d --bucket_mb=%d --dtype=%s",
         self, rank, world, threads, port, strategy, absl::GetFlag(FLAGS_n_layer),
         absl::GetFlag(FLAGS_n_head), absl::GetFlag(FLAGS_n_embd), absl::GetFlag(FLAGS_seq_len),
-        absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_steps), absl::GetFlag(FLAGS_bucket_mb));
+        absl::GetFlag(FLAGS_batch_size), absl::GetFlag(FLAGS_steps), absl::GetFlag(FLAGS_bucket_mb),
+        absl::GetFlag(FLAGS_dtype));
     pipes.push_back(popen(cmd.c_str(), "r"));
   }
   std::vector<RankReport> out(world);
@@ -228,9 +235,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   const int B = absl::GetFlag(FLAGS_batch_size), T = absl::GetFlag(FLAGS_seq_len);
-  std::printf("config L=%d H=%d C=%d T=%d V=256, batch %d per rank, fp32\n",
+  std::printf("cpu %s; %s\n", kernels::cpu::CpuModelName().c_str(),
+              kernels::cpu::CpuIsaSummary().c_str());
+  std::printf("config L=%d H=%d C=%d T=%d V=256, batch %d per rank, %s\n",
               absl::GetFlag(FLAGS_n_layer), absl::GetFlag(FLAGS_n_head),
-              absl::GetFlag(FLAGS_n_embd), T, B);
+              absl::GetFlag(FLAGS_n_embd), T, B, absl::GetFlag(FLAGS_dtype).c_str());
   const std::vector<RankReport> single = RunJob(argv[0], "NO_SHARD", 1, 2, *port);
   const double single_tps = B * T / (single[0].ms_per_step / 1e3);
   std::printf("1 rank x 2 threads: %.1f ms/step, %.0f tok/s, peak RSS %.0f MB\n",
@@ -276,9 +285,9 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_torch) && std::system("python3 -c 'import torch' 2>/dev/null") == 0) {
     const std::string cmd = absl::StrFormat(
         "python3 -m torch.distributed.run --standalone --nproc_per_node=2 %s --L %d --H %d --C %d "
-        "--T %d --B %d --steps %d 2>/dev/null",
+        "--T %d --B %d --steps %d --dtype %s 2>/dev/null",
         absl::GetFlag(FLAGS_torch_script), absl::GetFlag(FLAGS_n_layer), absl::GetFlag(FLAGS_n_head),
-        absl::GetFlag(FLAGS_n_embd), T, B, absl::GetFlag(FLAGS_steps));
+        absl::GetFlag(FLAGS_n_embd), T, B, absl::GetFlag(FLAGS_steps), absl::GetFlag(FLAGS_dtype));
     FILE* p = popen(cmd.c_str(), "r");
     char line[512];
     double tps = 0, rss = 0;
@@ -289,8 +298,8 @@ int main(int argc, char** argv) {
     }
     if (p != nullptr) pclose(p);
     if (tps > 0 && best_tps > 0) {
-      std::printf("FULL_SHARD vs torchrun+FSDP2: tokens/s %.2fx, peak RSS per rank %.2fx\n",
-                  best_tps / tps, best_rss / rss);
+      std::printf("FULL_SHARD vs torchrun+FSDP2 (%s): tokens/s %.2fx, peak RSS per rank %.2fx\n",
+                  absl::GetFlag(FLAGS_dtype).c_str(), best_tps / tps, best_rss / rss);
     }
   }
   return 0;
