@@ -1,9 +1,11 @@
-// kernel_bench: times every CPU op at the shapes one training step of the
-// standard config uses (L=6, H=6, C=384, T=256, V=256, B=8 by default) and
-// prints ms per call, GFLOP/s and the fraction of the sgemm peak measured in
-// the same run. The last lines add the ops up the way the GPT step calls
-// them, giving the kernel-only step time and MFU to compare with the full
-// trainer's figure (which adds nothing but host overhead).
+// kernel_bench: times every op family at the shapes one GPT training step of
+// the standard config uses (L=6, H=6, C=384, T=256, V=256, B=8 by default),
+// in the compute dtype given (--dtype fp32|bf16: the dtypes the GPT gives
+// each operand, e.g. fp32 residual stream and statistics under bf16), and
+// prints ms per call, GFLOP/s and the fraction of that dtype's GEMM peak
+// measured in the same run (sgemm for fp32, oneDNN bf16 GEMM for bf16). The
+// last lines add the ops up the way the GPT step calls them, giving the
+// kernel-only step time and MFU to compare with the full trainer's figure.
 #include <time.h>
 
 #include <algorithm>
@@ -17,10 +19,20 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "kernels/device.h"
-#include "tests/kernels/f32_ops.h"
+#include "kernels/cpu/cpu_info.h"
 #include "kernels/cpu/peak.h"
+#include "kernels/ops/activation.h"
+#include "kernels/ops/attention.h"
+#include "kernels/ops/convert.h"
+#include "kernels/ops/elementwise.h"
+#include "kernels/ops/embedding.h"
+#include "kernels/ops/linear.h"
+#include "kernels/ops/loss.h"
+#include "kernels/ops/norm.h"
+#include "kernels/ops/optim.h"
 
 ABSL_FLAG(int, threads, 2, "OpenMP/BLAS threads");
+ABSL_FLAG(std::string, dtype, "fp32", "compute dtype: fp32 | bf16");
 ABSL_FLAG(int, L, 6, "layers (for the step total)");
 ABSL_FLAG(int, H, 6, "heads");
 ABSL_FLAG(int, C, 384, "channels");
@@ -74,56 +86,74 @@ int Main() {
     std::fprintf(stderr, "kernel_bench: --cpu_time needs --threads=1\n");
     return 1;
   }
-  const int N = B * T;
-  const size_t NC = static_cast<size_t>(N) * C;
+  const std::string dtype = absl::GetFlag(FLAGS_dtype);
+  if (dtype != "fp32" && dtype != "bf16") {
+    std::fprintf(stderr, "kernel_bench: --dtype must be fp32 or bf16\n");
+    return 1;
+  }
+  const DType cd = dtype == "bf16" ? DType::kBF16 : DType::kF32;
+  const int64_t N = int64_t{B} * T, HS = C / NH;
 
-  const double peak = MeasureSgemmPeakGflops(nt);
-  std::printf("kernel_bench: B=%d T=%d C=%d NH=%d V=%d L=%d threads=%d\n", B, T, C, NH, V, L, nt);
-  std::printf("sgemm peak (2048^3): %.1f GFLOP/s%s\n\n", peak,
-              cpu_time ? " (wall clock; ops below timed by thread CPU clock)" : "");
+  const double peak = cd == DType::kBF16 ? MeasureBf16GemmPeakGflops(nt) : MeasureSgemmPeakGflops(nt);
+  std::printf("kernel_bench: B=%d T=%d C=%d NH=%d V=%d L=%d threads=%d dtype=%s\n", B, T, C, NH, V,
+              L, nt, dtype.c_str());
+  std::printf("cpu %s; %s\n", cpu::CpuModelName().c_str(), cpu::CpuIsaSummary().c_str());
+  std::printf("%s peak (2048^3): %.1f GFLOP/s%s\n\n", cd == DType::kBF16 ? "bf16 gemm" : "sgemm",
+              peak, cpu_time ? " (wall clock; ops below timed by thread CPU clock)" : "");
 
   auto dev = MakeCpuDevice(nt);
-  testing::Ops ops(*dev);
-  testing::Ops* be = &ops;
+  Device& d = *dev;
   std::vector<void*> owned;
-  auto buf = [&](size_t n) {
-    auto* p = static_cast<float*>(dev->Alloc(n * sizeof(float)));
-    for (size_t i = 0; i < n; ++i)
-      p[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  // A buffer of n elements of dtype t holding small deterministic values.
+  auto buf = [&](size_t n, DType t) {
+    std::vector<float> host(n);
+    for (size_t i = 0; i < n; ++i) host[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+    void* p = d.Alloc(n * DTypeSize(t));
+    Convert(d, Flat(p, t, n), Flat(host.data(), n));
     owned.push_back(p);
     return p;
   };
-  auto* tokens = static_cast<int32_t*>(dev->Alloc(sizeof(int32_t) * N));
-  for (int i = 0; i < N; ++i) tokens[i] = (i * 7) % V;
+  auto f32 = [&](size_t n) { return static_cast<float*>(buf(n, DType::kF32)); };
+  auto act = [&](size_t n) { return buf(n, cd); };
+  auto* tokens = static_cast<int32_t*>(d.Alloc(sizeof(int32_t) * N));
+  for (int64_t i = 0; i < N; ++i) tokens[i] = static_cast<int32_t>((i * 7) % V);
+  auto A = [&](void* p, std::initializer_list<int64_t> shape) { return View(p, cd, shape); };
+  auto F = [&](float* p, std::initializer_list<int64_t> shape) { return View(p, shape); };
 
-  float* x = buf(NC);
-  float* y = buf(NC);
-  float* big = buf(4 * NC);
-  float* big2 = buf(4 * NC);
-  float* big3 = buf(4 * NC);
-  float* qkv = buf(3 * NC);
-  float* dqkv = buf(3 * NC);
-  float* att = buf(static_cast<size_t>(B) * NH * T * T);
-  float* datt = buf(static_cast<size_t>(B) * NH * T * T);
-  float* w = buf(16 * static_cast<size_t>(C) * C);
-  float* dw = buf(16 * static_cast<size_t>(C) * C);
-  float* bias = buf(4 * C);
-  float* dbias = buf(4 * C);
-  float* mean = buf(N);
-  float* rstd = buf(N);
-  float* logits = buf(static_cast<size_t>(N) * V);
-  float* probs = buf(static_cast<size_t>(N) * V);
-  float* losses = buf(N);
-  float* wte = buf(static_cast<size_t>(V) * C);
-  float* wpe = buf(static_cast<size_t>(T) * C);
+  float* resid = f32(N * C);  // fp32 residual stream
+  float* dres = f32(N * C);
+  void* x = act(N * C);
+  void* y = act(N * C);
+  void* big = act(4 * N * C);
+  void* big2 = act(4 * N * C);
+  void* qkv = act(3 * N * C);
+  void* dqkv = act(3 * N * C);
+  void* w = act(16 * int64_t{C} * C);
+  float* dw = f32(16 * int64_t{C} * C);
+  void* bias = act(4 * C);
+  float* dbias = f32(4 * C);
+  float *mean = f32(N), *rstd = f32(N), *lse = f32(int64_t{B} * NH * T);
+  float* logits = f32(N * V);
+  float* probs = f32(N * V);
+  float* losses = f32(N);
+  void* dlogits = act(N * V);
+  void* wte = act(int64_t{V} * C);
+  void* wpe = act(int64_t{T} * C);
+  float* dwte = f32(int64_t{V} * C);
+  float* dwpe = f32(int64_t{T} * C);
   const size_t P = static_cast<size_t>(L) * 12 * C * C + static_cast<size_t>(V + T) * C;
-  float* params = buf(P);
-  float* grads = buf(P);
-  float* m = buf(P);
-  float* v = buf(P);
-  // Keep the softmax well-conditioned: a real att buffer, probabilities.
-  be->AttentionForward(y, att, qkv, B, T, C, NH);
-  be->SoftmaxCrossEntropyForward(losses, probs, logits, tokens, N, V);
+  float* params = f32(P);
+  float* grads = f32(P);
+  float* m = f32(P);
+  float* v = f32(P);
+  void* params16 = buf(P, DType::kBF16);
+  const TensorView ids = View(tokens, {B, T});
+  const QkvViews q = PackedQkv(qkv, cd, B, T, C, NH);
+  const QkvViews dq = PackedQkv(dqkv, cd, B, T, C, NH);
+  const TensorView atty = A(y, {B, T, NH, HS});
+  // Real probabilities and row statistics for the backward ops.
+  AttentionForward(d, atty, F(lse, {B, NH, T}), q.q, q.k, q.v);
+  SoftmaxCrossEntropyForward(d, F(losses, {N}), F(probs, {N, V}), F(logits, {N, V}), View(tokens, {N}));
 
   std::vector<Row> rows;
   auto add = [&](std::string name, double gflop, int per_step, const std::function<void()>& fn) {
@@ -133,46 +163,66 @@ int Main() {
   struct Lin {
     const char* name;
     int c, oc;
+    bool residual;  // output accumulates into the fp32 residual stream
   };
-  const Lin lins[] = {{"qkv", C, 3 * C}, {"attproj", C, C}, {"fc", C, 4 * C}, {"fcproj", 4 * C, C}};
-  const double att_fwd = 4.0 * B * NH * static_cast<double>(T) * T * (C / NH) * 1e-9 / 2;  // causal
-
-  add("encoder fwd", 0, 1, [&] { be->EncoderForward(x, tokens, wte, wpe, B, T, C); });
-  add("encoder bwd", 0, 1, [&] { be->EncoderBackward(wte, wpe, x, tokens, B, T, C); });
-  add("layernorm fwd", 0, 2 * L + 1,
-      [&] { be->LayerNormForward(y, mean, rstd, x, bias, bias, N, C); });
-  add("layernorm bwd", 0, 2 * L + 1,
-      [&] { be->LayerNormBackward(y, dbias, dbias, x, x, bias, mean, rstd, N, C); });
+  const Lin lins[] = {{"qkv", C, 3 * C, false},
+                      {"attproj", C, C, true},
+                      {"fc", C, 4 * C, false},
+                      {"fcproj", 4 * C, C, true}};
+  add("encoder fwd", 0, 1, [&] { EmbeddingForward(d, F(resid, {B, T, C}), ids, A(wte, {V, C}), A(wpe, {T, C})); });
+  add("encoder bwd", 0, 1, [&] { EmbeddingBackward(d, F(dwte, {V, C}), F(dwpe, {T, C}), F(dres, {B, T, C}), ids); });
+  add("layernorm fwd", 0, 2 * L + 1, [&] {
+    LayerNormForward(d, A(x, {N, C}), F(mean, {N}), F(rstd, {N}), F(resid, {N, C}), A(bias, {C}), A(bias, {C}));
+  });
+  add("layernorm bwd", 0, 2 * L + 1, [&] {
+    LayerNormBackward(d, F(dres, {N, C}), F(dbias, {C}), F(dbias, {C}), A(x, {N, C}), F(resid, {N, C}),
+                      A(bias, {C}), F(mean, {N}), F(rstd, {N}));
+  });
   for (const Lin& l : lins) {
+    const TensorView in = A(big, {N, l.c});
+    const TensorView out = l.residual ? F(resid, {N, l.oc}) : A(big2, {N, l.oc});
+    const TensorView wv = A(w, {l.oc, l.c});
     add(std::string("matmul fwd ") + l.name, mm_flops(l.c, l.oc), L,
-        [&] { be->MatmulForward(big, big2, w, bias, N, l.c, l.oc); });
-    add(std::string("matmul bwd ") + l.name, 2 * mm_flops(l.c, l.oc), L,
-        [&] { be->MatmulBackward(big3, dw, dbias, big, big2, w, N, l.c, l.oc); });
+        [&, in, out, wv, l] { LinearForward(d, out, in, wv, A(bias, {l.oc})); });
+    const TensorView dout = A(big2, {N, l.oc});
+    add(std::string("matmul bwd ") + l.name, 2 * mm_flops(l.c, l.oc), L, [&, in, dout, wv, l] {
+      LinearBackward(d, A(big, {N, l.c}), F(dw, {l.oc, l.c}), F(dbias, {l.oc}), dout, in, wv,
+                     {.accumulate_dx = false});
+    });
   }
-  add("matmul fwd lm_head", mm_flops(C, V), 1,
-      [&] { be->MatmulForward(logits, x, wte, nullptr, N, C, V); });
-  add("matmul bwd lm_head", 2 * mm_flops(C, V), 1,
-      [&] { be->MatmulBackward(y, dw, nullptr, probs, x, wte, N, C, V); });
-  add("attention fwd", att_fwd, L, [&] { be->AttentionForward(y, att, qkv, B, T, C, NH); });
-  add("attention bwd", 2 * att_fwd, L,
-      [&] { be->AttentionBackward(dqkv, datt, y, qkv, att, B, T, C, NH); });
-  add("gelu fwd", 0, L, [&] { be->GeluForward(big2, big, 4 * NC); });
-  add("gelu bwd", 0, L, [&] { be->GeluBackward(big3, big, big2, 4 * NC); });
-  add("accumulate (N,C)", 0, 2 * L, [&] { be->Accumulate(y, x, NC); });
-  add("softmax+xent fwd", 0, 1,
-      [&] { be->SoftmaxCrossEntropyForward(losses, probs, logits, tokens, N, V); });
-  add("softmax+xent bwd", 0, 1,
-      [&] { be->SoftmaxCrossEntropyBackward(logits, probs, tokens, 1e-3f, N, V); });
-  // The model zeroes these scratch buffers in backward (see models/gpt).
-  add("memset (N,4C)", 0, 2 * L, [&] { dev->Memset(big3, 0, 4 * NC * sizeof(float)); });
-  add("memset (N,C)", 0, 3 * L + 2, [&] { dev->Memset(y, 0, NC * sizeof(float)); });
-  add("memset (N,3C)", 0, L, [&] { dev->Memset(dqkv, 0, 3 * NC * sizeof(float)); });
-  add("memset grads", 0, 1, [&] { dev->Memset(grads, 0, P * sizeof(float)); });
+  add("matmul fwd lm_head", mm_flops(C, V), 1, [&] { LinearForward(d, F(logits, {N, V}), A(x, {N, C}), A(wte, {V, C}), {}); });
+  add("matmul bwd lm_head", 2 * mm_flops(C, V), 1, [&] {
+    LinearBackward(d, A(y, {N, C}), F(dwte, {V, C}), {}, A(dlogits, {N, V}), A(x, {N, C}), A(wte, {V, C}),
+                   {.accumulate_dx = false});
+  });
+  // Causal attention: QK^T and PV over the lower triangle (forward), twice
+  // that for dP, dV, dQ, dK (backward).
+  const double att_fwd = 2.0 * 2.0 * B * NH * (T * (T + 1) / 2.0) * HS * 1e-9;
+  add("attention fwd", att_fwd, L, [&] { AttentionForward(d, atty, F(lse, {B, NH, T}), q.q, q.k, q.v); });
+  add("attention bwd", 2 * att_fwd, L, [&] {
+    AttentionBackward(d, dq.q, dq.k, dq.v, A(x, {B, T, NH, HS}), q.q, q.k, q.v, atty, F(lse, {B, NH, T}));
+  });
+  add("gelu fwd", 0, L, [&] { GeluForward(d, A(big2, {4 * N * C}), A(big, {4 * N * C})); });
+  add("gelu bwd", 0, L, [&] { GeluBackward(d, A(big2, {4 * N * C}), A(big, {4 * N * C}), A(big, {4 * N * C})); });
+  add("accumulate (N,C) fp32", 0, 2 * L, [&] { Accumulate(d, F(resid, {N * C}), F(dres, {N * C})); });
+  if (cd != DType::kF32) {
+    add("convert dres -> bf16", 0, 2 * L, [&] { Convert(d, A(x, {N * C}), F(dres, {N * C})); });
+  }
+  add("softmax+xent fwd", 0, 1, [&] {
+    SoftmaxCrossEntropyForward(d, F(losses, {N}), F(probs, {N, V}), F(logits, {N, V}), View(tokens, {N}));
+  });
+  add("softmax+xent bwd", 0, 1, [&] {
+    SoftmaxCrossEntropyBackward(d, A(dlogits, {N, V}), F(probs, {N, V}), View(tokens, {N}), 0.001f);
+  });
+  add("memset (N,4C)", 0, L, [&] { d.Memset(big2, 0, 4 * N * C * DTypeSize(cd)); });
+  add("memset (N,3C)", 0, L, [&] { d.Memset(dqkv, 0, 3 * N * C * DTypeSize(cd)); });
+  add("memset (N,C) fp32", 0, 1, [&] { d.Memset(dres, 0, N * C * sizeof(float)); });
+  add("memset grads", 0, 1, [&] { d.Memset(grads, 0, P * sizeof(float)); });
   AdamWParams ap;
-  add("adamw (all params)", 0, 1, [&] { be->AdamW(params, grads, m, v, P, ap); });
-  add("squared norm (grads)", 0, 1, [&] { be->SquaredNorm(grads, P); });
-  add("convert f32->bf16 (params)", 0, 0,
-      [&] { be->Convert(m, DType::kBF16, params, DType::kF32, P); });
+  add("adamw (all params)", 0, 1, [&] { AdamW(d, Flat(params, P), Flat(grads, P), Flat(m, P), Flat(v, P), ap); });
+  add("squared norm (grads)", 0, 1, [&] { SquaredNorm(d, Flat(grads, P)); });
+  add("convert f32->bf16 (params)", 0, cd == DType::kBF16 ? 1 : 0,
+      [&] { Convert(d, Flat(params16, DType::kBF16, P), Flat(params, P)); });
 
   std::printf("%-28s %10s %10s %8s %6s %10s\n", "op", "ms/call", "GFLOP/s", "%peak", "calls",
               "ms/step");
@@ -200,12 +250,11 @@ int Main() {
               step_ms, mm_ms, 100.0 * mm_ms / step_ms);
   std::printf("kernel FLOPs executed %.1f GFLOP, model FLOPs (6N + 6LCT per token) %.1f GFLOP\n",
               step_flop, model_flop);
-  std::printf(
-      "kernel-only step: %.1f GFLOP/s = %.1f%% of sgemm peak (model FLOPs), %.0f tokens/s\n",
-      model_flop / (step_ms * 1e-3), 100.0 * model_flop / (step_ms * 1e-3) / peak,
-      N / (step_ms * 1e-3));
-  for (void* p : owned) dev->Free(p);
-  dev->Free(tokens);
+  std::printf("kernel-only step: %.1f GFLOP/s = %.1f%% of %s peak (model FLOPs), %.0f tokens/s\n",
+              model_flop / (step_ms * 1e-3), 100.0 * model_flop / (step_ms * 1e-3) / peak,
+              dtype.c_str(), N / (step_ms * 1e-3));
+  for (void* p : owned) d.Free(p);
+  d.Free(tokens);
   return 0;
 }
 
