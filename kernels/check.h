@@ -1,7 +1,7 @@
 // Precondition checks for kernels.
 //
-// The Backend interface has no error channel (ops are fire-and-forget on a
-// stream, like CUDA launches), so a violated precondition is a programming
+// Ops have no error channel (they are fire-and-forget on a device stream,
+// like CUDA launches), so a violated precondition is a programming
 // error: it prints file:line and the failed condition, then aborts. Callers
 // validate user input (vocab range, shapes) before it reaches a kernel.
 #pragma once
