@@ -7,8 +7,10 @@
 //    backward recomputes P from q, k and the saved row log-sum-exp.
 //  - All accumulation is fp32; bf16 inputs are widened tile by tile and bf16
 //    outputs are rounded once (round to nearest even).
-//  - Scratch comes from a grow-only pool owned by the calling thread, sized
-//    FlashAttentionScratchBytes(nt, d) (linear in T, not quadratic).
+//  - Scratch comes from a grow-only pool owned by the calling thread:
+//    forward uses fixed per-thread tiles (independent of T); backward adds
+//    five (T, HS) fp32 strips per thread, so FlashAttentionScratchBytes(nt, d)
+//    is ~20*T*HS bytes per thread plus tiles: linear in T, never T x T.
 //  - Results are bitwise identical for any thread count: every output element
 //    has exactly one writer, which sums in a fixed order (see the .cc).
 #pragma once

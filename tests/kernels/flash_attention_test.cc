@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <vector>
 
@@ -501,45 +502,72 @@ TEST(FlashAttentionThreads, BitwiseIdenticalAcrossThreadCounts) {
 // and what a T=4096 call actually allocates stays within it.
 
 TEST(FlashAttentionScratch, LinearInTAndFarBelowTxT) {
+  // Per thread: fixed tiles plus the backward's five (T, HS) fp32 strips
+  // (~20 T HS bytes), against 4 T^2 bytes for one (T, T) fp32 matrix (today's
+  // kernel keeps B*NH of them, twice). Independent of B and the head counts.
   AttentionDims d;
-  d.B = 1, d.NH = 1, d.NKV = 1, d.HS = 64;
-  auto bytes = [&](int T) {
+  d.B = 8, d.NH = 8, d.NKV = 2, d.HS = 64;
+  auto bytes = [&](int nt, int T) {
     AttentionDims e = d;
     e.T = T;
-    return cpu::FlashAttentionScratchBytes(3, e);
+    return cpu::FlashAttentionScratchBytes(nt, e);
   };
-  const size_t b4096 = bytes(4096);
-  EXPECT_LT(b4096, size_t{4096} * 4096 * 4 / 8);
+  const size_t txt = size_t{4096} * 4096 * 4;
+  EXPECT_LT(bytes(1, 4096), txt / 10);
+  EXPECT_LT(bytes(3, 4096), 3 * txt / 10);
+  EXPECT_EQ(bytes(3, 4096), 3 * bytes(1, 4096));  // per-thread tiles, nothing shared
   for (int T = 256; T <= 8192; T *= 2) {
-    EXPECT_LE(bytes(2 * T), 2 * bytes(T)) << T;                             // at most linear
-    EXPECT_EQ(bytes(4 * T) - bytes(2 * T), 2 * (bytes(2 * T) - bytes(T)));  // affine in T
+    EXPECT_LE(bytes(2, 2 * T), 2 * bytes(2, T)) << T;  // at most linear
+    EXPECT_EQ(bytes(2, 4 * T) - bytes(2, 2 * T), 2 * (bytes(2, 2 * T) - bytes(2, T))) << T;
   }
+  std::printf("scratch per thread, HS=64: T=1024 %zu B, T=4096 %zu B (one T x T fp32: %zu B)\n",
+              bytes(1, 1024), bytes(1, 4096), txt);
 }
 
-TEST(FlashAttentionScratch, ActualAllocationsWithinDeclaredScratch) {
-  AttentionDims d;
-  d.B = 1, d.T = 4096, d.NH = 2, d.NKV = 1, d.HS = 16, d.causal = true;
-  const int nt = 2;
-  Problem p(d, Layout::kDense, DType::kF32);
-  p.q.Set(testing::Random(p.q.Elems(), 71)), p.k.Set(testing::Random(p.k.Elems(), 72));
-  p.v.Set(testing::Random(p.v.Elems(), 73)), p.dout.Set(testing::Random(p.q.Elems(), 74));
+// Bytes allocated through operator new (by any thread) while fn runs, with
+// the calling thread's scratch pool emptied first.
+size_t AllocatedBy(const std::function<void()>& fn) {
   cpu::flash_internal::ReleaseScratchPool();
   g_alloc_bytes = 0;
   g_count_allocs = true;
-  p.Forward(nt, d, DType::kF32);
-  p.Backward(nt, d, DType::kF32);
+  fn();
   g_count_allocs = false;
-  const size_t declared = cpu::FlashAttentionScratchBytes(nt, d);
+  return g_alloc_bytes.load();
+}
+
+TEST(FlashAttentionScratch, ActualAllocationsWithinDeclaredScratch) {
+  const int nt = 2;
   const size_t txt = size_t{4096} * 4096 * 4;
-  EXPECT_EQ(cpu::flash_internal::ScratchPoolBytes(), declared);  // the pool's high-water mark
-  EXPECT_LE(g_alloc_bytes.load(), declared);                     // everything allocated via new
-  EXPECT_LT(declared, txt / 16);
-  std::printf("T=4096 NH=2 HS=16 nt=2: allocated %zu bytes (declared %zu, T*T*4 = %zu)\n",
-              g_alloc_bytes.load(), declared, txt);
-  // Sanity of the run itself: outputs are finite and gradients non-zero.
-  const FVec out = p.out.Get(), dk = p.dk.Get();
-  EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](float x) { return std::isfinite(x); }));
-  EXPECT_GT(MaxAbs(testing::ToD(dk)), 0.0);
+  size_t fwd_bytes[2];
+  for (int pass = 0; pass < 2; ++pass) {
+    AttentionDims d;
+    d.B = 1, d.T = pass == 0 ? 64 : 4096, d.NH = 2, d.NKV = 1, d.HS = 16, d.causal = true;
+    Problem p(d, Layout::kDense, DType::kF32);
+    p.q.Set(testing::Random(p.q.Elems(), 71)), p.k.Set(testing::Random(p.k.Elems(), 72));
+    p.v.Set(testing::Random(p.v.Elems(), 73)), p.dout.Set(testing::Random(p.q.Elems(), 74));
+    p.dq.Set(FVec(p.q.Elems(), 0.0f)), p.dk.Set(FVec(p.k.Elems(), 0.0f));
+    p.dv.Set(FVec(p.v.Elems(), 0.0f));
+    const size_t declared = cpu::FlashAttentionScratchBytes(nt, d);
+    fwd_bytes[pass] = AllocatedBy([&] { p.Forward(nt, d, DType::kF32); });
+    EXPECT_LE(fwd_bytes[pass], declared);
+    const size_t bwd_bytes = AllocatedBy([&] { p.Backward(nt, d, DType::kF32); });
+    EXPECT_LE(bwd_bytes, declared);
+    EXPECT_EQ(cpu::flash_internal::ScratchPoolBytes(), bwd_bytes);  // the pool is all of it
+    if (pass == 1) {
+      EXPECT_LT(declared, txt / 16);
+      std::printf(
+          "T=4096 NH=2 HS=16 nt=2: forward allocated %zu B, backward %zu B (declared %zu, "
+          "T*T*4 = %zu)\n",
+          fwd_bytes[pass], bwd_bytes, declared, txt);
+      // The run itself is sane: finite outputs, non-zero gradients.
+      const FVec out = p.out.Get(), dk = p.dk.Get();
+      EXPECT_TRUE(std::all_of(out.begin(), out.end(), [](float x) { return std::isfinite(x); }));
+      EXPECT_GT(MaxAbs(testing::ToD(dk)), 0.0);
+    }
+  }
+  // Forward uses fixed tiles only: the same bytes at T=64 and T=4096.
+  EXPECT_EQ(fwd_bytes[0], fwd_bytes[1]);
+  EXPECT_GT(fwd_bytes[0], 0u);
 }
 
 }  // namespace
