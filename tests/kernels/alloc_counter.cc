@@ -4,6 +4,7 @@
 #include "tests/kernels/alloc_counter.h"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdlib>
 #include <new>
 
@@ -28,15 +29,28 @@ AllocCount DisarmAllocCounter() {
 
 }  // namespace anvil::kernels::testing
 
-void* operator new(size_t n) {
+namespace {
+
+void* CountedAlloc(size_t n, size_t align) {
   using namespace anvil::kernels::testing;
   if (armed.load(std::memory_order_relaxed)) {
     calls.fetch_add(1, std::memory_order_relaxed);
     bytes.fetch_add(static_cast<int64_t>(n), std::memory_order_relaxed);
   }
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
+  if (n == 0) n = 1;
+  void* p = align <= alignof(std::max_align_t)
+                ? std::malloc(n)
+                : std::aligned_alloc(align, (n + align - 1) / align * align);
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
 }
+
+}  // namespace
+
+void* operator new(size_t n) { return CountedAlloc(n, 0); }
+void* operator new(size_t n, std::align_val_t a) { return CountedAlloc(n, static_cast<size_t>(a)); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
 
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }

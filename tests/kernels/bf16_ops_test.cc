@@ -10,6 +10,7 @@
 // twice the rounding bound plus the reduction term (K = 1 for elementwise
 // ops). An fp32 OUTPUT of a bf16 op (e.g. logits, weight gradients) gets the
 // reduction term only.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -161,23 +162,29 @@ TEST_P(Bf16OpsTest, AttentionMatchesFp32OnRoundedInputs) {
   const FVec qkv = Rounded(testing::Random(B * T * 3 * C, 1, -1.5f, 1.5f));
   const FVec dy = Rounded(testing::Random(B * T * C, 2));
   const U16 qkvb = ToBf16(qkv), dyb = ToBf16(dy);
-  auto run = [&](DType dt, void* x, void* o, void* dx, void* dout, float* lse) {
-    const QkvViews v = PackedQkv(x, dt, B, T, C, NH);
-    const QkvViews dv = PackedQkv(dx, dt, B, T, C, NH);
-    const TensorView ov = View(o, dt, {B, T, NH, HS});
-    AttentionForward(d, ov, View(lse, {B, NH, T}), v.q, v.k, v.v);
-    AttentionBackward(d, dv.q, dv.k, dv.v, View(dout, dt, {B, T, NH, HS}), v.q, v.k, v.v, ov,
-                      View(lse, {B, NH, T}));
+  auto views = [&](DType dt, void* x, void* o) {
+    return std::pair{PackedQkv(x, dt, B, T, C, NH), View(o, dt, {B, T, NH, HS})};
   };
   FVec x = qkv, out(B * T * C), dqkv(qkv.size(), 0.f), lse(B * NH * T), dyc = dy;
-  run(DType::kF32, x.data(), out.data(), dqkv.data(), dyc.data(), lse.data());
   U16 xb = qkvb, outb(B * T * C), dqkvb(qkv.size(), 0), dybc = dyb;
   FVec lseb(B * NH * T);
-  run(DType::kBF16, xb.data(), outb.data(), dqkvb.data(), dybc.data(), lseb.data());
+  const auto [v32, o32] = views(DType::kF32, x.data(), out.data());
+  const auto [v16, o16] = views(DType::kBF16, xb.data(), outb.data());
+  AttentionForward(d, o32, View(lse.data(), {B, NH, T}), v32.q, v32.k, v32.v);
+  AttentionForward(d, o16, View(lseb.data(), {B, NH, T}), v16.q, v16.k, v16.v);
   EXPECT_TRUE(Close(FromBf16(outb), out, T, true));
   EXPECT_TRUE(Close(lseb, lse, HS, false));
-  // Backward chains two products after the probabilities, each rounded
-  // once at the end: allow the reduction over T twice.
+  // Backward reads out (D = rowsum(dout * out)): both runs get the bf16
+  // forward's rounded output, so the comparison isolates backward.
+  const FVec rounded_out = FromBf16(outb);
+  std::copy(rounded_out.begin(), rounded_out.end(), out.begin());  // o32 keeps pointing at out
+  const QkvViews d32 = PackedQkv(dqkv.data(), DType::kF32, B, T, C, NH);
+  const QkvViews d16 = PackedQkv(dqkvb.data(), DType::kBF16, B, T, C, NH);
+  AttentionBackward(d, d32.q, d32.k, d32.v, View(dyc.data(), {B, T, NH, HS}), v32.q, v32.k, v32.v,
+                    o32, View(lse.data(), {B, NH, T}));
+  AttentionBackward(d, d16.q, d16.k, d16.v, View(dybc.data(), DType::kBF16, {B, T, NH, HS}), v16.q,
+                    v16.k, v16.v, o16, View(lseb.data(), {B, NH, T}));
+  // Two chained products after the probabilities: the reduction over T twice.
   EXPECT_TRUE(Close(FromBf16(dqkvb), dqkv, 2 * T, true));
 }
 

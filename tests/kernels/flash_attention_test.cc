@@ -28,31 +28,8 @@
 
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/ops.h"
+#include "tests/kernels/alloc_counter.h"
 #include "tests/kernels/test_util.h"
-
-// Counting global operator new, armed only around the calls a test measures,
-// so the scratch test sees every byte the kernels allocate through new (the
-// scratch pool included), whatever thread allocates it.
-namespace {
-std::atomic<bool> g_count_allocs{false};
-std::atomic<size_t> g_alloc_bytes{0};
-void* CountedAlloc(size_t n, size_t align) {
-  if (g_count_allocs.load(std::memory_order_relaxed)) g_alloc_bytes.fetch_add(n);
-  if (n == 0) n = 1;
-  void* p = align <= alignof(std::max_align_t)
-                ? std::malloc(n)
-                : std::aligned_alloc(align, (n + align - 1) / align * align);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-}  // namespace
-
-void* operator new(size_t n) { return CountedAlloc(n, 0); }
-void* operator new(size_t n, std::align_val_t a) { return CountedAlloc(n, static_cast<size_t>(a)); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
 
 namespace anvil::kernels {
 namespace {
@@ -528,11 +505,9 @@ TEST(FlashAttentionScratch, LinearInTAndFarBelowTxT) {
 // the calling thread's scratch pool emptied first.
 size_t AllocatedBy(const std::function<void()>& fn) {
   cpu::flash_internal::ReleaseScratchPool();
-  g_alloc_bytes = 0;
-  g_count_allocs = true;
+  testing::ArmAllocCounter();
   fn();
-  g_count_allocs = false;
-  return g_alloc_bytes.load();
+  return static_cast<size_t>(testing::DisarmAllocCounter().bytes);
 }
 
 TEST(FlashAttentionScratch, ActualAllocationsWithinDeclaredScratch) {
