@@ -56,6 +56,10 @@ void ScaleCpu(Device& d, const TensorView& x, float alpha) {
 
 void GeluForwardCpu(Device& d, const TensorView& out, const TensorView& x) {
   const size_t n = static_cast<size_t>(x.numel());
+  if (out.dtype == DType::kBF16 && x.dtype == DType::kBF16) {
+    GeluForwardBf16(Threads(d), out.as<uint16_t>(), x.as<uint16_t>(), n);
+    return;
+  }
   F32In fx(d, x);
   F32Out fo(d, out, false);
   GeluForward(Threads(d), fo.get(), fx.get(), n);
@@ -64,6 +68,10 @@ void GeluForwardCpu(Device& d, const TensorView& out, const TensorView& x) {
 
 void GeluBackwardCpu(Device& d, const TensorView& dx, const TensorView& x, const TensorView& dout) {
   const size_t n = static_cast<size_t>(x.numel());
+  if (dx.dtype == DType::kBF16 && x.dtype == DType::kBF16 && dout.dtype == DType::kBF16) {
+    GeluBackwardBf16(Threads(d), dx.as<uint16_t>(), x.as<uint16_t>(), dout.as<uint16_t>(), n);
+    return;
+  }
   F32In fx(d, x), fd(d, dout);
   F32Out fo(d, dx, true);
   GeluBackward(Threads(d), fo.get(), fx.get(), fd.get(), n);

@@ -8,6 +8,7 @@
 // The exponent argument is capped at kMaxArg so s stays a normal float: for
 // x < ~-10 the true output is below 1e-30 in magnitude anyway, and letting s
 // go subnormal made the backward pass ~10x slower (microcode assists).
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/vec_math.h"
@@ -22,29 +23,49 @@ inline float ExpNeg2U(float x) {
   const float a = -2.0f * kS * (x + kC * x * x * x);
   return FastExp(a > kMaxArg ? kMaxArg : a);  // written so NaN passes through
 }
-}  // namespace
+// Storage types: float, or bf16 bit patterns (uint16_t) widened on load and
+// rounded once on store; the math is fp32 either way.
+inline float Load(const float* p, int64_t i) { return p[i]; }
+inline float Load(const uint16_t* p, int64_t i) { return BF16ToF32(p[i]); }
+inline void Store(float* p, int64_t i, float v) { p[i] = v; }
+inline void Store(uint16_t* p, int64_t i, float v) { p[i] = F32ToBF16(v); }
 
-void GeluForward(int nt, float* out, const float* inp, size_t n) {
+template <class Out, class In>
+void Forward(int nt, Out* out, const In* inp, size_t n) {
   const int64_t len = static_cast<int64_t>(n);
 #pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= kMinParallelElems)
   for (int64_t i = 0; i < len; ++i) {
-    const float x = inp[i];
-    out[i] = x / (1.0f + ExpNeg2U(x));
+    const float x = Load(inp, i);
+    Store(out, i, x / (1.0f + ExpNeg2U(x)));
   }
 }
 
-void GeluBackward(int nt, float* dinp, const float* inp, const float* dout, size_t n) {
+template <class T>
+void Backward(int nt, T* dinp, const T* inp, const T* dout, size_t n) {
   const int64_t len = static_cast<int64_t>(n);
 #pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= kMinParallelElems)
   for (int64_t i = 0; i < len; ++i) {
-    const float x = inp[i];
+    const float x = Load(inp, i);
     const float e = ExpNeg2U(x);
     const float s = 1.0f / (1.0f + e);
     const float du = kS * (1.0f + 3.0f * kC * x * x);
     // 0.5 x (1 - tanh^2) du = 2 x s (1 - s) du, with 1 - s = e s.
     const float grad = s + 2.0f * x * s * (e * s) * du;
-    dinp[i] += dout[i] * grad;
+    Store(dinp, i, Load(dinp, i) + Load(dout, i) * grad);
   }
+}
+
+}  // namespace
+
+void GeluForward(int nt, float* out, const float* inp, size_t n) { Forward(nt, out, inp, n); }
+void GeluBackward(int nt, float* dinp, const float* inp, const float* dout, size_t n) {
+  Backward(nt, dinp, inp, dout, n);
+}
+void GeluForwardBf16(int nt, uint16_t* out, const uint16_t* inp, size_t n) {
+  Forward(nt, out, inp, n);
+}
+void GeluBackwardBf16(int nt, uint16_t* dinp, const uint16_t* inp, const uint16_t* dout, size_t n) {
+  Backward(nt, dinp, inp, dout, n);
 }
 
 }  // namespace anvil::kernels::cpu

@@ -43,6 +43,9 @@ void AttentionBackward(int nt, float* dqkv, float* datt, const float* dout, cons
 // gelu.cc
 void GeluForward(int nt, float* out, const float* inp, size_t n);
 void GeluBackward(int nt, float* dinp, const float* inp, const float* dout, size_t n);
+// The same on bf16 storage (bit patterns), fp32 math, one rounding per store.
+void GeluForwardBf16(int nt, uint16_t* out, const uint16_t* inp, size_t n);
+void GeluBackwardBf16(int nt, uint16_t* dinp, const uint16_t* inp, const uint16_t* dout, size_t n);
 
 // residual.cc
 void ResidualForward(int nt, float* out, const float* a, const float* b, size_t n);
