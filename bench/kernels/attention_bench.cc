@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "bench/common/timing.h"
 #include "absl/flags/parse.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/convert.h"
@@ -39,26 +40,10 @@ ABSL_FLAG(bool, cpu_time, false,
 namespace anvil::kernels {
 namespace {
 
-double NowMs(bool cpu_time) {
-  if (cpu_time) {
-    timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
-  }
-  return std::chrono::duration<double, std::milli>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+using bench::NowMs;
 
 double TimeMs(const std::function<void()>& fn, int repeats, bool cpu_time) {
-  fn();  // warm-up: page faults, scratch pools, BLAS buffers
-  double best = 1e30;
-  for (int r = 0; r < repeats; ++r) {
-    const double t0 = NowMs(cpu_time);
-    fn();
-    best = std::min(best, NowMs(cpu_time) - t0);
-  }
-  return best;
+  return bench::BestMs(fn, repeats, cpu_time);
 }
 
 // The peak the way --cpu_time times the kernels (one thread, thread CPU
