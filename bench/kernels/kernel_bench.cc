@@ -48,8 +48,6 @@ ABSL_FLAG(bool, cpu_time, false,
 namespace anvil::kernels {
 namespace {
 
-using bench::NowMs;
-
 double TimeMs(const std::function<void()>& fn, int repeats, bool cpu_time) {
   return bench::BestMs(fn, repeats, cpu_time);
 }
