@@ -90,8 +90,11 @@ void LinearBackwardCpu(Device& d, const TensorView& dx, const TensorView& dweigh
     }
   }
   if (dbias.present()) {
-    F32In fd(d, dout);
-    MatmulBackward(nt, nullptr, nullptr, dbias.as<float>(), fd.get(), nullptr, nullptr, N, C, OC);
+    if (f32) {
+      BiasGrad(nt, dbias.as<float>(), dout.as<float>(), N, OC);
+    } else {
+      BiasGradBf16(nt, dbias.as<float>(), dout.as<uint16_t>(), N, OC);
+    }
   }
 }
 

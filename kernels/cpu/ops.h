@@ -33,6 +33,9 @@ void MatmulForward(int nt, float* out, const float* inp, const float* weight, co
                    int N, int C, int OC);
 void MatmulBackward(int nt, float* dinp, float* dweight, float* dbias, const float* dout,
                     const float* inp, const float* weight, int N, int C, int OC);
+// dbias (OC) += column sums of dout (N,OC): fp32, or bf16 bit patterns.
+void BiasGrad(int nt, float* dbias, const float* dout, int N, int OC);
+void BiasGradBf16(int nt, float* dbias, const uint16_t* dout, int N, int OC);
 
 // attention.cc
 void AttentionForward(int nt, float* out, float* att, const float* qkv, int B, int T, int C,
