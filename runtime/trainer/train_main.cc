@@ -15,11 +15,14 @@
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/command_line.h"
 #include "kernels/backend.h"
 #include "kernels/cpu/peak.h"
 #include "runtime/checkpoint/save_signal.h"
@@ -90,6 +93,14 @@ int BadInput(const absl::Status& s) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("train [--config FILE] [--flag=value ...]");
   const auto specified = anvil::FlagsNamedIn(argc, argv);
+  // Unknown flags, unparsable values and stray arguments are bad input
+  // (exit 2), not Abseil's exit 1.
+  absl::StatusOr<std::vector<std::string>> positional = anvil::CheckCommandLine(argc, argv);
+  if (!positional.ok()) return BadInput(positional.status());
+  if (!positional->empty()) {
+    return BadInput(absl::InvalidArgumentError(absl::StrCat(
+        "unexpected argument '", positional->front(), "' (train takes only --flags)")));
+  }
   absl::ParseCommandLine(argc, argv);
 
   anvil::proto::TrainConfig config;

@@ -165,6 +165,11 @@ absl::Status Trainer::Resume(bool* resumed) {
       "rank in %d reads, %.0f ms including verification",
       point.path, m.world_size(), m.sharding(), options_.world_size, config_.sharding(),
       loaded->bytes_read / 1e6, loaded->reads, ms));
+  if (const std::string layout =
+          ckpt::DescribeResumeLayout(m.config(), m.world_size(), config_, options_.world_size);
+      !layout.empty()) {
+    Log(layout);
+  }
   if (!changed.empty()) {
     Log("resuming with changed settings (the run will differ from an uninterrupted one): " +
         absl::StrJoin(changed, ", "));

@@ -288,6 +288,15 @@ TEST_P(Reshard, LoadsUnderAnotherWorldAndStrategy) {
   });
   ASSERT_TRUE(testing::AllOk(loaded));
   EXPECT_TRUE(testing::LogHas(loaded[0], "resumed from")) << testing::JoinLog(loaded[0]);
+  // Issue 14: another world size or strategy is said, with its global batch.
+  EXPECT_TRUE(testing::LogHas(loaded[0], "resuming under another layout"))
+      << testing::JoinLog(loaded[0]);
+  EXPECT_TRUE(testing::LogHas(loaded[0], "global batch")) << testing::JoinLog(loaded[0]);
+  if (c.from.world != c.to.world) {
+    EXPECT_TRUE(testing::LogHas(loaded[0], absl::StrCat("world size ", c.from.world, " -> ",
+                                                        c.to.world)))
+        << testing::JoinLog(loaded[0]);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Matrix, Reshard,

@@ -91,13 +91,29 @@ TEST_F(TrainCliTest, DataErrorsNameTheFile) {
 }
 
 TEST_F(TrainCliTest, FlagErrors) {
-  Result unknown = RunProcess(ANVIL_TRAIN_BIN, Base({"--bogus_flag=1"}));
-  EXPECT_NE(unknown.exit_code, 0);
-  EXPECT_NE(unknown.err.find("bogus_flag"), std::string::npos) << unknown.err;
-  Result bad_value = RunProcess(ANVIL_TRAIN_BIN, Base({"--lr=fast"}));
-  EXPECT_NE(bad_value.exit_code, 0);
-  EXPECT_NE(bad_value.err.find("lr"), std::string::npos) << bad_value.err;
+  ExpectBadInput({"--bogus_flag=1"}, "unknown flag --bogus_flag");
+  ExpectBadInput({"--lr=fast"}, "--lr: cannot parse 'fast'");
+  ExpectBadInput({"--steps=3x"}, "--steps: cannot parse '3x'");
   ExpectBadInput({"--lr=-0.5"}, "--lr");
+  ExpectBadInput({"stray.bin"}, "unexpected argument 'stray.bin'");
+  ExpectBadInput({"--", "after_dashes"}, "unexpected argument 'after_dashes'");
+  // A boolean's negated form and --flag value are still accepted.
+  Result ok = RunProcess(ANVIL_TRAIN_BIN, Base({"--nocheckpoint_async", "--steps", "1"}));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+// Issue 14, item 4: inputs that used to crash, hang or fill memory are
+// refused up front with exit 2 and one line.
+TEST_F(TrainCliTest, HostileInputIsBoundedBeforeAllocation) {
+  ExpectBadInput({"--config=" + dir_.string()}, "is a directory");
+  ExpectBadInput({"--threads=65536"}, "--threads must be in 0..");
+  ExpectBadInput({"--threads=10000"}, "--threads must be in 0..");
+  ExpectBadInput({"--n_head=4", "--n_embd=1000000"}, "does not fit in memory");
+  ExpectBadInput({"--max_seq_len=2000000000"}, "does not fit in memory");
+  ExpectBadInput({"--batch_size=100000000"}, "--batch_size 100000000 x --seq_len 16");
+  ExpectBadInput({"--n_layer=100000000"}, "does not fit in memory");
+  std::ofstream(P("plain_file")) << "x";
+  ExpectBadInput({"--checkpoint_dir=" + P("plain_file")}, "is not a directory");
 }
 
 TEST_F(TrainCliTest, ConfigFilePrecedenceAndErrors) {
