@@ -86,7 +86,8 @@ std::string DescribeExit(int exit_code, int signal) {
   // The codes anvil workers give a meaning (README: exit codes).
   switch (exit_code) {
     case 1: return "exit code 1 (runtime error)";
-    case 2: return "exit code 2 (bad input)";
+    case kExitBadInput: return "exit code 2 (bad input)";
+    case kExitSaveFailed: return "exit code 3 (a checkpoint save failed)";
     case kExitPreempted: return absl::StrCat("exit code ", exit_code, " (stopped by a signal)");
     default: return absl::StrCat("exit code ", exit_code);
   }

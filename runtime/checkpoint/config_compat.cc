@@ -17,7 +17,8 @@ const absl::flat_hash_set<std::string>& Harmless() {
       "log_every", "eval_every",     "eval_batches",     "threads",
       "steps",     "checkpoint_dir", "checkpoint_every", "keep_last",
       "sharding",  "param_dtype",    "reduce_dtype",     "val_pattern",
-      "init_from", "save_signal",    "checkpoint_async", "bucket_mb"};
+      "init_from", "save_signal",    "checkpoint_async", "bucket_mb",
+      "on_save_error", "resume_from"};
   return *s;
 }
 

@@ -246,6 +246,10 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
           absl::StrCat("--checkpoint_dir ", c.checkpoint_dir(), " exists and is not a directory"));
     }
   }
+  if (c.has_on_save_error() && c.on_save_error() != "stop" && c.on_save_error() != "continue") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--on_save_error must be stop or continue, got '", c.on_save_error(), "'"));
+  }
   RETURN_IF_ERROR(CheckFitsInMemory(c));
   const std::string& s = c.sharding();
   if (s != "NO_SHARD" && s != "SHARD_GRAD_OP" && s != "FULL_SHARD" && s != "HYBRID_SHARD") {

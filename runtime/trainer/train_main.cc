@@ -6,8 +6,9 @@
 // Every flag below is also a field of proto/config.proto (TrainConfig), so a
 // --config file (text format) can set the same things; flags given on the
 // command line win. Exit codes: 0 done, 1 runtime error, 2 bad input,
-// 75 stopped by SIGINT/SIGTERM (or --save_signal) at a step boundary, after
-// saving a checkpoint when --checkpoint_dir is set.
+// 3 a checkpoint save failed (committed checkpoints are kept; see
+// --on_save_error), 75 stopped by SIGINT/SIGTERM (or --save_signal) at a
+// step boundary, after saving a checkpoint when --checkpoint_dir is set.
 //
 // With --checkpoint_dir, a start resumes from the newest checkpoint there
 // that verifies (any world size and strategy), so rerunning the same command
@@ -73,6 +74,12 @@ ABSL_FLAG(std::string, save_signal, "",
           "Extra signal that saves and stops like SIGTERM, e.g. USR1 (Slurm --signal).");
 ABSL_FLAG(bool, checkpoint_async, true,
           "Write checkpoints in the background (false: training waits for each commit).");
+ABSL_FLAG(std::string, on_save_error, "stop",
+          "A failed checkpoint save: stop (exit 3 after the current step; committed "
+          "checkpoints are kept) | continue (log it and train on).");
+ABSL_FLAG(std::string, resume_from, "",
+          "Start from the newest checkpoint in this directory (another run's, read only) when "
+          "--checkpoint_dir has none of this run.");
 ABSL_FLAG(int32_t, bucket_mb, 4,
           "Gradient all-reduce bucket size in MiB (NO_SHARD; cross-node for HYBRID_SHARD).");
 // Not part of the schema.
@@ -167,7 +174,7 @@ int main(int argc, char** argv) {
   if (!stats.ok()) {
     std::fprintf(stderr, "train: rank %d: %s\n", env->rank,
                  std::string(stats.status().message()).c_str());
-    return 1;
+    return (*trainer)->save_failed() ? anvil::kExitSaveFailed : 1;
   }
   return (*trainer)->stopped() || anvil::StopRequested() ? anvil::kExitStopped : 0;
 }

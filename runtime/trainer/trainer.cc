@@ -182,8 +182,31 @@ absl::Status Trainer::Resume(bool* resumed) {
   return absl::OkStatus();
 }
 
-void Trainer::LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports) {
-  for (const ckpt::SaveReport& r : reports) Log(r.Describe());
+void Trainer::LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports, bool final) {
+  const bool stop_on_error = config_.on_save_error() != "continue";
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const ckpt::SaveReport& r = reports[i];
+    Log(r.Describe());
+    // --on_save_error=continue: only the last save (the finished state) counts.
+    const bool counts = stop_on_error || (final && i + 1 == reports.size());
+    if (!r.status.ok() && counts && save_error_.ok()) {
+      save_error_ = absl::Status(r.status.code(), absl::StrCat("checkpoint ", ckpt::StepDirName(r.step),
+                                                               " could not be saved: ",
+                                                               r.status.message()));
+    }
+  }
+}
+
+absl::Status Trainer::SaveFailure(int stop_step) {
+  save_failed_ = true;
+  const std::vector<ckpt::DirEntry> committed =
+      ckpt::CommittedCheckpoints(config_.checkpoint_dir());
+  return absl::Status(
+      save_error_.code(),
+      absl::StrCat(save_error_.message(), "; stopped after step ", stop_step,
+                   config_.on_save_error() == "continue" ? "" : " (--on_save_error=stop)",
+                   "; the newest committed checkpoint is ",
+                   committed.empty() ? "none" : committed.front().name));
 }
 
 absl::Status Trainer::SaveCheckpoint(bool wait) {
@@ -223,16 +246,12 @@ absl::Status Trainer::SaveCheckpoint(bool wait) {
         t.wait_s * 1e3, wait || !options_.async_checkpoint ? "" : "; writing in the background"));
   }
   if (!wait) return absl::OkStatus();
-  absl::Status status;
-  for (const ckpt::SaveReport& r : writer_->Wait()) {
-    Log(r.Describe());
-    if (!r.status.ok()) status = r.status;
-  }
-  return status;
+  LogCheckpointReports(writer_->Wait(), /*final=*/true);
+  return save_error_.ok() ? absl::OkStatus() : SaveFailure(step_);
 }
 
 absl::StatusOr<bool> Trainer::StopAgreed() {
-  const bool local = StopRequested() || ckpt::SaveSignalReceived() != 0;
+  const bool local = StopRequested() || ckpt::SaveSignalReceived() != 0 || !save_error_.ok();
   if (options_.world_size <= 1) return local;
   // Signals reach ranks at different moments; all must stop at the same step.
   ASSIGN_OR_RETURN(const double any, engine_->MeanOverRanks(local ? 1.0 : 0.0));
@@ -308,6 +327,12 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
   const int ckpt_every = config_.checkpoint_every();
   while (step_ < steps) {
     ASSIGN_OR_RETURN(const bool stop, StopAgreed());
+    if (stop && writer_ != nullptr && config_.on_save_error() != "continue") {
+      // Another rank may have stopped for a failed save this rank has not
+      // heard of yet: its own report of that (collective) save settles it.
+      LogCheckpointReports(writer_->Wait());
+      if (!save_error_.ok()) return SaveFailure(step_);
+    }
     if (stop) {
       const int sig = StopSignal() != 0 ? StopSignal() : ckpt::SaveSignalReceived();
       Log(absl::StrFormat("stopping at step %d: signal %d", step_, sig));

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -114,6 +115,42 @@ TEST_F(TrainCliTest, HostileInputIsBoundedBeforeAllocation) {
   ExpectBadInput({"--n_layer=100000000"}, "does not fit in memory");
   std::ofstream(P("plain_file")) << "x";
   ExpectBadInput({"--checkpoint_dir=" + P("plain_file")}, "is not a directory");
+}
+
+// Issue 14, item 3: a save that fails (a full disk, injected) stops the run
+// after the current step with exit 3, keeps every committed checkpoint and
+// leaves no step_*.tmp behind; --on_save_error=continue trains on, and the
+// final save failing still exits 3.
+TEST_F(TrainCliTest, FailedSaveStopsKeepsWhatWasCommittedAndLeavesNoTmp) {
+  const std::vector<std::string> args = Base({"--steps=12", "--checkpoint_every=2",
+                                              "--log_every=1", "--checkpoint_dir=" + P("ck")});
+  testing::Subprocess stop(ANVIL_TRAIN_BIN, args, {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
+  Result r = stop.Wait(60);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("checkpoint step_00000006 could not be saved"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("newest committed checkpoint is step_00000004"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("step    12/12"), std::string::npos) << r.out;  // did not train on
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(P("ck"))) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"latest", "step_00000002", "step_00000004"}));
+
+  std::filesystem::remove_all(P("ck"));
+  testing::Subprocess cont(ANVIL_TRAIN_BIN, [&] {
+    auto a = args;
+    a.push_back("--on_save_error=continue");
+    return a;
+  }(), {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
+  r = cont.Wait(60);
+  EXPECT_EQ(r.exit_code, 3) << r.err;  // the finished state could not be saved
+  EXPECT_NE(r.out.find("step    12/12"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("checkpoint step_00000008 FAILED"), std::string::npos) << r.out;
+  for (const auto& e : std::filesystem::directory_iterator(P("ck"))) {
+    EXPECT_EQ(e.path().extension(), "") << e.path();  // no .tmp left
+  }
+  ExpectBadInput({"--on_save_error=retry"}, "--on_save_error must be stop or continue");
 }
 
 TEST_F(TrainCliTest, ConfigFilePrecedenceAndErrors) {
