@@ -70,8 +70,30 @@ absl::StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
   if (options.world_size > 1 && options.store == nullptr) {
     return absl::InvalidArgumentError("a multi-rank checkpoint writer needs a store");
   }
-  if (options.rank == 0) RETURN_IF_ERROR(MakeDir(options.dir));
-  return std::unique_ptr<CheckpointWriter>(new CheckpointWriter(std::move(options)));
+  std::unique_ptr<CheckpointWriter> w(new CheckpointWriter(std::move(options)));
+  const CheckpointWriterOptions& o = w->options_;
+  const std::string key = "ckpt/lock";
+  if (o.rank == 0) {
+    using LockOr = absl::StatusOr<std::unique_ptr<CheckpointDirLock>>;
+    const absl::Status made = MakeDir(o.dir);
+    LockOr lock = made.ok() ? CheckpointDirLock::Acquire(o.dir, o.run_id, &w->lock_note_)
+                            : LockOr(made);
+    if (o.world_size > 1) {
+      // The other ranks fail with the same line rather than at a timeout.
+      RETURN_IF_ERROR(o.store->Set(
+          key, lock.ok() ? absl::StrCat("ok:", (*lock)->record())
+                         : absl::StrCat(kErrorPrefix, lock.status().message())));
+    }
+    RETURN_IF_ERROR(lock.status());
+    w->lock_ = *std::move(lock);
+  } else {
+    ASSIGN_OR_RETURN(const std::string v, w->GetKey(key));
+    if (absl::StartsWith(v, kErrorPrefix)) {
+      return absl::FailedPreconditionError(v.substr(std::strlen(kErrorPrefix)));
+    }
+    RETURN_IF_ERROR(CheckDirOwner(o.dir, v.substr(3)));
+  }
+  return w;
 }
 
 CheckpointWriter::~CheckpointWriter() {
@@ -328,6 +350,7 @@ absl::Status CheckpointWriter::Commit(Job& job, const std::string& tmp,
   m.set_sharding(r.config.sharding());
   m.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
   m.set_total_numel(r.source.layout->total_numel());
+  m.set_run_id(options_.run_id);
   std::vector<proto::TensorEntry> tensors = EmptyEntries(*r.source.layout);
   for (const proto::CheckpointManifest& rec : records) {
     if (rec.files_size() == 0) continue;  // a replica with an empty piece

@@ -12,7 +12,8 @@
 //
 // With --checkpoint_dir, a start resumes from the newest checkpoint there
 // that verifies (any world size and strategy), so rerunning the same command
-// after a crash or preemption continues the run.
+// after a crash or preemption continues the run. The directory is locked for
+// the job; another run's checkpoints are resumed only with --resume_from.
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -150,6 +151,7 @@ int main(int argc, char** argv) {
   options.store_timeout = absl::Seconds(absl::GetFlag(FLAGS_dist_timeout_s));
   options.init_from = config.init_from();
   options.async_checkpoint = config.checkpoint_async();
+  options.run_id = env->run_id;
   if (!leader) options.log = [](const std::string&) {};
   auto trainer = anvil::Trainer::Create(config, backend.get(), options);
   if (!trainer.ok()) return BadInput(trainer.status());

@@ -90,6 +90,7 @@ absl::Status Trainer::InitState() {
   if (!config_.checkpoint_dir().empty()) {
     ckpt::CheckpointWriterOptions wo;
     wo.dir = config_.checkpoint_dir();
+    wo.run_id = options_.run_id;
     wo.rank = options_.rank;
     wo.world_size = options_.world_size;
     wo.store = options_.store;
@@ -97,6 +98,7 @@ absl::Status Trainer::InitState() {
     wo.keep_last = config_.keep_last();
     wo.async = options_.async_checkpoint;
     ASSIGN_OR_RETURN(writer_, ckpt::CheckpointWriter::Create(wo));
+    if (!writer_->lock_note().empty()) Log("checkpoint: " + writer_->lock_note());
     RETURN_IF_ERROR(Resume(&resumed));
     const ckpt::Piece piece = ckpt::WriterPiece(engine_->shard_layout().local_numel(),
                                                 engine_->replicas(), engine_->replica_rank());
@@ -128,14 +130,37 @@ absl::Status Trainer::Resume(bool* resumed) {
   ro.world_size = options_.world_size;
   ro.store = options_.store;
   ro.timeout = options_.store_timeout;
-  ASSIGN_OR_RETURN(const ckpt::ResumeSearch search, ckpt::FindResumePoint(ro));
+  ASSIGN_OR_RETURN(ckpt::ResumeSearch search, ckpt::FindResumePoint(ro));
   for (const std::string& line : search.skipped) Log("checkpoint: skipped " + line);
+  // --resume_from names another run's directory: read only, used when this
+  // run has no checkpoint of its own yet.
+  const std::string& from = config_.resume_from();
+  const bool foreign = !search.point.has_value() && !from.empty() && from != ro.dir;
+  if (foreign) {
+    ro.dir = from;
+    ro.key_prefix = "resume_from/";
+    ASSIGN_OR_RETURN(search, ckpt::FindResumePoint(ro));
+    for (const std::string& line : search.skipped) Log("checkpoint: skipped " + line);
+    if (!search.point.has_value()) {
+      return absl::NotFoundError(absl::StrCat("--resume_from ", from, ": no checkpoint there"));
+    }
+  }
   if (!search.point.has_value()) return absl::OkStatus();
   const ckpt::ResumePoint& point = *search.point;
   const proto::CheckpointManifest& m = point.manifest;
   const std::string name = ckpt::StepDirName(m.step());
   std::vector<std::string> changed;
   RETURN_IF_ERROR(ckpt::CheckResumeConfig(m.config(), config_, name, &changed));
+  // A checkpoint saved with other settings by another run id is another
+  // job's: continuing it is an explicit choice, never a side effect of
+  // sharing a directory.
+  const bool same_run = !m.run_id().empty() && m.run_id() == options_.run_id;
+  if (!changed.empty() && !same_run && !foreign && from != ro.dir) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--checkpoint_dir ", ro.dir, " holds ", name, " of another run (saved with ",
+        absl::StrJoin(changed, ", "), "); pass --resume_from ", ro.dir,
+        " to continue from it anyway, or use another --checkpoint_dir"));
+  }
   ckpt::ShardTarget target{&model_->layout(), &engine_->shard_layout(), backend_,
                            engine_->master(), engine_->adam_m(), engine_->adam_v()};
   absl::StatusOr<ckpt::LoadStats> loaded = ckpt::LoadShard(point, target);
@@ -161,10 +186,10 @@ absl::Status Trainer::Resume(bool* resumed) {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   Log(absl::StrFormat(
-      "resumed from %s (saved by %d rank(s) %s, loaded by %d rank(s) %s): %.1f MB read by this "
+      "resumed from %s%s (saved by %d rank(s) %s, loaded by %d rank(s) %s): %.1f MB read by this "
       "rank in %d reads, %.0f ms including verification",
-      point.path, m.world_size(), m.sharding(), options_.world_size, config_.sharding(),
-      loaded->bytes_read / 1e6, loaded->reads, ms));
+      point.path, foreign ? " (--resume_from, read only)" : "", m.world_size(), m.sharding(),
+      options_.world_size, config_.sharding(), loaded->bytes_read / 1e6, loaded->reads, ms));
   if (const std::string layout =
           ckpt::DescribeResumeLayout(m.config(), m.world_size(), config_, options_.world_size);
       !layout.empty()) {
@@ -174,7 +199,7 @@ absl::Status Trainer::Resume(bool* resumed) {
     Log("resuming with changed settings (the run will differ from an uninterrupted one): " +
         absl::StrJoin(changed, ", "));
   }
-  if (options_.rank == 0) {
+  if (options_.rank == 0 && !foreign) {
     for (const std::string& line : ckpt::CleanUpAfterResume(config_.checkpoint_dir(), search)) {
       Log("checkpoint: " + line);
     }

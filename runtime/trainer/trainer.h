@@ -8,8 +8,11 @@
 // job's: every rank's tokens).
 //
 // Checkpoints (when config.checkpoint_dir is set; runtime/checkpoint/):
-// Create resumes from the newest checkpoint that verifies (resharding to this
-// run's world and strategy), else starts from --init_from weights or the
+// Create locks the directory for this job, resumes from the newest
+// checkpoint there that verifies (resharding to this run's world and
+// strategy) if it is this run's (saved with the same settings, or by the same
+// run id; another run's only with --resume_from), else from the newest in
+// --resume_from's directory, else starts from --init_from weights or the
 // seed. Run saves every checkpoint_every steps asynchronously, at the end,
 // and when a stop signal arrives (all ranks agree on the step first), then
 // returns with stopped() true. A failed save stops the run after the current
@@ -65,6 +68,9 @@ struct TrainerOptions {
   std::string init_from = "";
   // false: every save returns only once committed.
   bool async_checkpoint = true;
+  // The launcher's run id (ANVIL_RUN_ID), recorded in the checkpoint
+  // directory's lock and in each manifest. Empty for a lone process.
+  std::string run_id = "";
 };
 
 // Engine options as the run config spells them.

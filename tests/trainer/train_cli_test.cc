@@ -153,6 +153,32 @@ TEST_F(TrainCliTest, FailedSaveStopsKeepsWhatWasCommittedAndLeavesNoTmp) {
   ExpectBadInput({"--on_save_error=retry"}, "--on_save_error must be stop or continue");
 }
 
+// Issue 14, item 1, as two real jobs: while job A trains in a checkpoint
+// directory, job B (another seed) is refused with exit 2 and one line naming
+// A's pid; A is unharmed.
+TEST_F(TrainCliTest, SecondJobOnALiveCheckpointDirIsRefused) {
+  const std::string ck = "--checkpoint_dir=" + P("ck");
+  testing::Subprocess a(ANVIL_TRAIN_BIN, Base({"--steps=100000", "--log_every=100000", ck,
+                                               "--checkpoint_every=50"}));
+  for (int i = 0; i < 200 && !std::filesystem::exists(P("ck/latest")); ++i) {
+    usleep(50 * 1000);
+  }
+  ASSERT_TRUE(std::filesystem::exists(P("ck/latest")));
+  Result b = RunProcess(ANVIL_TRAIN_BIN, Base({"--seed=9", ck}));
+  EXPECT_EQ(b.exit_code, 2) << b.err;
+  EXPECT_EQ(Lines(b.err), 1) << b.err;
+  EXPECT_NE(b.err.find("is in use by another job"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("pid " + std::to_string(a.pid())), std::string::npos) << b.err;
+  ::kill(a.pid(), SIGTERM);
+  Result ra = a.Wait(60);
+  EXPECT_EQ(ra.exit_code, 75) << ra.err;
+  // Later, B still does not silently continue A's run.
+  Result later = RunProcess(ANVIL_TRAIN_BIN, Base({"--seed=9", ck}));
+  EXPECT_EQ(later.exit_code, 2) << later.err;
+  EXPECT_NE(later.err.find("of another run"), std::string::npos) << later.err;
+  EXPECT_NE(later.err.find("--seed 1337 -> 9"), std::string::npos) << later.err;
+}
+
 TEST_F(TrainCliTest, ConfigFilePrecedenceAndErrors) {
   {
     std::ofstream f(P("run.textproto"));
