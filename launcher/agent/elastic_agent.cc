@@ -381,10 +381,16 @@ absl::StatusOr<int> ElasticAgent::Impl::HandleFailure() {
     const bool preempted =
         std::all_of(failed.begin(), failed.end(),
                     [](const WorkerExit& e) { return e.signal == 0 && e.exit_code == kExitPreempted; });
+    // A worker whose checkpoint save failed kept every committed checkpoint
+    // and stopped; a restart would redo the steps since the last commit and
+    // most likely fail the same way (a full disk), so it is not restarted.
+    const bool save_failed =
+        std::any_of(failed.begin(), failed.end(),
+                    [](const WorkerExit& e) { return e.signal == 0 && e.exit_code == kExitSaveFailed; });
     ASSIGN_OR_RETURN(int64_t count, store_->Add(Key("restarts"), 1));
     ASSIGN_OR_RETURN(int64_t preemptions, store_->Add(Key("preemptions"), preempted ? 1 : 0));
     count -= preemptions;
-    decision = !preempted && count > o_.max_restarts ? "give_up" : "restart";
+    decision = save_failed || (!preempted && count > o_.max_restarts) ? "give_up" : "restart";
     if (preempted) {
       Log("workers saved and exited on a stop signal (exit 75); restarting to resume "
           "(not counted against --max_restarts)");
@@ -394,8 +400,14 @@ absl::StatusOr<int> ElasticAgent::Impl::HandleFailure() {
     std::vector<std::string> values = {text, absl::StrCat(exit_code), decision};
     RETURN_IF_ERROR(store_->MultiSet(keys, values));
     if (decision == "give_up") {
-      Log(absl::StrCat("giving up: ", o_.max_restarts, " restart", o_.max_restarts == 1 ? "" : "s",
-                       " allowed (--max_restarts) and used"));
+      if (save_failed) {
+        Log("giving up without a restart: a checkpoint save failed (exit 3); a restart would "
+            "redo the steps since the newest committed checkpoint. Fix the cause (free disk "
+            "space?) and run the same command again to resume from it");
+      } else {
+        Log(absl::StrCat("giving up: ", o_.max_restarts, " restart",
+                         o_.max_restarts == 1 ? "" : "s", " allowed (--max_restarts) and used"));
+      }
       return exit_code;
     }
     if (!preempted) {

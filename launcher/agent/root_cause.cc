@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/exit_codes.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "launcher/agent/signal_names.h"
@@ -81,8 +82,15 @@ int PickRootCause(const std::vector<FailureReport>& failures) {
 
 std::string DescribeExit(int exit_code, int signal) {
   if (signal > 0) return absl::StrCat("signal ", SignalName(signal), " (", signal, ")");
-  if (exit_code >= 0) return absl::StrCat("exit code ", exit_code);
-  return "unknown exit";
+  if (exit_code < 0) return "unknown exit";
+  // The codes anvil workers give a meaning (README: exit codes).
+  switch (exit_code) {
+    case 1: return "exit code 1 (runtime error)";
+    case kExitBadInput: return "exit code 2 (bad input)";
+    case kExitSaveFailed: return "exit code 3 (a checkpoint save failed)";
+    case kExitPreempted: return absl::StrCat("exit code ", exit_code, " (stopped by a signal)");
+    default: return absl::StrCat("exit code ", exit_code);
+  }
 }
 
 std::string FormatFailureReport(const FailureReport& r, int total_failures) {
@@ -90,11 +98,14 @@ std::string FormatFailureReport(const FailureReport& r, int total_failures) {
                                  ", pid ", r.pid, ", attempt ", r.attempt, ": ",
                                  DescribeExit(r.exit_code, r.signal));
   if (total_failures > 1) absl::StrAppend(&out, " (first of ", total_failures, " failed workers)");
-  absl::StrAppend(&out, "\n  error_file: ", r.error_file.empty() ? "(none)" : r.error_file);
   if (!r.error_message.empty()) {
-    absl::StrAppend(&out, "\n  error: ", r.error_message);
+    absl::StrAppend(&out, "\n  error_file: ", r.error_file, "\n  error: ", r.error_message);
+  } else if (!r.stderr_tail.empty()) {
+    // anvil workers report on stderr (one line for bad input); the error
+    // file is torchelastic's channel and stays empty for them.
+    absl::StrAppend(&out, "\n  error: ", r.stderr_tail.back(), " (last stderr line)");
   } else {
-    absl::StrAppend(&out, " (the worker wrote none)");
+    absl::StrAppend(&out, "\n  error: (no error file and no stderr output)");
   }
   if (!r.error_traceback.empty()) {
     std::vector<absl::string_view> lines = absl::StrSplit(r.error_traceback, '\n', absl::SkipEmpty());

@@ -1,6 +1,7 @@
 // The launcher's flag table and parser; see arg_parser.h.
 #include "launcher/cli/arg_parser.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -355,6 +356,16 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(absl::string_view endp
     port = endpoint.substr(colon + 1);
   }
   if (host.empty()) return absl::InvalidArgumentError(absl::StrCat("bad endpoint \"", endpoint, "\": no host"));
+  if (host.find(':') != absl::string_view::npos) {
+    // Only an IPv6 literal has colons in its host part; anything else would
+    // be handed to the resolver and retried until the join timeout.
+    in6_addr addr{};
+    if (inet_pton(AF_INET6, std::string(host).c_str(), &addr) != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad endpoint \"", endpoint, "\": \"", host,
+          "\" is not an IPv6 address (use host:port, or [v6-address]:port)"));
+    }
+  }
   int p = default_port;
   if (!port.empty() && (!absl::SimpleAtoi(port, &p) || p < 0 || p > 65535)) {
     return absl::InvalidArgumentError(absl::StrCat("bad endpoint \"", endpoint, "\": port must be 0-65535"));

@@ -141,6 +141,11 @@ void KvTable::FailAll(const absl::Status& status) {
   for (WaitCallback& d : dones) d(status);
 }
 
+void KvTable::Clear() {
+  absl::MutexLock lock(&mu_);
+  data_.clear();
+}
+
 size_t KvTable::num_keys() {
   absl::MutexLock lock(&mu_);
   return data_.size();

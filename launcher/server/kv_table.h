@@ -50,6 +50,8 @@ class KvTable {
   void CancelWait(WaitId id);
   // Answers every waiter with `status` (shutdown).
   void FailAll(const absl::Status& status);
+  // Forgets every key (a new job reuses the run id); waiters keep waiting.
+  void Clear();
 
   size_t num_keys();
   size_t num_waiters();

@@ -79,7 +79,7 @@ std::string ReadToken() {
     if (token.empty()) Die(1, absl::StrCat("--token_file: '", file, "' is empty"));
   }
   if (token.empty()) {
-    if (const char* env = std::getenv("ANVIL_RDZV_TOKEN")) token = env;
+    if (const char* env = std::getenv("ANVIL_TOKEN")) token = env;  // as the launcher reads it
   }
   return token;
 }

@@ -48,8 +48,11 @@ void RoundState::Outbox::Flush() {
 }
 
 RoundState::RoundState(DeadlineTimer* timer, std::string run_id,
-                       const RendezvousSettings& settings)
-    : timer_(timer), run_id_(std::move(run_id)), settings_(settings) {
+                       const RendezvousSettings& settings, std::function<void()> on_new_job)
+    : timer_(timer),
+      run_id_(std::move(run_id)),
+      settings_(settings),
+      on_new_job_(std::move(on_new_job)) {
   absl::MutexLock lock(&mu_);
   min_nodes_ = settings.min_nodes;
   max_nodes_ = settings.max_nodes;
@@ -132,12 +135,36 @@ bool RoundState::IsMember(const std::string& node_id) {
   return false;
 }
 
+bool RoundState::PreviousJobOver() {
+  if (members_.empty() || !joiners_.empty()) return false;
+  for (const Member& m : members_) {
+    if (!m.left && alive_.contains(m.entry.node_id())) return false;
+  }
+  return true;
+}
+
+void RoundState::StartNewJob(const proto::RdzvNode& first) {
+  int left = 0;
+  for (const Member& m : members_) left += m.left;
+  const std::string reason = absl::StrCat(
+      "node ", NodeLabel(first), " starts a new job: the previous job of run '", run_id_,
+      "' is over (", left, " of ", members_.size(), " node(s) left, ", members_.size() - left,
+      " declared dead)");
+  if (complete_) Reopen(reason);
+  members_.clear();
+  dead_.clear();
+  min_nodes_ = settings_.min_nodes;  // the new job may bring its own --nnodes
+  max_nodes_ = settings_.max_nodes;
+  if (on_new_job_) on_new_job_();
+}
+
 void RoundState::Join(uint64_t call_id, const proto::RdzvJoinRequest& req, JoinCallback done) {
   Outbox out;
   {
     absl::MutexLock lock(&mu_);
     auto fail = [&](absl::Status s) { out.answers.emplace_back(std::move(done), std::move(s)); };
     const proto::RdzvNode& node = req.node();
+    if (!shutdown_ && !node.node_id().empty() && PreviousJobOver()) StartNewJob(node);
     absl::Status valid;
     if (shutdown_) {
       valid = absl::UnavailableError("rendezvous server shutting down");

@@ -6,7 +6,12 @@
 // last_call_timeout after min_nodes joined. COMPLETE -> OPEN (r + 1) when a
 // member joins again (restart / scale-up) or a member is declared dead.
 // Joiners arriving while COMPLETE, and those beyond max_nodes, wait (as late
-// joiners or spares) for the next round.
+// joiners or spares) for the next round. A run id outlives its jobs: when
+// every member of the last round has left (the job finished) or been
+// declared dead (abandoned), the next joiner starts a new job under the same
+// run id: the round is reopened if still COMPLETE, the old membership is
+// forgotten and `on_new_job` runs (the run's store is emptied), so nothing
+// of the previous job (restart counts, keys) leaks into the next.
 //
 // Invariants: each Join's callback runs exactly once (round, error or
 // timeout) unless CancelJoin ran first; callbacks run without the state lock;
@@ -40,7 +45,10 @@ class RoundState {
   using JoinCallback = std::function<void(absl::StatusOr<proto::RdzvJoinResponse>)>;
   using EventSink = std::function<void(const proto::RdzvEvent&)>;
 
-  RoundState(DeadlineTimer* timer, std::string run_id, const RendezvousSettings& settings);
+  // `on_new_job` runs under the state lock (so it must not call back into
+  // this RoundState) when a joiner starts a new job; see the file comment.
+  RoundState(DeadlineTimer* timer, std::string run_id, const RendezvousSettings& settings,
+             std::function<void()> on_new_job = nullptr);
   ~RoundState();
 
   // `call_id` identifies this Join for CancelJoin; unique per server.
@@ -90,6 +98,9 @@ class RoundState {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRankClaim(const proto::RdzvNode& node) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool IsMember(const std::string& node_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Every member of the last completed round left or was declared dead.
+  bool PreviousJobOver() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartNewJob(const proto::RdzvNode& first) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies the completion rule to the open round.
   void MaybeComplete(Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Complete(Outbox& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -106,6 +117,7 @@ class RoundState {
   DeadlineTimer* const timer_;
   const std::string run_id_;
   const RendezvousSettings settings_;
+  const std::function<void()> on_new_job_;
 
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

@@ -41,7 +41,7 @@ absl::StatusOr<RunState*> RunRegistry::Authorize(const grpc::ServerContextBase& 
     return absl::PermissionDeniedError(
         token.empty()
             ? "the rendezvous server requires a token and the request carried none (set "
-              "--rdzv_token, --rdzv_token_file or ANVIL_RDZV_TOKEN)"
+              "--token, --token_file or ANVIL_TOKEN on the launcher)"
             : "wrong token: the request's token does not match the rendezvous server's");
   }
   if (run_id.empty()) {

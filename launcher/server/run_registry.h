@@ -3,7 +3,8 @@
 // Invariants: a request is served only if its metadata carries the server's
 // token (compared in constant time) and an allowed run id; each run id has
 // its own namespace, created on first authorised use and kept until the
-// server shuts down. After Shutdown() every request gets UNAVAILABLE.
+// server shuts down (emptied when a new job reuses the run id, see
+// RoundState). After Shutdown() every request gets UNAVAILABLE.
 #pragma once
 
 #include <memory>
@@ -23,9 +24,10 @@ namespace anvil {
 
 struct RunState {
   RunState(DeadlineTimer* timer, const std::string& run_id, const RendezvousSettings& settings)
-      : kv(timer, "the store of run '" + run_id + "'"), rounds(timer, run_id, settings) {}
+      : kv(timer, "the store of run '" + run_id + "'"),
+        rounds(timer, run_id, settings, [this] { kv.Clear(); }) {}
   KvTable kv;
-  RoundState rounds;
+  RoundState rounds;  // a new job under this run id starts with an empty store
 };
 
 class RunRegistry {

@@ -22,4 +22,14 @@ absl::Status ValidateGptConfig(const GptConfig& c);
 // Number of parameters (tied embeddings counted once).
 int64_t GptNumParams(const GptConfig& c);
 
+// The same count in double precision: exact below 2^53 and finite for any
+// int sizes, so inputs can be bounded before anything is allocated.
+double GptParamCount(const GptConfig& c);
+
+// Bytes of the forward/backward activation arena for micro-batches of
+// `batch` x `seq` tokens (fp32 activations, no recomputation: an upper
+// bound within a few percent of what Gpt allocates, which bf16 compute and
+// --recompute unit only lower). Double precision for the same reason.
+double GptActivationBytesEstimate(const GptConfig& c, int batch, int seq);
+
 }  // namespace anvil

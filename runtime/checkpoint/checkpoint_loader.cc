@@ -57,9 +57,9 @@ absl::StatusOr<ResumeSearch> FindResumePoint(const ResumeOptions& o) {
           break;
       }
     }
-    if (multi) RETURN_IF_ERROR(o.store->Set("resume/list", absl::StrJoin(names, "\n")));
+    if (multi) RETURN_IF_ERROR(o.store->Set(absl::StrCat(o.key_prefix, "list"), absl::StrJoin(names, "\n")));
   } else {
-    ASSIGN_OR_RETURN(const std::string list, o.store->Get("resume/list", o.timeout));
+    ASSIGN_OR_RETURN(const std::string list, o.store->Get(absl::StrCat(o.key_prefix, "list"), o.timeout));
     names = absl::StrSplit(list, '\n', absl::SkipEmpty());
   }
 
@@ -69,9 +69,9 @@ absl::StatusOr<ResumeSearch> FindResumePoint(const ResumeOptions& o) {
     std::string problem = mine.ok() ? "" : std::string(mine.status().message());
     if (multi) {
       RETURN_IF_ERROR(
-          o.store->Set(absl::StrCat("resume/", i, "/", o.rank), mine.ok() ? kOk : problem));
+          o.store->Set(absl::StrCat(o.key_prefix, i, "/", o.rank), mine.ok() ? kOk : problem));
       std::vector<std::string> keys;
-      for (int r = 0; r < o.world_size; ++r) keys.push_back(absl::StrCat("resume/", i, "/", r));
+      for (int r = 0; r < o.world_size; ++r) keys.push_back(absl::StrCat(o.key_prefix, i, "/", r));
       ASSIGN_OR_RETURN(std::vector<std::string> verdicts, o.store->MultiGet(keys, o.timeout));
       for (const std::string& v : verdicts) {
         if (v != kOk) {

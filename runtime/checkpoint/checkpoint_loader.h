@@ -37,6 +37,8 @@ struct ResumeOptions {
   int world_size = 1;
   std::shared_ptr<Store> store;  // required when world_size > 1
   absl::Duration timeout = absl::Minutes(5);
+  // Store keys of the ranks' agreement; one prefix per search of a job.
+  std::string key_prefix = "resume/";
 };
 
 struct ResumePoint {

@@ -46,7 +46,11 @@ struct CheckpointWriter::Job {
 
 std::string SaveReport::Describe() const {
   const std::string name = StepDirName(step);
-  if (!status.ok()) return absl::StrCat("checkpoint ", name, " FAILED: ", status.message());
+  if (!status.ok()) {
+    std::string line = absl::StrCat("checkpoint ", name, " FAILED: ", status.message());
+    for (const std::string& n : notes) absl::StrAppend(&line, "; ", n);
+    return line;
+  }
   if (skipped) return absl::StrCat("checkpoint ", name, " already committed; not saved again");
   std::string line = absl::StrFormat(
       "checkpoint %s committed: %.1f MB in %.2f s after the snapshot (this rank wrote %.1f MB at "
@@ -66,8 +70,30 @@ absl::StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
   if (options.world_size > 1 && options.store == nullptr) {
     return absl::InvalidArgumentError("a multi-rank checkpoint writer needs a store");
   }
-  if (options.rank == 0) RETURN_IF_ERROR(MakeDir(options.dir));
-  return std::unique_ptr<CheckpointWriter>(new CheckpointWriter(std::move(options)));
+  std::unique_ptr<CheckpointWriter> w(new CheckpointWriter(std::move(options)));
+  const CheckpointWriterOptions& o = w->options_;
+  const std::string key = "ckpt/lock";
+  if (o.rank == 0) {
+    using LockOr = absl::StatusOr<std::unique_ptr<CheckpointDirLock>>;
+    const absl::Status made = MakeDir(o.dir);
+    LockOr lock = made.ok() ? CheckpointDirLock::Acquire(o.dir, o.run_id, &w->lock_note_)
+                            : LockOr(made);
+    if (o.world_size > 1) {
+      // The other ranks fail with the same line rather than at a timeout.
+      RETURN_IF_ERROR(o.store->Set(
+          key, lock.ok() ? absl::StrCat("ok:", (*lock)->record())
+                         : absl::StrCat(kErrorPrefix, lock.status().message())));
+    }
+    RETURN_IF_ERROR(lock.status());
+    w->lock_ = *std::move(lock);
+  } else {
+    ASSIGN_OR_RETURN(const std::string v, w->GetKey(key));
+    if (absl::StartsWith(v, kErrorPrefix)) {
+      return absl::FailedPreconditionError(v.substr(std::strlen(kErrorPrefix)));
+    }
+    RETURN_IF_ERROR(CheckDirOwner(o.dir, v.substr(3)));
+  }
+  return w;
 }
 
 CheckpointWriter::~CheckpointWriter() {
@@ -176,10 +202,20 @@ void CheckpointWriter::Run(std::unique_ptr<Job> job) {
   report.step = job->request.step;
   report.status = RunSave(*job, &report);
   report.total_s = Since(job->snapshot_done);
-  if (options_.world_size > 1 && options_.rank == 0 && !report.status.ok()) {
-    // Nobody may wait for a commit that will not come.
-    options_.store->Set(Key(*job, "done"), absl::StrCat(kErrorPrefix, report.status.message()))
-        .IgnoreError();
+  if (options_.rank == 0 && !report.status.ok()) {
+    if (options_.world_size > 1) {
+      // Nobody may wait for a commit that will not come.
+      options_.store->Set(Key(*job, "done"), absl::StrCat(kErrorPrefix, report.status.message()))
+          .IgnoreError();
+    }
+    // A failed save leaves nothing behind: its partial files would only fill
+    // the disk that probably made it fail. (A rank still writing keeps its
+    // unlinked file open; anything left over is removed by the next
+    // commit's retention or the next resume.)
+    const std::string tmp = JoinPath(options_.dir, TmpDirName(job->request.step));
+    if (PathExists(tmp) && RemoveTree(tmp).ok()) {
+      report.notes.push_back(absl::StrCat("removed ", TmpDirName(job->request.step)));
+    }
   }
   {
     absl::MutexLock l(&mu_);
@@ -259,6 +295,10 @@ absl::Status CheckpointWriter::WriteShardFile(Job& job, const std::string& tmp,
       RETURN_IF_ERROR(w.Write(data + off, std::min(kWriteChunk, total - off)));
       if (off < total / 2 && off + kWriteChunk >= total / 2) {
         MaybeFault("shard_write", job.request.step, options_.rank);
+        if (DiskFullInjected(job.request.step, options_.rank)) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              JoinPath(tmp, name), ": write: No space left on device (ANVIL_CKPT_FAULT=disk_full)"));
+        }
       }
     }
     ASSIGN_OR_RETURN(const FileDigest d, w.Finish());
@@ -310,6 +350,7 @@ absl::Status CheckpointWriter::Commit(Job& job, const std::string& tmp,
   m.set_sharding(r.config.sharding());
   m.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
   m.set_total_numel(r.source.layout->total_numel());
+  m.set_run_id(options_.run_id);
   std::vector<proto::TensorEntry> tensors = EmptyEntries(*r.source.layout);
   for (const proto::CheckpointManifest& rec : records) {
     if (rec.files_size() == 0) continue;  // a replica with an empty piece

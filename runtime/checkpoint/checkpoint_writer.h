@@ -18,6 +18,9 @@
 // O_DIRECT, so training keeps the cores and the kernel has no gigabyte of
 // dirty pages to flush behind its back.
 //
+// The directory belongs to the job while its writer lives: Create takes
+// the directory's lock on rank 0 (dir_lock.h) and every rank checks it.
+//
 // Invariants: a committed checkpoint is never overwritten (saving a step that
 // is already committed and verifies is a no-op); retention deletes only after
 // the new checkpoint is committed, never the new one, and deletes by renaming
@@ -39,6 +42,7 @@
 #include "kernels/device.h"
 #include "models/param_layout.h"
 #include "proto/checkpoint.pb.h"
+#include "runtime/checkpoint/dir_lock.h"
 #include "runtime/sharding/shard_layout.h"
 #include "runtime/store/store.h"
 
@@ -46,6 +50,7 @@ namespace anvil::ckpt {
 
 struct CheckpointWriterOptions {
   std::string dir;
+  std::string run_id;  // the launcher's run id (ANVIL_RUN_ID); recorded in the lock
   int rank = 0;
   int world_size = 1;
   std::shared_ptr<Store> store;  // required when world_size > 1
@@ -118,6 +123,8 @@ class CheckpointWriter {
   std::vector<SaveReport> TakeFinished();
 
   const CheckpointWriterOptions& options() const { return options_; }
+  // Set when rank 0 took over a stale lock of the directory (one line).
+  const std::string& lock_note() const { return lock_note_; }
 
  private:
   struct Job;
@@ -137,6 +144,8 @@ class CheckpointWriter {
   absl::StatusOr<std::vector<std::string>> GetKeys(const std::vector<std::string>& keys);
 
   CheckpointWriterOptions options_;
+  std::unique_ptr<CheckpointDirLock> lock_;  // rank 0, for the writer's lifetime
+  std::string lock_note_;
   struct FreeDeleter {
     void operator()(float* p) const { std::free(p); }
   };

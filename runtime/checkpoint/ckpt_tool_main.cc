@@ -1,6 +1,7 @@
 // ckpt_tool: inspect, verify and export checkpoints written by `train`.
 //
-//   ckpt_tool list   DIR               every entry and its state
+//   ckpt_tool list   DIR               every entry and its state (manifest and
+//                                      file sizes checked; verify adds checksums)
 //   ckpt_tool verify DIR [--step N]    manifest + size + xxh3 of every file
 //   ckpt_tool show   DIR [--step N]    manifest summary (config, files, tensors)
 //   ckpt_tool export DIR OUT [--step N]
@@ -9,13 +10,17 @@
 // Without --step: the newest checkpoint that verifies. Exit codes: 0 ok,
 // 1 a checkpoint failed verification or an error, 2 bad usage.
 #include <cstdio>
+#include <filesystem>
+#include <system_error>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/command_line.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/checkpoint/file_io.h"
 #include "runtime/checkpoint/hf_gpt2.h"
@@ -40,6 +45,26 @@ const char* StateName(EntryState s) {
       return "set aside (failed verification)";
   }
   return "?";
+}
+
+// What `list` can tell without hashing: a committed directory whose manifest
+// does not read, or whose files are missing or of the wrong size, is not a
+// checkpoint anything could resume from. (`verify` adds the checksums.)
+std::string Describe(const std::string& dir, const DirEntry& e) {
+  if (e.state != EntryState::kCommitted) return StateName(e.state);
+  const std::string path = anvil::ckpt::JoinPath(dir, e.name);
+  absl::StatusOr<anvil::proto::CheckpointManifest> m = anvil::ckpt::ReadManifest(path);
+  if (!m.ok()) return absl::StrCat("INVALID: ", m.status().message());
+  for (const auto& f : m->files()) {
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(anvil::ckpt::JoinPath(path, f.name()), ec);
+    if (ec) return absl::StrCat("INVALID: ", f.name(), " is missing");
+    if (size != f.bytes()) {
+      return absl::StrCat("INVALID: ", f.name(), " is ", size, " bytes, the manifest says ",
+                          f.bytes());
+    }
+  }
+  return "committed";
 }
 
 int Fail(const std::string& msg) {
@@ -74,6 +99,10 @@ absl::StatusOr<std::string> Pick(const std::string& dir, anvil::proto::Checkpoin
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("ckpt_tool list|verify|show|export DIR [OUT] [--step N]");
+  if (auto checked = anvil::CheckCommandLine(argc, argv); !checked.ok()) {
+    std::fprintf(stderr, "ckpt_tool: %s\n", std::string(checked.status().message()).c_str());
+    return 2;
+  }
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 3) {
     std::fprintf(stderr, "usage: ckpt_tool list|verify|show|export DIR [OUT] [--step N]\n");
@@ -84,7 +113,8 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::string> latest = anvil::ckpt::ReadLatest(dir);
     for (const DirEntry& e : anvil::ckpt::ListCheckpointDir(dir)) {
       std::printf("%-36s step %8lld  %s%s\n", e.name.c_str(), static_cast<long long>(e.step),
-                  StateName(e.state), latest.ok() && *latest == e.name ? "  <- latest" : "");
+                  Describe(dir, e).c_str(),
+                  latest.ok() && *latest == e.name ? "  <- latest" : "");
     }
     return 0;
   }

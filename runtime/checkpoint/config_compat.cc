@@ -18,7 +18,7 @@ const absl::flat_hash_set<std::string>& Harmless() {
       "steps",     "checkpoint_dir", "checkpoint_every", "keep_last",
       "sharding",  "param_dtype",    "reduce_dtype",     "val_pattern",
       "init_from", "save_signal",    "checkpoint_async", "bucket_mb",
-      "recompute"};
+      "on_save_error", "resume_from", "recompute"};
   return *s;
 }
 
@@ -58,7 +58,35 @@ absl::Status Walk(const Message& saved, const Message& now, bool model, const st
   return absl::OkStatus();
 }
 
+int64_t TokensPerStep(const proto::TrainConfig& c, int world) {
+  return static_cast<int64_t>(c.data().batch_size()) * c.data().seq_len() * c.grad_accum() * world;
+}
+
 }  // namespace
+
+std::string DescribeResumeLayout(const proto::TrainConfig& saved, int saved_world,
+                                 const proto::TrainConfig& now, int world) {
+  const bool world_changed = saved_world != world;
+  const bool strategy_changed = saved.sharding() != now.sharding();
+  if (!world_changed && !strategy_changed) return "";
+  std::string line = "resuming under another layout:";
+  if (world_changed) absl::StrAppend(&line, " world size ", saved_world, " -> ", world);
+  if (strategy_changed) {
+    absl::StrAppend(&line, world_changed ? "," : "", " sharding ", saved.sharding(), " -> ",
+                    now.sharding());
+  }
+  const int64_t before = TokensPerStep(saved, saved_world), after = TokensPerStep(now, world);
+  if (before != after) {
+    absl::StrAppend(&line, "; the global batch is now ", after, " tokens per step (was ", before,
+                    "): the same learning-rate schedule over a different batch, and each rank "
+                    "reads another slice of the data, so the run differs from an "
+                    "uninterrupted one");
+  } else {
+    absl::StrAppend(&line, "; the global batch stays ", after,
+                    " tokens per step (the state is resharded; sums may round differently)");
+  }
+  return line;
+}
 
 absl::Status CheckResumeConfig(const proto::TrainConfig& saved, const proto::TrainConfig& now,
                                const std::string& checkpoint_name,

@@ -22,4 +22,12 @@ absl::Status CheckResumeConfig(const proto::TrainConfig& saved, const proto::Tra
                                const std::string& checkpoint_name,
                                std::vector<std::string>* changed);
 
+// One line when a checkpoint saved by `saved_world` ranks with
+// `saved_sharding` resumes under another world size or strategy (empty when
+// both match): what changes, and what it means for the global batch (tokens
+// per optimizer step scale with the world size; the data order and the
+// learning-rate schedule do not follow).
+std::string DescribeResumeLayout(const proto::TrainConfig& saved, int saved_world,
+                                 const proto::TrainConfig& now, int world);
+
 }  // namespace anvil::ckpt

@@ -44,6 +44,11 @@ const FaultSpec& Spec() {
 
 }  // namespace
 
+bool DiskFullInjected(int64_t step, int rank) {
+  const FaultSpec& f = Spec();
+  return f.point == "disk_full" && (f.step < 0 || step >= f.step) && (f.rank < 0 || f.rank == rank);
+}
+
 void MaybeFault(std::string_view point, int64_t step, int rank) {
   const FaultSpec& f = Spec();
   if (f.point.empty() || f.point != point) return;

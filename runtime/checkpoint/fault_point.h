@@ -11,6 +11,10 @@
 //   before_latest    rank 0, renamed to step_<N>, `latest` not yet updated
 //   retention        rank 0, an old checkpoint renamed to .deleting and one of
 //                    its files removed
+// One point fails instead of killing:
+//   disk_full        from the given step on (every later step too), writing
+//                    a data file fails with ENOSPC half-way through, as on a
+//                    full disk
 #pragma once
 
 #include <cstdint>
@@ -21,5 +25,9 @@ namespace anvil::ckpt {
 // Kills the process if ANVIL_CKPT_FAULT names `point` (and the step and rank
 // match when given).
 void MaybeFault(std::string_view point, int64_t step, int rank);
+
+// True when ANVIL_CKPT_FAULT=disk_full[@<first step>][:<rank>] applies to a
+// save of `step` on `rank`.
+bool DiskFullInjected(int64_t step, int rank);
 
 }  // namespace anvil::ckpt

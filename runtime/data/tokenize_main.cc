@@ -18,6 +18,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/command_line.h"
 #include "runtime/data/token_shard.h"
 #include "runtime/data/utf8.h"
 
@@ -51,6 +52,9 @@ absl::Status WriteSplit(const std::string& dir, const std::string& split,
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("tokenize --out_dir DIR [--val_fraction F] FILE...");
+  if (auto checked = anvil::CheckCommandLine(argc, argv); !checked.ok()) {
+    return Fail(std::string(checked.status().message()));
+  }
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) return Fail("no input files (usage: tokenize --out_dir DIR FILE...)");
   const double val_fraction = absl::GetFlag(FLAGS_val_fraction);
@@ -61,6 +65,13 @@ int main(int argc, char** argv) {
   if (per_shard <= 0) return Fail("--shard_tokens must be > 0");
   std::vector<uint32_t> train, val;
   for (size_t i = 1; i < args.size(); ++i) {
+    std::error_code kind_ec;
+    if (!std::filesystem::is_regular_file(args[i], kind_ec)) {
+      // Reading a directory through an ifstream throws inside libstdc++.
+      return Fail(absl::StrCat(args[i], std::filesystem::is_directory(args[i], kind_ec)
+                                            ? ": is a directory, not a text file"
+                                            : ": cannot open (not a regular file)"));
+    }
     std::ifstream in(args[i], std::ios::binary);
     if (!in) return Fail(absl::StrCat(args[i], ": cannot open"));
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -1,13 +1,22 @@
 #include "runtime/trainer/config.h"
 
-#include <fstream>
-#include <iterator>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "google/protobuf/descriptor.h"
@@ -101,6 +110,45 @@ class CollectErrors : public google::protobuf::io::ErrorCollector {
   std::vector<std::string> errors;
 };
 
+// A config file is small text; anything else is a mistake worth naming.
+constexpr off_t kMaxConfigFileBytes = 16 << 20;
+
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
+  auto fail = [&](const std::string& why) {
+    return absl::InvalidArgumentError(absl::StrCat("--config ", path, ": ", why));
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return fail(absl::StrCat("cannot open (", std::strerror(errno), ")"));
+  struct stat st {};
+  std::string text;
+  absl::Status status;
+  if (::fstat(fd, &st) != 0) {
+    status = fail(std::strerror(errno));
+  } else if (S_ISDIR(st.st_mode)) {
+    status = fail("is a directory, not a text-format TrainConfig file");
+  } else if (!S_ISREG(st.st_mode)) {
+    status = fail("is not a regular file");
+  } else if (st.st_size > kMaxConfigFileBytes) {
+    status = fail(absl::StrCat("is ", st.st_size, " bytes; a config file is at most ",
+                               kMaxConfigFileBytes, " bytes of text"));
+  } else {
+    text.resize(static_cast<size_t>(st.st_size));
+    size_t got = 0;
+    while (got < text.size()) {
+      const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        status = fail(n < 0 ? std::strerror(errno) : "shrank while being read");
+        break;
+      }
+      got += static_cast<size_t>(n);
+    }
+  }
+  ::close(fd);
+  if (!status.ok()) return status;
+  return text;
+}
+
 absl::Status InRange(const char* flag, double v, double lo, double hi) {
   if (!(v >= lo && v <= hi)) {
     return absl::InvalidArgumentError(
@@ -131,9 +179,7 @@ absl::flat_hash_set<std::string> FlagsNamedIn(int argc, char** argv) {
 }
 
 absl::Status MergeConfigFile(const std::string& path, proto::TrainConfig* config) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat("--config ", path, ": cannot open"));
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSIGN_OR_RETURN(const std::string text, ReadConfigFile(path));
   google::protobuf::TextFormat::Parser parser;
   CollectErrors errors;
   parser.RecordErrorsTo(&errors);
@@ -180,11 +226,31 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
   }
   if (c.eval_batches() <= 0) return absl::InvalidArgumentError("--eval_batches must be > 0");
   if (c.log_every() <= 0) return absl::InvalidArgumentError("--log_every must be > 0");
-  if (c.threads() < 0) return absl::InvalidArgumentError("--threads must be >= 0 (0 = all cores)");
+  // More threads than CPUs only oversubscribes; tens of thousands exhaust
+  // thread stacks inside OpenMP and OpenBLAS.
+  const int cpus = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (c.threads() < 0 || c.threads() > cpus) {
+    return absl::InvalidArgumentError(absl::StrCat("--threads must be in 0..", cpus,
+                                                   " (this machine's CPUs; 0 = all), got ",
+                                                   c.threads()));
+  }
   if (c.has_bucket_mb() && (c.bucket_mb() <= 0 || c.bucket_mb() > 4096)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--bucket_mb must be in 1..4096, got ", c.bucket_mb()));
   }
+  if (!c.checkpoint_dir().empty()) {
+    std::error_code ec;
+    const auto st = std::filesystem::status(c.checkpoint_dir(), ec);
+    if (!ec && std::filesystem::exists(st) && !std::filesystem::is_directory(st)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--checkpoint_dir ", c.checkpoint_dir(), " exists and is not a directory"));
+    }
+  }
+  if (c.has_on_save_error() && c.on_save_error() != "stop" && c.on_save_error() != "continue") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--on_save_error must be stop or continue, got '", c.on_save_error(), "'"));
+  }
+  RETURN_IF_ERROR(CheckFitsInMemory(c));
   const std::string& s = c.sharding();
   if (s != "NO_SHARD" && s != "SHARD_GRAD_OP" && s != "FULL_SHARD" && s != "HYBRID_SHARD") {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -200,6 +266,28 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
   if (c.has_recompute() && c.recompute() != "none" && c.recompute() != "unit") {
     return absl::InvalidArgumentError(
         absl::StrCat("--recompute must be none or unit, got '", c.recompute(), "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckFitsInMemory(const proto::TrainConfig& c) {
+  const GptConfig g = ToGptConfig(c.model());
+  const double params = GptParamCount(g);
+  // fp32 weights, gradients and AdamW's two moments; sharding divides some of
+  // it, but one rank may hold it all (NO_SHARD), so bound the worst case.
+  const double state_bytes = params * 16;
+  const double act_bytes =
+      GptActivationBytesEstimate(g, c.data().batch_size(), c.data().seq_len());
+  const double need = state_bytes + act_bytes;
+  const double have = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
+                      static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (have > 0 && need > have) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the model does not fit in memory: %.4g parameters need %.3g GB (weights, gradients, "
+        "AdamW state) and --batch_size %d x --seq_len %d needs %.3g GB of activations, but this "
+        "machine has %.3g GB",
+        params, state_bytes / 1e9, c.data().batch_size(), c.data().seq_len(), act_bytes / 1e9,
+        have / 1e9));
   }
   return absl::OkStatus();
 }

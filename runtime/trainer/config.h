@@ -35,6 +35,11 @@ absl::Status MergeConfigFile(const std::string& path, proto::TrainConfig* config
 // Checks every value; errors name the flag (--seq_len ...) and what is wrong.
 absl::Status ValidateTrainConfig(const proto::TrainConfig& config);
 
+// The up-front memory bound (part of ValidateTrainConfig): parameter state
+// and activation bytes computed from the config, checked against this
+// machine's physical memory before anything is allocated. One-line error.
+absl::Status CheckFitsInMemory(const proto::TrainConfig& config);
+
 GptConfig ToGptConfig(const proto::ModelConfig& m);
 
 // Text format, for logs and checkpoints.

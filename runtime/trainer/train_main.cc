@@ -6,20 +6,25 @@
 // Every flag below is also a field of proto/config.proto (TrainConfig), so a
 // --config file (text format) can set the same things; flags given on the
 // command line win. Exit codes: 0 done, 1 runtime error, 2 bad input,
-// 75 stopped by SIGINT/SIGTERM (or --save_signal) at a step boundary, after
-// saving a checkpoint when --checkpoint_dir is set.
+// 3 a checkpoint save failed (committed checkpoints are kept; see
+// --on_save_error), 75 stopped by SIGINT/SIGTERM (or --save_signal) at a
+// step boundary, after saving a checkpoint when --checkpoint_dir is set.
 //
 // With --checkpoint_dir, a start resumes from the newest checkpoint there
 // that verifies (any world size and strategy), so rerunning the same command
-// after a crash or preemption continues the run.
+// after a crash or preemption continues the run. The directory is locked for
+// the job; another run's checkpoints are resumed only with --resume_from.
 #include <csignal>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/command_line.h"
 #include "kernels/device.h"
 #include "kernels/cpu/peak.h"
 #include "runtime/checkpoint/save_signal.h"
@@ -72,6 +77,12 @@ ABSL_FLAG(std::string, save_signal, "",
           "Extra signal that saves and stops like SIGTERM, e.g. USR1 (Slurm --signal).");
 ABSL_FLAG(bool, checkpoint_async, true,
           "Write checkpoints in the background (false: training waits for each commit).");
+ABSL_FLAG(std::string, on_save_error, "stop",
+          "A failed checkpoint save: stop (exit 3 after the current step; committed "
+          "checkpoints are kept) | continue (log it and train on).");
+ABSL_FLAG(std::string, resume_from, "",
+          "Start from the newest checkpoint in this directory (another run's, read only) when "
+          "--checkpoint_dir has none of this run.");
 ABSL_FLAG(int32_t, bucket_mb, 4,
           "Gradient all-reduce bucket size in MiB (NO_SHARD; cross-node for HYBRID_SHARD).");
 ABSL_FLAG(std::string, recompute, "none",
@@ -94,6 +105,14 @@ int BadInput(const absl::Status& s) {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("train [--config FILE] [--flag=value ...]");
   const auto specified = anvil::FlagsNamedIn(argc, argv);
+  // Unknown flags, unparsable values and stray arguments are bad input
+  // (exit 2), not Abseil's exit 1.
+  absl::StatusOr<std::vector<std::string>> positional = anvil::CheckCommandLine(argc, argv);
+  if (!positional.ok()) return BadInput(positional.status());
+  if (!positional->empty()) {
+    return BadInput(absl::InvalidArgumentError(absl::StrCat(
+        "unexpected argument '", positional->front(), "' (train takes only --flags)")));
+  }
   absl::ParseCommandLine(argc, argv);
 
   anvil::proto::TrainConfig config;
@@ -136,6 +155,7 @@ int main(int argc, char** argv) {
   options.store_timeout = absl::Seconds(absl::GetFlag(FLAGS_dist_timeout_s));
   options.init_from = config.init_from();
   options.async_checkpoint = config.checkpoint_async();
+  options.run_id = env->run_id;
   if (!leader) options.log = [](const std::string&) {};
   auto trainer = anvil::Trainer::Create(config, device.get(), options);
   if (!trainer.ok()) return BadInput(trainer.status());
@@ -160,7 +180,7 @@ int main(int argc, char** argv) {
   if (!stats.ok()) {
     std::fprintf(stderr, "train: rank %d: %s\n", env->rank,
                  std::string(stats.status().message()).c_str());
-    return 1;
+    return (*trainer)->save_failed() ? anvil::kExitSaveFailed : 1;
   }
   return (*trainer)->stopped() || anvil::StopRequested() ? anvil::kExitStopped : 0;
 }

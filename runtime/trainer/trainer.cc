@@ -94,6 +94,7 @@ absl::Status Trainer::InitState() {
   if (!config_.checkpoint_dir().empty()) {
     ckpt::CheckpointWriterOptions wo;
     wo.dir = config_.checkpoint_dir();
+    wo.run_id = options_.run_id;
     wo.rank = options_.rank;
     wo.world_size = options_.world_size;
     wo.store = options_.store;
@@ -101,6 +102,7 @@ absl::Status Trainer::InitState() {
     wo.keep_last = config_.keep_last();
     wo.async = options_.async_checkpoint;
     ASSIGN_OR_RETURN(writer_, ckpt::CheckpointWriter::Create(wo));
+    if (!writer_->lock_note().empty()) Log("checkpoint: " + writer_->lock_note());
     RETURN_IF_ERROR(Resume(&resumed));
     const ckpt::Piece piece = ckpt::WriterPiece(engine_->shard_layout().local_numel(),
                                                 engine_->replicas(), engine_->replica_rank());
@@ -132,14 +134,37 @@ absl::Status Trainer::Resume(bool* resumed) {
   ro.world_size = options_.world_size;
   ro.store = options_.store;
   ro.timeout = options_.store_timeout;
-  ASSIGN_OR_RETURN(const ckpt::ResumeSearch search, ckpt::FindResumePoint(ro));
+  ASSIGN_OR_RETURN(ckpt::ResumeSearch search, ckpt::FindResumePoint(ro));
   for (const std::string& line : search.skipped) Log("checkpoint: skipped " + line);
+  // --resume_from names another run's directory: read only, used when this
+  // run has no checkpoint of its own yet.
+  const std::string& from = config_.resume_from();
+  const bool foreign = !search.point.has_value() && !from.empty() && from != ro.dir;
+  if (foreign) {
+    ro.dir = from;
+    ro.key_prefix = "resume_from/";
+    ASSIGN_OR_RETURN(search, ckpt::FindResumePoint(ro));
+    for (const std::string& line : search.skipped) Log("checkpoint: skipped " + line);
+    if (!search.point.has_value()) {
+      return absl::NotFoundError(absl::StrCat("--resume_from ", from, ": no checkpoint there"));
+    }
+  }
   if (!search.point.has_value()) return absl::OkStatus();
   const ckpt::ResumePoint& point = *search.point;
   const proto::CheckpointManifest& m = point.manifest;
   const std::string name = ckpt::StepDirName(m.step());
   std::vector<std::string> changed;
   RETURN_IF_ERROR(ckpt::CheckResumeConfig(m.config(), config_, name, &changed));
+  // A checkpoint saved with other settings by another run id is another
+  // job's: continuing it is an explicit choice, never a side effect of
+  // sharing a directory.
+  const bool same_run = !m.run_id().empty() && m.run_id() == options_.run_id;
+  if (!changed.empty() && !same_run && !foreign && from != ro.dir) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--checkpoint_dir ", ro.dir, " holds ", name, " of another run (saved with ",
+        absl::StrJoin(changed, ", "), "); pass --resume_from ", ro.dir,
+        " to continue from it anyway, or use another --checkpoint_dir"));
+  }
   ckpt::ShardTarget target{&model_->layout(), &engine_->shard_layout(), device_,
                            engine_->master(), engine_->adam_m(), engine_->adam_v()};
   absl::StatusOr<ckpt::LoadStats> loaded = ckpt::LoadShard(point, target);
@@ -165,15 +190,20 @@ absl::Status Trainer::Resume(bool* resumed) {
   const double ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   Log(absl::StrFormat(
-      "resumed from %s (saved by %d rank(s) %s, loaded by %d rank(s) %s): %.1f MB read by this "
+      "resumed from %s%s (saved by %d rank(s) %s, loaded by %d rank(s) %s): %.1f MB read by this "
       "rank in %d reads, %.0f ms including verification",
-      point.path, m.world_size(), m.sharding(), options_.world_size, config_.sharding(),
-      loaded->bytes_read / 1e6, loaded->reads, ms));
+      point.path, foreign ? " (--resume_from, read only)" : "", m.world_size(), m.sharding(),
+      options_.world_size, config_.sharding(), loaded->bytes_read / 1e6, loaded->reads, ms));
+  if (const std::string layout =
+          ckpt::DescribeResumeLayout(m.config(), m.world_size(), config_, options_.world_size);
+      !layout.empty()) {
+    Log(layout);
+  }
   if (!changed.empty()) {
     Log("resuming with changed settings (the run will differ from an uninterrupted one): " +
         absl::StrJoin(changed, ", "));
   }
-  if (options_.rank == 0) {
+  if (options_.rank == 0 && !foreign) {
     for (const std::string& line : ckpt::CleanUpAfterResume(config_.checkpoint_dir(), search)) {
       Log("checkpoint: " + line);
     }
@@ -181,8 +211,31 @@ absl::Status Trainer::Resume(bool* resumed) {
   return absl::OkStatus();
 }
 
-void Trainer::LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports) {
-  for (const ckpt::SaveReport& r : reports) Log(r.Describe());
+void Trainer::LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports, bool final) {
+  const bool stop_on_error = config_.on_save_error() != "continue";
+  for (size_t i = 0; i < reports.size(); ++i) {
+    const ckpt::SaveReport& r = reports[i];
+    Log(r.Describe());
+    // --on_save_error=continue: only the last save (the finished state) counts.
+    const bool counts = stop_on_error || (final && i + 1 == reports.size());
+    if (!r.status.ok() && counts && save_error_.ok()) {
+      save_error_ = absl::Status(r.status.code(), absl::StrCat("checkpoint ", ckpt::StepDirName(r.step),
+                                                               " could not be saved: ",
+                                                               r.status.message()));
+    }
+  }
+}
+
+absl::Status Trainer::SaveFailure(int stop_step) {
+  save_failed_ = true;
+  const std::vector<ckpt::DirEntry> committed =
+      ckpt::CommittedCheckpoints(config_.checkpoint_dir());
+  return absl::Status(
+      save_error_.code(),
+      absl::StrCat(save_error_.message(), "; stopped after step ", stop_step,
+                   config_.on_save_error() == "continue" ? "" : " (--on_save_error=stop)",
+                   "; the newest committed checkpoint is ",
+                   committed.empty() ? "none" : committed.front().name));
 }
 
 absl::Status Trainer::SaveCheckpoint(bool wait) {
@@ -222,16 +275,12 @@ absl::Status Trainer::SaveCheckpoint(bool wait) {
         t.wait_s * 1e3, wait || !options_.async_checkpoint ? "" : "; writing in the background"));
   }
   if (!wait) return absl::OkStatus();
-  absl::Status status;
-  for (const ckpt::SaveReport& r : writer_->Wait()) {
-    Log(r.Describe());
-    if (!r.status.ok()) status = r.status;
-  }
-  return status;
+  LogCheckpointReports(writer_->Wait(), /*final=*/true);
+  return save_error_.ok() ? absl::OkStatus() : SaveFailure(step_);
 }
 
 absl::StatusOr<bool> Trainer::StopAgreed() {
-  const bool local = StopRequested() || ckpt::SaveSignalReceived() != 0;
+  const bool local = StopRequested() || ckpt::SaveSignalReceived() != 0 || !save_error_.ok();
   if (options_.world_size <= 1) return local;
   // Signals reach ranks at different moments; all must stop at the same step.
   ASSIGN_OR_RETURN(const double any, engine_->MeanOverRanks(local ? 1.0 : 0.0));
@@ -307,6 +356,12 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
   const int ckpt_every = config_.checkpoint_every();
   while (step_ < steps) {
     ASSIGN_OR_RETURN(const bool stop, StopAgreed());
+    if (stop && writer_ != nullptr && config_.on_save_error() != "continue") {
+      // Another rank may have stopped for a failed save this rank has not
+      // heard of yet: its own report of that (collective) save settles it.
+      LogCheckpointReports(writer_->Wait());
+      if (!save_error_.ok()) return SaveFailure(step_);
+    }
     if (stop) {
       const int sig = StopSignal() != 0 ? StopSignal() : ckpt::SaveSignalReceived();
       Log(absl::StrFormat("stopping at step %d: signal %d", step_, sig));

@@ -8,11 +8,16 @@
 // job's: every rank's tokens).
 //
 // Checkpoints (when config.checkpoint_dir is set; runtime/checkpoint/):
-// Create resumes from the newest checkpoint that verifies (resharding to this
-// run's world and strategy), else starts from --init_from weights or the
+// Create locks the directory for this job, resumes from the newest
+// checkpoint there that verifies (resharding to this run's world and
+// strategy) if it is this run's (saved with the same settings, or by the same
+// run id; another run's only with --resume_from), else from the newest in
+// --resume_from's directory, else starts from --init_from weights or the
 // seed. Run saves every checkpoint_every steps asynchronously, at the end,
 // and when a stop signal arrives (all ranks agree on the step first), then
-// returns with stopped() true.
+// returns with stopped() true. A failed save stops the run after the current
+// step (all ranks agree, as for a signal) unless --on_save_error=continue;
+// committed checkpoints are never touched by a failure.
 #pragma once
 
 #include <cstdint>
@@ -63,6 +68,9 @@ struct TrainerOptions {
   std::string init_from = "";
   // false: every save returns only once committed.
   bool async_checkpoint = true;
+  // The launcher's run id (ANVIL_RUN_ID), recorded in the checkpoint
+  // directory's lock and in each manifest. Empty for a lone process.
+  std::string run_id = "";
 };
 
 // Engine options as the run config spells them.
@@ -93,6 +101,9 @@ class Trainer {
   absl::Status SaveCheckpoint(bool wait);
   // A stop signal ended Run() early (after saving).
   bool stopped() const { return stopped_; }
+  // Run() failed because a checkpoint could not be saved (the final one, or
+  // any with --on_save_error=stop).
+  bool save_failed() const { return save_failed_; }
   // Step the run resumed from, -1 if it did not.
   int64_t resumed_step() const { return resumed_step_; }
   void set_peak_flops(double f) { options_.peak_flops = f; }
@@ -104,7 +115,12 @@ class Trainer {
   absl::Status InitState();
   absl::Status Resume(bool* resumed);
   absl::StatusOr<bool> StopAgreed();
-  void LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports);
+  // Logs each report and remembers the first failed save that counts in
+  // save_error_ (with --on_save_error=continue, only the last of the `final`
+  // reports counts).
+  void LogCheckpointReports(const std::vector<ckpt::SaveReport>& reports, bool final = false);
+  // The error Run() returns for save_error_ (stop_step: where it stopped).
+  absl::Status SaveFailure(int stop_step);
 
   proto::TrainConfig config_;
   kernels::Device* device_;
@@ -120,6 +136,8 @@ class Trainer {
   int64_t last_saved_step_ = -1;
   int64_t resumed_step_ = -1;
   bool stopped_ = false;
+  absl::Status save_error_;  // the first failed save, with its step
+  bool save_failed_ = false;
 };
 
 }  // namespace anvil

@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/checkpoint/checkpoint_loader.h"
+#include "runtime/checkpoint/dir_lock.h"
 #include "runtime/checkpoint/file_io.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/checkpoint/shard_slices.h"
@@ -288,6 +289,15 @@ TEST_P(Reshard, LoadsUnderAnotherWorldAndStrategy) {
   });
   ASSERT_TRUE(testing::AllOk(loaded));
   EXPECT_TRUE(testing::LogHas(loaded[0], "resumed from")) << testing::JoinLog(loaded[0]);
+  // Issue 14: another world size or strategy is said, with its global batch.
+  EXPECT_TRUE(testing::LogHas(loaded[0], "resuming under another layout"))
+      << testing::JoinLog(loaded[0]);
+  EXPECT_TRUE(testing::LogHas(loaded[0], "global batch")) << testing::JoinLog(loaded[0]);
+  if (c.from.world != c.to.world) {
+    EXPECT_TRUE(testing::LogHas(loaded[0], absl::StrCat("world size ", c.from.world, " -> ",
+                                                        c.to.world)))
+        << testing::JoinLog(loaded[0]);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Matrix, Reshard,
@@ -382,7 +392,9 @@ TEST_F(CheckpointTest, RetentionKeepsTheNewestKAndNeverOverwrites) {
   }, after{};
   ASSERT_EQ(::stat(file.c_str(), &before), 0);
   ASSERT_TRUE(
-      testing::AllOk(RunJob(Config("all", 6), JobSpec{}, [&](Trainer& t, int) -> absl::Status {
+      // The trainer locks a directory of its own: a second writer on "all"
+      // within the same job would be refused by the directory lock.
+      testing::AllOk(RunJob(Config("probe", 6), JobSpec{}, [&](Trainer& t, int) -> absl::Status {
         ckpt::CheckpointWriterOptions wo;
         wo.dir = (dir_ / "all").string();
         auto w = ckpt::CheckpointWriter::Create(wo);
@@ -417,12 +429,75 @@ TEST_F(CheckpointTest, ModelShapeMismatchNamesTheFieldAndHarmlessChangesAreAllow
 
   proto::TrainConfig other = Config("c", 4);  // steps, log_every, threads: harmless
   other.set_log_every(5);
-  other.mutable_optim()->set_lr(5e-3f);  // allowed but reported
+  other.mutable_optim()->set_lr(5e-3f);  // another run's settings: only when asked for
+  rs = RunJob(other, JobSpec{}, RunAll);
+  ASSERT_FALSE(rs[0].status.ok());
+  EXPECT_NE(std::string(rs[0].status.message()).find("holds step_00000002 of another run"),
+            std::string::npos)
+      << rs[0].status;
+  other.set_resume_from(other.checkpoint_dir());  // explicit: allowed, and reported
   rs = RunJob(other, JobSpec{}, RunAll);
   ASSERT_TRUE(testing::AllOk(rs));
   EXPECT_TRUE(testing::LogHas(rs[0], "resuming with changed settings")) << testing::JoinLog(rs[0]);
   EXPECT_TRUE(testing::LogHas(rs[0], "--lr 0.01 -> 0.005")) << testing::JoinLog(rs[0]);
   EXPECT_FALSE(testing::LogHas(rs[0], "--log_every"));
+}
+
+// Issue 14, item 1: a checkpoint directory belongs to one job. A second job
+// is refused while the first holds it (one line naming the owner); a stale
+// lock is taken over with a note; another run (other seed) does not silently
+// resume the first run's checkpoints but can with --resume_from, which
+// reads that directory and never writes it.
+TEST_F(CheckpointTest, CheckpointDirBelongsToOneJobAndForeignResumeIsExplicit) {
+  const std::string shared = (dir_ / "shared").string();
+  fs::create_directories(shared);
+  {
+    std::string note;
+    auto held = ckpt::CheckpointDirLock::Acquire(shared, "job-a", &note);
+    ASSERT_TRUE(held.ok()) << held.status();
+    EXPECT_TRUE(note.empty());
+    proto::TrainConfig b = Config("shared", 2);
+    b.set_seed(8);
+    auto rs = RunJob(b, JobSpec{"NO_SHARD", 2}, RunAll);
+    for (const RankResult& r : rs) {
+      ASSERT_FALSE(r.status.ok());
+      EXPECT_NE(std::string(r.status.message()).find("is in use by another job: run 'job-a'"),
+                std::string::npos)
+          << r.status;
+      EXPECT_NE(std::string(r.status.message()).find(std::to_string(getpid())), std::string::npos);
+    }
+    EXPECT_TRUE(ckpt::CommittedCheckpoints(shared).empty());
+  }
+  // A record whose process is gone (here: a pid no process has) is stale.
+  std::ofstream(fs::path(shared) / ckpt::kOwnerFileName)
+      << "run_id: job-gone\nhost: elsewhere\npid: 4194304\npid_start: 1\nstarted: then\n";
+  auto a = RunJob(Config("shared", 3), JobSpec{"NO_SHARD", 2}, RunAll);
+  ASSERT_TRUE(testing::AllOk(a));
+  EXPECT_TRUE(testing::LogHas(a[0], "took over the lock of --checkpoint_dir")) << testing::JoinLog(a[0]);
+  EXPECT_TRUE(testing::LogHas(a[0], "job-gone"));
+  EXPECT_FALSE(fs::exists(fs::path(shared) / ckpt::kOwnerFileName));  // released when done
+
+  // Job B (another seed) with the same directory is refused, not resumed.
+  proto::TrainConfig b = Config("shared", 5);
+  b.set_seed(8);
+  auto refused = RunJob(b, JobSpec{"NO_SHARD", 2}, RunAll);
+  ASSERT_FALSE(refused[0].status.ok());
+  EXPECT_NE(std::string(refused[0].status.message()).find("--seed 7 -> 8"), std::string::npos)
+      << refused[0].status;
+  // In its own directory with --resume_from, B starts from A's step 3.
+  b.set_checkpoint_dir((dir_ / "b").string());
+  b.set_resume_from(shared);
+  auto rb = RunJob(b, JobSpec{"NO_SHARD", 2}, [](Trainer& t, int) -> absl::Status {
+    if (t.resumed_step() != 3) return absl::InternalError("did not resume step 3");
+    return t.Run().status();
+  });
+  ASSERT_TRUE(testing::AllOk(rb));
+  EXPECT_TRUE(testing::LogHas(rb[0], "(--resume_from, read only)")) << testing::JoinLog(rb[0]);
+  std::vector<int64_t> a_steps, b_steps;
+  for (const auto& e : ckpt::CommittedCheckpoints(shared)) a_steps.push_back(e.step);
+  for (const auto& e : ckpt::CommittedCheckpoints((dir_ / "b").string())) b_steps.push_back(e.step);
+  EXPECT_EQ(a_steps, (std::vector<int64_t>{3}));  // A's directory untouched
+  EXPECT_EQ(b_steps, (std::vector<int64_t>{5}));
 }
 
 TEST_F(CheckpointTest, NoVerifyingCheckpointIsAnErrorNotAFreshStart) {

@@ -240,6 +240,16 @@ TEST_F(FaultTest, CkptToolListsVerifiesAndExports) {
   EXPECT_EQ(bad.Wait(30), 1);
   EXPECT_NE(bad.Output().find("step_00000009: rank_00000.bin is 100 bytes"), std::string::npos)
       << bad.Output();
+  // Issue 14: `list` does not call a truncated or manifest-less checkpoint
+  // committed.
+  fs::remove(fs::path(Dir("ref")) / "step_00000012" / "manifest.pb");
+  ChildProcess relist(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")}, {}, Log("tool_relist"));
+  ASSERT_EQ(relist.Wait(30), 0);
+  const std::string listed = relist.Output();
+  EXPECT_NE(listed.find("step_00000009"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("INVALID: rank_00000.bin is 100 bytes"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("step_00000012"), std::string::npos) << listed;
+  EXPECT_NE(listed.find("INVALID:"), listed.rfind("INVALID:")) << listed;  // both flagged
 }
 
 }  // namespace

@@ -5,8 +5,9 @@
 //   matrix  every collective on a reduced dtype x size set, checked against
 //           the reference; prints "OK" or "FAIL <what>".
 //   hybrid  SplitHybrid(--local_size) and all-reduces in both sub-groups.
-//   victim  barrier, prints "READY", then all-reduces in a loop until one
-//           fails; prints "ERROR <code> <ms since the last success>".
+//   victim  barrier, prints "READY", then all-reduces (or broadcasts from
+//           rank 0, --op) in a loop until one fails; prints
+//           "ERROR <code> <ms since the last success>".
 // Exit status: 0 when the scenario ran to its end (victim: an error was
 // seen), 1 on a check failure, 2 on set-up failure.
 #include <cstdio>
@@ -32,6 +33,8 @@ ABSL_FLAG(int, size, 0, "world size");
 ABSL_FLAG(std::string, scenario, "matrix", "matrix | hybrid | victim");
 ABSL_FLAG(int, timeout_ms, 10000, "group timeout");
 ABSL_FLAG(int, local_size, 2, "ranks per node for the hybrid scenario");
+ABSL_FLAG(int, count, 1 << 16, "victim: floats per collective");
+ABSL_FLAG(std::string, op, "allreduce", "victim: allreduce | broadcast (from rank 0)");
 
 namespace anvil::testing {
 namespace {
@@ -138,10 +141,12 @@ int RunHybrid(ProcessGroup& pg, int local_size) {
 int RunVictim(ProcessGroup& pg) {
   if (!pg.Barrier({})->Wait().ok()) return Fail("victim: first barrier");
   Say("READY");
-  std::vector<float> buf(1 << 16, 1.0f);
+  std::vector<float> buf(static_cast<size_t>(absl::GetFlag(FLAGS_count)), 1.0f);
   absl::Time last_ok = absl::Now();
   while (true) {
-    absl::Status st = pg.AllReduce(buf.data(), buf.size(), {})->Wait();
+    absl::Status st = absl::GetFlag(FLAGS_op) == "broadcast"
+                          ? pg.Broadcast(buf.data(), buf.size(), {.root = 0})->Wait()
+                          : pg.AllReduce(buf.data(), buf.size(), {})->Wait();
     if (!st.ok()) {
       Say(absl::StrCat("ERROR ", absl::StatusCodeToString(st.code()), " ",
                        absl::ToInt64Milliseconds(absl::Now() - last_ok)));

@@ -26,13 +26,15 @@ namespace anvil::testing {
 
 class WorkerProcess {
  public:
-  // Returns false (and logs errno) when the spawn fails.
-  bool Start(const std::string& binary, const std::vector<std::string>& args) {
+  // Returns false (and logs errno) when the spawn fails. `quiet`: the
+  // child's stderr goes to /dev/null.
+  bool Start(const std::string& binary, const std::vector<std::string>& args, bool quiet = false) {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) return false;
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    if (quiet) posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
     std::vector<std::string> storage = {binary};
     storage.insert(storage.end(), args.begin(), args.end());
     std::vector<char*> argv;

@@ -1,10 +1,10 @@
 // Naive reference implementations of every kernel, for tests only.
 //
 // Plain loops in double precision, written to be obviously correct rather
-// than fast; each mirrors one op of kernels/backend.h. Forward references
+// than fast; each mirrors one fp32 op of the families (kernels/ops/). Forward references
 // return fresh outputs; backward references return the gradients themselves
 // (not accumulated), so tests can check the ops' += semantics separately.
-// All tensors are row-major, shapes as in backend.h.
+// All tensors are row-major, shapes as in kernels/ops/*.h.
 #pragma once
 
 #include <cstdint>

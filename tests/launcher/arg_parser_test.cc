@@ -72,6 +72,11 @@ TEST(ArgParser, EndpointForms) {
   EXPECT_EQ(Parse({"--nnodes=2", "--master_addr=m0", "--master_port=29500", "w"}).rdzv_endpoint, "m0:29500");
   EXPECT_NE(Error({"--nnodes=2", "--rdzv_endpoint=h:99999", "w"}).find("port"), std::string::npos);
   EXPECT_NE(Error({"--nnodes=2", "w"}).find("--rdzv_endpoint"), std::string::npos);
+  // Issue 14: colons that are no IPv6 literal are refused at once, not
+  // handed to the resolver until the join timeout.
+  EXPECT_NE(Error({"--nnodes=2", "--rdzv_endpoint=::::", "w"}).find("not an IPv6 address"),
+            std::string::npos);
+  EXPECT_EQ(Parse({"--nnodes=2", "--rdzv_endpoint=fe80::1", "w"}).rdzv_endpoint, "[fe80::1]:29400");
 }
 
 TEST(ArgParser, SignalsAndLogs) {

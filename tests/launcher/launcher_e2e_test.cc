@@ -143,6 +143,29 @@ TEST_F(LauncherE2E, PreemptedWorkersRestartWithoutUsingUpMaxRestarts) {
   ExpectNoWorkersAlive();
 }
 
+// Issue 14, item 3: a failed checkpoint save (exit 3) is not restarted, even
+// with restarts left: the restart would silently redo the steps since the
+// last commit (and fail again on a full disk).
+TEST_F(LauncherE2E, FailedSaveIsNotRestarted) {
+  std::vector<std::unique_ptr<LauncherProc>> procs;
+  for (int n = 0; n < 2; ++n) {
+    std::vector<std::string> a = Common(2, 2, n);
+    a.push_back("--max_restarts=2");
+    procs.push_back(Start(a, absl::StrCat("node", n), {"save_fail_first", dir_}));
+  }
+  for (auto& p : procs) {
+    std::optional<int> code = p->Wait(absl::Seconds(20));
+    ASSERT_TRUE(code.has_value()) << p->output();
+    EXPECT_EQ(*code, 3) << p->output();
+  }
+  const std::string out = procs[0]->output() + procs[1]->output();
+  EXPECT_NE(out.find("exit code 3 (a checkpoint save failed)"), std::string::npos) << out;
+  EXPECT_NE(out.find("giving up without a restart"), std::string::npos) << out;
+  EXPECT_EQ(out.find("restarting the job"), std::string::npos) << out;
+  EXPECT_TRUE(ReadFile(dir_ + "/rank_0").empty());  // never restarted into env_store
+  ExpectNoWorkersAlive();
+}
+
 TEST_F(LauncherE2E, RestartsExhaustedFailsEveryNodeWithTheRootCause) {
   std::vector<std::unique_ptr<LauncherProc>> procs;
   for (int n = 0; n < 2; ++n) {

@@ -7,6 +7,8 @@
 //                          TORCHELASTIC_RESTART_COUNT is 0; otherwise as env_store
 //   preempt_first DIR      every rank exits 75 (saved on a stop signal) while
 //                          TORCHELASTIC_RESTART_COUNT is 0; otherwise as env_store
+//   save_fail_first DIR    rank 0 exits 3 (a checkpoint save failed) while
+//                          TORCHELASTIC_RESTART_COUNT is 0; otherwise as env_store
 //   until_world DIR N      write DIR/pid_<RANK>_<round>, then sleep until
 //                          killed unless WORLD_SIZE == N (then exit 0)
 //   trap_term DIR MS       on SIGTERM spend MS ms "checkpointing", write
@@ -100,6 +102,13 @@ int main(int argc, char** argv) {
                              R"(", "extraInfo": {"timestamp": ")", absl::ToUnixSeconds(absl::Now()), "\"}}}"));
       std::fprintf(stderr, "rank %d failing on purpose\n", rank);
       return 7;
+    }
+    return EnvAndStore(dir);
+  }
+  if (mode == "save_fail_first") {
+    if (EnvInt("TORCHELASTIC_RESTART_COUNT") == 0 && rank == 0) {
+      std::fprintf(stderr, "train: rank 0: checkpoint step_00000075 could not be saved\n");
+      return 3;
     }
     return EnvAndStore(dir);
   }

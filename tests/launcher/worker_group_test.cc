@@ -231,6 +231,17 @@ TEST(RootCause, ReadsTorchelasticErrorFileAndPicksEarliest) {
   EXPECT_NE(text.find("CUDA out of memory"), std::string::npos);
   EXPECT_NE(text.find("File train.py line 3"), std::string::npos);
   EXPECT_NE(FormatFailureReport(early_exit, 1).find("signal SIGKILL (9)"), std::string::npos);
+  // Issue 14: a clean exit 2 without an error file reports the worker's
+  // one stderr line and what the code means, not "(the worker wrote none)".
+  FailureReport bad_input;
+  bad_input.exit_code = 2;
+  bad_input.error_file = path + ".never_written";
+  bad_input.stderr_tail = {"train: --n_layer must be > 0, got 0"};
+  ReadErrorFile(&bad_input);
+  const std::string bad_text = FormatFailureReport(bad_input, 1);
+  EXPECT_NE(bad_text.find("exit code 2 (bad input)"), std::string::npos) << bad_text;
+  EXPECT_NE(bad_text.find("error: train: --n_layer must be > 0"), std::string::npos) << bad_text;
+  EXPECT_EQ(bad_text.find("wrote none"), std::string::npos) << bad_text;
   std::ofstream(path) << "plain text failure";
   FailureReport plain;
   plain.error_file = path;

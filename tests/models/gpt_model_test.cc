@@ -230,5 +230,21 @@ TEST(GptBf16, TracksFp32LossAndGradients) {
   EXPECT_EQ(bf16_1t.loss, bf16.loss);
 }
 
+TEST(GptArena, EstimateBoundsTheArenaClosely) {
+  auto dev = kernels::MakeCpuDevice(1);
+  for (const GptConfig& c : {GptConfig{2, 2, 16, 8, 32}, GptConfig{6, 6, 384, 256, 256}}) {
+    for (int T : {c.max_seq_len / 2, c.max_seq_len}) {
+      auto m = Gpt::Create(c, GptOptions{4, T}, dev.get());
+      ASSERT_TRUE(m.ok());
+      const double est = GptActivationBytesEstimate(c, 4, T);
+      const double got = static_cast<double>((*m)->arena_bytes());
+      EXPECT_GE(est * 1.02, got) << c.n_embd << " T=" << T;  // 64-byte rounding of pieces
+      EXPECT_LE(est, got * 1.10) << c.n_embd << " T=" << T;
+      auto bf16 = Gpt::Create(c, GptOptions{4, T, DType::kBF16}, dev.get());
+      EXPECT_LT(static_cast<double>((*bf16)->arena_bytes()), got);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace anvil

@@ -1,12 +1,15 @@
 // Rendezvous under faults: a round that never completes (error names who is
 // missing), a node that stops heartbeating (declared dead, round reopened,
-// watchers told), wrong token / run id, server shutdown, no server at all.
+// watchers told), wrong token / run id, server shutdown, no server at all,
+// and a run id reused by a new job after the previous one finished or was
+// abandoned.
 #include <future>
 #include <memory>
 #include <string>
 
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "runtime/store/grpc_store.h"
 #include "tests/rendezvous/rendezvous_test_util.h"
 
 namespace anvil {
@@ -96,6 +99,48 @@ TEST(RendezvousFaultsTest, DeadMembersAreNamedWhenTheNextRoundTimesOut) {
   EXPECT_NE(r.status().message().find("dead since round 0: victim (no heartbeat"),
             std::string::npos)
       << r.status();
+}
+
+// Issue 14, item 5: a standalone server serves a run id again once its job is
+// over, with a fresh store (no restart count or keys of the old job).
+TEST(RendezvousFaultsTest, RunIdIsServedAgainAfterItsJobFinishedOrWasAbandoned) {
+  const absl::Duration hb_timeout = absl::Milliseconds(400);
+  auto server = StartServer(RdzvOptions(2, 2, absl::Milliseconds(200), hb_timeout));
+  GrpcStoreOptions so;
+  so.address = server->address();
+  so.run_id = testing::kRunId;
+  so.token = testing::kTestToken;
+  so.connect_timeout = absl::Seconds(5);
+  auto store = GrpcStore::Create(so);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto join_pair = [&](const std::string& tag) -> std::vector<std::unique_ptr<RendezvousClient>> {
+    std::vector<std::unique_ptr<RendezvousClient>> nodes;
+    nodes.push_back(MakeNode(*server, {tag + "-a"}, absl::Seconds(3)));
+    nodes.push_back(MakeNode(*server, {tag + "-b"}, absl::Seconds(3)));
+    auto fa = JoinAsync(nodes[0].get());
+    absl::StatusOr<RendezvousRound> rb = nodes[1]->Join();
+    absl::StatusOr<RendezvousRound> ra = fa.get();
+    EXPECT_TRUE(ra.ok()) << tag << ": " << ra.status();
+    EXPECT_TRUE(rb.ok()) << tag << ": " << rb.status();
+    return nodes;
+  };
+  // Job 1 runs and finishes: its nodes leave.
+  auto job1 = join_pair("job1");
+  ASSERT_TRUE((*store)->Set("anvil/agent/restarts", "3").ok());
+  for (auto& n : job1) ASSERT_TRUE(n->Leave().ok());
+  // Job 2 under the same run id forms a round within its 3 s join timeout,
+  // and sees none of job 1's keys.
+  auto job2 = join_pair("job2");
+  EXPECT_EQ((*store)->Get("anvil/agent/restarts", absl::Milliseconds(50)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE((*store)->Set("anvil/agent/restarts", "1").ok());
+  // Job 2 is abandoned (killed: no Leave); past the heartbeat timeout a
+  // third job gets the run id.
+  job2.clear();
+  absl::SleepFor(hb_timeout + absl::Milliseconds(300));
+  auto job3 = join_pair("job3");
+  EXPECT_EQ((*store)->Get("anvil/agent/restarts", absl::Milliseconds(50)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
 }
 
 TEST(RendezvousFaultsTest, WrongTokenOrRunIdIsRefused) {

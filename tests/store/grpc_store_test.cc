@@ -42,6 +42,9 @@ TEST(GrpcStoreTest, WrongTokenIsRefused) {
   s = none->Get("k", absl::Seconds(1)).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << s;
   EXPECT_NE(s.message().find("requires a token"), std::string::npos) << s;
+  // Issue 14: the hint names the flags and variable that exist.
+  EXPECT_NE(s.message().find("--token, --token_file or ANVIL_TOKEN"), std::string::npos) << s;
+  EXPECT_EQ(s.message().find("rdzv_token"), std::string::npos) << s;
   // The refused Set wrote nothing.
   auto good = Connect(server->address(), "job", kTestToken);
   EXPECT_EQ(good->Get("k", absl::Milliseconds(50)).status().code(),

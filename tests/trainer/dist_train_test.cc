@@ -100,6 +100,26 @@ TEST_F(DistTrainTest, TwoRanksLogTheLossesOfOneRankOnTheSameGlobalBatch) {
   }
 }
 
+// Issue 14, item 3: when one rank's shard write fails, every rank stops at
+// the same step boundary with the save's error (exit 3), none hangs.
+TEST_F(DistTrainTest, FailedSaveOnOneRankStopsEveryRank) {
+  const std::vector<std::string> extra{"--steps=40", "--checkpoint_every=2",
+                                       "--checkpoint_dir=" + (dir_ / "ck").string()};
+  std::map<std::string, std::string> e0 = Env(0, 2, "save_fail"), e1 = Env(1, 2, "save_fail");
+  e0["ANVIL_CKPT_FAULT"] = e1["ANVIL_CKPT_FAULT"] = "disk_full@4:1";
+  Subprocess r0(ANVIL_TRAIN_BIN, Args(2, extra), e0);
+  Subprocess r1(ANVIL_TRAIN_BIN, Args(2, extra), e1);
+  std::vector<ProcessResult> res = testing::RunAll({&r0, &r1}, 60);
+  for (const ProcessResult& r : res) {
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    EXPECT_NE(r.err.find("checkpoint step_00000004 could not be saved"), std::string::npos)
+        << r.err;
+  }
+  EXPECT_EQ(res[0].out.find("step    40/40"), std::string::npos) << res[0].out;
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "ck" / "step_00000002"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "ck" / "step_00000004.tmp"));
+}
+
 TEST_F(DistTrainTest, MismatchedConfigsFailFastNamingTheField) {
   Subprocess r0(ANVIL_TRAIN_BIN, Args(2), Env(0, 2, "mismatch"));
   Subprocess r1(ANVIL_TRAIN_BIN, Args(2, {"--n_layer=3"}), Env(1, 2, "mismatch"));

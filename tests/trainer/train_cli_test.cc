@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -91,13 +92,91 @@ TEST_F(TrainCliTest, DataErrorsNameTheFile) {
 }
 
 TEST_F(TrainCliTest, FlagErrors) {
-  Result unknown = RunProcess(ANVIL_TRAIN_BIN, Base({"--bogus_flag=1"}));
-  EXPECT_NE(unknown.exit_code, 0);
-  EXPECT_NE(unknown.err.find("bogus_flag"), std::string::npos) << unknown.err;
-  Result bad_value = RunProcess(ANVIL_TRAIN_BIN, Base({"--lr=fast"}));
-  EXPECT_NE(bad_value.exit_code, 0);
-  EXPECT_NE(bad_value.err.find("lr"), std::string::npos) << bad_value.err;
+  ExpectBadInput({"--bogus_flag=1"}, "unknown flag --bogus_flag");
+  ExpectBadInput({"--lr=fast"}, "--lr: cannot parse 'fast'");
+  ExpectBadInput({"--steps=3x"}, "--steps: cannot parse '3x'");
   ExpectBadInput({"--lr=-0.5"}, "--lr");
+  ExpectBadInput({"stray.bin"}, "unexpected argument 'stray.bin'");
+  ExpectBadInput({"--", "after_dashes"}, "unexpected argument 'after_dashes'");
+  // A boolean's negated form and --flag value are still accepted.
+  Result ok = RunProcess(ANVIL_TRAIN_BIN, Base({"--nocheckpoint_async", "--steps", "1"}));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
+// Issue 14, item 4: inputs that used to crash, hang or fill memory are
+// refused up front with exit 2 and one line.
+TEST_F(TrainCliTest, HostileInputIsBoundedBeforeAllocation) {
+  ExpectBadInput({"--config=" + dir_.string()}, "is a directory");
+  ExpectBadInput({"--threads=65536"}, "--threads must be in 0..");
+  ExpectBadInput({"--threads=10000"}, "--threads must be in 0..");
+  ExpectBadInput({"--n_head=4", "--n_embd=1000000"}, "does not fit in memory");
+  ExpectBadInput({"--max_seq_len=2000000000"}, "does not fit in memory");
+  ExpectBadInput({"--batch_size=100000000"}, "--batch_size 100000000 x --seq_len 16");
+  ExpectBadInput({"--n_layer=100000000"}, "does not fit in memory");
+  std::ofstream(P("plain_file")) << "x";
+  ExpectBadInput({"--checkpoint_dir=" + P("plain_file")}, "is not a directory");
+}
+
+// Issue 14, item 3: a save that fails (a full disk, injected) stops the run
+// after the current step with exit 3, keeps every committed checkpoint and
+// leaves no step_*.tmp behind; --on_save_error=continue trains on, and the
+// final save failing still exits 3.
+TEST_F(TrainCliTest, FailedSaveStopsKeepsWhatWasCommittedAndLeavesNoTmp) {
+  const std::vector<std::string> args = Base({"--steps=12", "--checkpoint_every=2",
+                                              "--log_every=1", "--checkpoint_dir=" + P("ck")});
+  testing::Subprocess stop(ANVIL_TRAIN_BIN, args, {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
+  Result r = stop.Wait(60);
+  EXPECT_EQ(r.exit_code, 3) << r.err;
+  EXPECT_NE(r.err.find("checkpoint step_00000006 could not be saved"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("newest committed checkpoint is step_00000004"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("step    12/12"), std::string::npos) << r.out;  // did not train on
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(P("ck"))) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"latest", "step_00000002", "step_00000004"}));
+
+  std::filesystem::remove_all(P("ck"));
+  testing::Subprocess cont(ANVIL_TRAIN_BIN, [&] {
+    auto a = args;
+    a.push_back("--on_save_error=continue");
+    return a;
+  }(), {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
+  r = cont.Wait(60);
+  EXPECT_EQ(r.exit_code, 3) << r.err;  // the finished state could not be saved
+  EXPECT_NE(r.out.find("step    12/12"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("checkpoint step_00000008 FAILED"), std::string::npos) << r.out;
+  for (const auto& e : std::filesystem::directory_iterator(P("ck"))) {
+    EXPECT_EQ(e.path().extension(), "") << e.path();  // no .tmp left
+  }
+  ExpectBadInput({"--on_save_error=retry"}, "--on_save_error must be stop or continue");
+}
+
+// Issue 14, item 1, as two real jobs: while job A trains in a checkpoint
+// directory, job B (another seed) is refused with exit 2 and one line naming
+// A's pid; A is unharmed.
+TEST_F(TrainCliTest, SecondJobOnALiveCheckpointDirIsRefused) {
+  const std::string ck = "--checkpoint_dir=" + P("ck");
+  testing::Subprocess a(ANVIL_TRAIN_BIN, Base({"--steps=100000", "--log_every=100000", ck,
+                                               "--checkpoint_every=50"}));
+  for (int i = 0; i < 200 && !std::filesystem::exists(P("ck/latest")); ++i) {
+    usleep(50 * 1000);
+  }
+  ASSERT_TRUE(std::filesystem::exists(P("ck/latest")));
+  Result b = RunProcess(ANVIL_TRAIN_BIN, Base({"--seed=9", ck}));
+  EXPECT_EQ(b.exit_code, 2) << b.err;
+  EXPECT_EQ(Lines(b.err), 1) << b.err;
+  EXPECT_NE(b.err.find("is in use by another job"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("pid " + std::to_string(a.pid())), std::string::npos) << b.err;
+  ::kill(a.pid(), SIGTERM);
+  Result ra = a.Wait(60);
+  EXPECT_EQ(ra.exit_code, 75) << ra.err;
+  // Later, B still does not silently continue A's run.
+  Result later = RunProcess(ANVIL_TRAIN_BIN, Base({"--seed=9", ck}));
+  EXPECT_EQ(later.exit_code, 2) << later.err;
+  EXPECT_NE(later.err.find("of another run"), std::string::npos) << later.err;
+  EXPECT_NE(later.err.find("--seed 1337 -> 9"), std::string::npos) << later.err;
 }
 
 TEST_F(TrainCliTest, ConfigFilePrecedenceAndErrors) {
