@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "kernels/dtype.h"
+#include "models/batch.h"
 #include "models/param_layout.h"
 
 namespace anvil {
@@ -28,6 +29,13 @@ namespace anvil {
 // compute dtype, gradients in fp32.
 using ParamPtrs = absl::Span<void* const>;
 using GradPtrs = absl::Span<float* const>;
+
+// What one sample of a batch is worth, for throughput and MFU.
+struct SampleWork {
+  const char* unit = "samples";  // what throughput counts: "tokens", "images"
+  double items = 1;              // of those per sample (T for a sequence)
+  double train_flops = 0;        // forward + backward FLOPs per sample
+};
 
 class UnitModel {
  public:
@@ -42,9 +50,10 @@ class UnitModel {
   // initialisation, deterministic in `seed`.
   virtual void InitParams(float* host_params, uint64_t seed) const = 0;
 
-  // Copies a batch of host token ids in. inputs, targets: (B,T); targets < 0
-  // are ignored. Fails for B, T beyond the arena or ids out of range.
-  virtual absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) = 0;
+  // Copies a micro-batch in (host tensors from the model's data source, see
+  // models/batch.h). Fails for a batch beyond the arena, a missing or
+  // mis-shaped tensor, or values out of range (token ids, labels).
+  virtual absl::Status SetBatch(const Batch& batch) = 0;
 
   // The dtype Forward/Backward read parameters in (fixed at construction).
   virtual DType compute_dtype() const = 0;
@@ -54,14 +63,12 @@ class UnitModel {
   // d(mean loss) — 1/grad_accum, times the fp16 loss scale when there is one.
   virtual void Backward(int unit, ParamPtrs params, GradPtrs grads, float loss_scale) = 0;
 
-  // Mean loss over the valid targets of the last batch; valid after the last
-  // unit's Forward.
+  // Mean loss of the last batch (over its valid targets, pixels, ...); valid
+  // after the last unit's Forward.
   virtual double Loss() = 0;
-  // Number of targets >= 0 in the last batch.
-  virtual int64_t NumTargets() const = 0;
 
-  // Training FLOPs per token (forward + backward), for MFU.
-  virtual double FlopsPerToken(int T) const = 0;
+  // The throughput unit and training FLOPs of one sample of the last batch.
+  virtual SampleWork work_per_sample() const = 0;
 
   // Convenience for a single process: all units in one flat buffer
   // (params in compute_dtype()).

@@ -32,7 +32,7 @@
 #include "kernels/device.h"
 #include "kernels/tensor.h"
 #include "models/gpt/gpt_config.h"
-#include "models/unit_model.h"
+#include "models/token_model.h"
 
 namespace anvil {
 
@@ -43,7 +43,7 @@ struct GptOptions {
   bool recompute = false;             // rerun each block unit's forward in backward
 };
 
-class Gpt : public UnitModel {
+class Gpt : public TokenModel {
  public:
   static absl::StatusOr<std::unique_ptr<Gpt>> Create(const GptConfig& config,
                                                      const GptOptions& options,
@@ -53,6 +53,7 @@ class Gpt : public UnitModel {
   const ParamLayout& layout() const override { return layout_; }
   std::vector<int> UnitDeps(int u) const override;
   void InitParams(float* host_params, uint64_t seed) const override;
+  using TokenModel::SetBatch;
   absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   DType compute_dtype() const override { return options_.compute_dtype; }
   void Forward(int unit, ParamPtrs params) override;

@@ -23,7 +23,8 @@
 #include "common/command_line.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/checkpoint/file_io.h"
-#include "runtime/checkpoint/hf_gpt2.h"
+#include "models/model_registry.h"
+#include "runtime/checkpoint/hf_interchange.h"
 #include "runtime/checkpoint/manifest.h"
 
 ABSL_FLAG(int64_t, step, -1, "Checkpoint step (default: the newest that verifies).");
@@ -153,13 +154,20 @@ int main(int argc, char** argv) {
       return 2;
     }
     const std::string out = args[3];
+    // Checkpoints from before the model registry name no kind: they are GPTs.
+    const std::string kind = m.config().model().kind().empty() ? "gpt" : m.config().model().kind();
+    auto spec = anvil::FindModel(kind);
+    if (!spec.ok()) return Fail(std::string(spec.status().message()));
+    if (!(*spec)->hf.has_value()) {
+      return Fail("model '" + kind + "' has no Hugging Face naming to export with");
+    }
     if (absl::Status s = anvil::ckpt::MakeDir(out); !s.ok()) return Fail(std::string(s.message()));
-    auto stats =
-        anvil::ckpt::ExportHfGpt2(*path, m, anvil::ckpt::JoinPath(out, "model.safetensors"));
+    auto stats = anvil::ckpt::ExportHf(*path, m, *(*spec)->hf,
+                                       anvil::ckpt::JoinPath(out, "model.safetensors"));
     if (!stats.ok()) return Fail(std::string(stats.status().message()));
     absl::Status s =
         anvil::ckpt::WriteFileAtomic(anvil::ckpt::JoinPath(out, "config.json"),
-                                     anvil::ckpt::HfGpt2ConfigJson(m.config().model()));
+                                     (*spec)->hf->config_json(m.config().model()));
     if (!s.ok()) return Fail(std::string(s.message()));
     std::printf("exported %s -> %s/model.safetensors: %d tensors, %.1f MB, at most %.1f MB held\n",
                 path->c_str(), out.c_str(), stats->tensors, stats->bytes / 1e6,

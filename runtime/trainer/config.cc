@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "models/model_registry.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -193,20 +194,12 @@ absl::Status MergeConfigFile(const std::string& path, proto::TrainConfig* config
 }
 
 absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
-  if (c.model().kind() != "gpt") {
-    return absl::InvalidArgumentError(absl::StrCat("--kind must be gpt, got '", c.model().kind(), "'"));
-  }
-  RETURN_IF_ERROR(ValidateGptConfig(ToGptConfig(c.model())));
   const auto& d = c.data();
   if (d.train_pattern().empty()) return absl::InvalidArgumentError("--train_pattern is empty");
   if (d.batch_size() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("--batch_size must be > 0, got ", d.batch_size()));
   }
-  if (d.seq_len() <= 0 || d.seq_len() > c.model().max_seq_len()) {
-    return absl::InvalidArgumentError(absl::StrCat("--seq_len (", d.seq_len(),
-                                                   ") must be in 1..--max_seq_len (",
-                                                   c.model().max_seq_len(), ")"));
-  }
+  RETURN_IF_ERROR(ValidateModelConfig(c));
   const auto& o = c.optim();
   RETURN_IF_ERROR(InRange("lr", o.lr(), 0, 10));
   RETURN_IF_ERROR(InRange("min_lr_ratio", o.min_lr_ratio(), 0, 1));
@@ -270,14 +263,18 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateModelConfig(const proto::TrainConfig& c) {
+  ASSIGN_OR_RETURN(const ModelSpec* spec, FindModel(c.model().kind()));
+  return spec->validate(c);
+}
+
 absl::Status CheckFitsInMemory(const proto::TrainConfig& c) {
-  const GptConfig g = ToGptConfig(c.model());
-  const double params = GptParamCount(g);
+  ASSIGN_OR_RETURN(const ModelSpec* spec, FindModel(c.model().kind()));
+  const double params = spec->param_count(c.model());
   // fp32 weights, gradients and AdamW's two moments; sharding divides some of
   // it, but one rank may hold it all (NO_SHARD), so bound the worst case.
   const double state_bytes = params * 16;
-  const double act_bytes =
-      GptActivationBytesEstimate(g, c.data().batch_size(), c.data().seq_len());
+  const double act_bytes = spec->activation_bytes(c);
   const double need = state_bytes + act_bytes;
   const double have = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
                       static_cast<double>(::sysconf(_SC_PAGESIZE));
@@ -290,16 +287,6 @@ absl::Status CheckFitsInMemory(const proto::TrainConfig& c) {
         have / 1e9));
   }
   return absl::OkStatus();
-}
-
-GptConfig ToGptConfig(const proto::ModelConfig& m) {
-  GptConfig g;
-  g.n_layer = m.n_layer();
-  g.n_head = m.n_head();
-  g.n_embd = m.n_embd();
-  g.max_seq_len = m.max_seq_len();
-  g.vocab_size = m.vocab_size();
-  return g;
 }
 
 std::string ConfigToText(const proto::TrainConfig& config) {

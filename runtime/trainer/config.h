@@ -12,7 +12,6 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
-#include "models/gpt/gpt_config.h"
 #include "proto/config.pb.h"
 
 namespace anvil {
@@ -40,7 +39,9 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& config);
 // machine's physical memory before anything is allocated. One-line error.
 absl::Status CheckFitsInMemory(const proto::TrainConfig& config);
 
-GptConfig ToGptConfig(const proto::ModelConfig& m);
+// The model part of ValidateTrainConfig: --model names a registered kind and
+// the model's spec accepts its fields (and the data shape they imply).
+absl::Status ValidateModelConfig(const proto::TrainConfig& config);
 
 // Text format, for logs and checkpoints.
 std::string ConfigToText(const proto::TrainConfig& config);

@@ -1,4 +1,4 @@
-// train: trains a GPT on token shards.
+// train: trains a registered model (--model gpt, ...) on its data.
 //
 //   train --train_pattern 'data/x/train_*.bin' --val_pattern 'data/x/val_*.bin'
 //   train --config run.textproto --steps 100
@@ -34,7 +34,7 @@
 #include "runtime/trainer/trainer.h"
 
 // Model.
-ABSL_FLAG(std::string, kind, "gpt", "Model kind.");
+ABSL_FLAG(std::string, kind, "gpt", "Model kind (registered in models/: gpt, ...).");
 ABSL_FLAG(int32_t, n_layer, 4, "Transformer blocks (L).");
 ABSL_FLAG(int32_t, n_head, 4, "Attention heads (H).");
 ABSL_FLAG(int32_t, n_embd, 128, "Embedding width (C), divisible by n_head.");
@@ -163,10 +163,9 @@ int main(int argc, char** argv) {
   (*trainer)->set_peak_flops(anvil::kernels::MeasureSgemmPeakGflops(config.threads()) * 1e9);
   const auto& m = config.model();
   if (leader) {
-    std::printf("model: GPT L=%d H=%d C=%d T=%d V=%d, %zu parameters | %d rank(s), %s, params %s, "
+    std::printf("model: %s, %zu parameters | %d rank(s), %s, params %s, "
                 "reduce %s | batch %d x %d x accum %d per rank | sgemm peak %.1f GFLOP/s per rank\n",
-                m.n_layer(), m.n_head(), m.n_embd(), m.max_seq_len(), m.vocab_size(),
-                (*trainer)->num_params(), env->world_size, config.sharding().c_str(),
+                (*trainer)->model_spec().describe(m).c_str(), (*trainer)->num_params(), env->world_size, config.sharding().c_str(),
                 config.param_dtype().c_str(), config.reduce_dtype().c_str(),
                 config.data().batch_size(), config.data().seq_len(), config.grad_accum(),
                 (*trainer)->peak_flops() / 1e9);

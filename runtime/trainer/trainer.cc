@@ -8,16 +8,28 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "models/model_registry.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/checkpoint/checkpoint_loader.h"
 #include "runtime/checkpoint/config_compat.h"
-#include "runtime/checkpoint/hf_gpt2.h"
+#include "runtime/checkpoint/hf_interchange.h"
 #include "runtime/checkpoint/save_signal.h"
 #include "runtime/checkpoint/shard_slices.h"
 #include "runtime/trainer/config.h"
 #include "runtime/trainer/stop_signal.h"
 
 namespace anvil {
+namespace {
+
+// "tokens" -> "tok", "images" -> "img" on the step line.
+const char* ShortUnit(const char* unit) {
+  const std::string_view u(unit);
+  if (u == "tokens") return "tok";
+  if (u == "images") return "img";
+  return unit;
+}
+
+}  // namespace
 
 absl::StatusOr<EngineOptions> EngineOptionsFromConfig(const proto::TrainConfig& config) {
   EngineOptions e;
@@ -51,31 +63,15 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfi
                                                          TrainerOptions options) {
   RETURN_IF_ERROR(ValidateTrainConfig(config));
   std::unique_ptr<Trainer> t(new Trainer(config, device, std::move(options)));
-  const auto& d = config.data();
-  GptOptions gopt;
-  gopt.max_batch = d.batch_size();
-  gopt.max_seq = d.seq_len();
-  // bf16 parameters mean bf16 compute; fp16 keeps fp32 compute on rounded
-  // weights (no fp16 GEMM on most CPUs) with dynamic loss scaling.
-  gopt.compute_dtype = config.param_dtype() == "bf16" ? DType::kBF16 : DType::kF32;
-  gopt.recompute = config.recompute() == "unit";
-  ASSIGN_OR_RETURN(t->model_, Gpt::Create(ToGptConfig(config.model()), gopt, device));
-
-  const int V = config.model().vocab_size();
-  ASSIGN_OR_RETURN(t->train_shards_, OpenShards(d.train_pattern(), V));
-  SamplerOptions so;
-  so.batch_size = d.batch_size();
-  so.seq_len = d.seq_len();
-  so.seed = config.seed();
+  ASSIGN_OR_RETURN(t->spec_, FindModel(config.model().kind()));
+  ASSIGN_OR_RETURN(t->model_, CreateModel(config, device));
+  DataSourceOptions so;
   so.rank = t->options_.rank;
   so.world_size = t->options_.world_size;
-  ASSIGN_OR_RETURN(BatchSampler train, BatchSampler::Create(&t->train_shards_, so));
-  t->train_sampler_ = std::make_unique<BatchSampler>(std::move(train));
-  if (!d.val_pattern().empty()) {
-    ASSIGN_OR_RETURN(t->val_shards_, OpenShards(d.val_pattern(), V));
-    so.shuffle = false;
-    ASSIGN_OR_RETURN(BatchSampler val, BatchSampler::Create(&t->val_shards_, so));
-    t->val_sampler_ = std::make_unique<BatchSampler>(std::move(val));
+  ASSIGN_OR_RETURN(t->train_data_, OpenDataSource(t->spec_->data, config, so));
+  if (!config.data().val_pattern().empty()) {
+    so.split = Split::kVal;
+    ASSIGN_OR_RETURN(t->val_data_, OpenDataSource(t->spec_->data, config, so));
   }
 
   ASSIGN_OR_RETURN(EngineOptions eo, EngineOptionsFromConfig(config));
@@ -84,8 +80,6 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfi
   RETURN_IF_ERROR(t->InitState());
   const auto& o = config.optim();
   t->schedule_ = LrSchedule{o.lr(), o.warmup_steps(), config.steps(), o.min_lr_ratio()};
-  t->inputs_.resize(static_cast<size_t>(d.batch_size()) * d.seq_len());
-  t->targets_.resize(t->inputs_.size());
   return t;
 }
 
@@ -111,14 +105,18 @@ absl::Status Trainer::InitState() {
   if (resumed) return absl::OkStatus();
   RETURN_IF_ERROR(engine_->InitParams(config_.seed()));
   if (!options_.init_from.empty()) {
+    if (!spec_->hf.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--init_from: model '", spec_->kind, "' has no Hugging Face naming to import with"));
+    }
     absl::StatusOr<ckpt::ImportReport> imp =
-        ckpt::ImportHfGpt2(options_.init_from, model_->layout());
+        ckpt::ImportHf(options_.init_from, model_->layout(), *spec_->hf);
     if (!imp.ok()) {
       return absl::Status(imp.status().code(),
                           absl::StrCat("--init_from: ", imp.status().message()));
     }
     RETURN_IF_ERROR(engine_->SetFullParams(imp->params.data()));
-    Log(absl::StrFormat("initialised weights from %s%s", options_.init_from,
+    Log(absl::StrFormat("initialised weights from %s%s", imp->file,
                         imp->ignored.empty()
                             ? ""
                             : absl::StrCat(" (ignored: ", absl::StrJoin(imp->ignored, ", "), ")")));
@@ -176,13 +174,8 @@ absl::Status Trainer::Resume(bool* resumed) {
   const proto::TrainingState& st = m.state();
   engine_->set_step(st.optimizer_step());
   engine_->scaler().Restore(st.loss_scale(), st.loss_scale_clean_steps());
-  SamplerState ss;
-  ss.seed = config_.seed();  // a changed --seed is reported above and takes effect
-  ss.epoch = st.train_sampler().epoch();
-  ss.cursor = st.train_sampler().cursor();
-  ss.shard = st.train_sampler().shard();
-  ss.position = st.train_sampler().position();
-  RETURN_IF_ERROR(train_sampler_->Restore(ss));
+  // A changed --seed is reported above and takes effect.
+  RETURN_IF_ERROR(train_data_->RestoreState(st));
   step_ = static_cast<int>(st.step());
   resumed_step_ = st.step();
   last_saved_step_ = st.step();
@@ -250,13 +243,7 @@ absl::Status Trainer::SaveCheckpoint(bool wait) {
     st.set_optimizer_step(engine_->step());
     st.set_loss_scale(engine_->scaler().scale());
     st.set_loss_scale_clean_steps(engine_->scaler().clean_steps());
-    const SamplerState ss = train_sampler_->state();
-    auto* sp = st.mutable_train_sampler();
-    sp->set_seed(ss.seed);
-    sp->set_epoch(ss.epoch);
-    sp->set_cursor(ss.cursor);
-    sp->set_shard(ss.shard);
-    sp->set_position(ss.position);
+    train_data_->SaveState(&st);
     ckpt::ShardSource& src = r.source;
     src.layout = &model_->layout();
     src.shards = &engine_->shard_layout();
@@ -296,12 +283,11 @@ absl::StatusOr<std::vector<float>> Trainer::FullParams() {
 absl::StatusOr<StepStats> Trainer::Step() {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
-  const auto& d = config_.data();
   const int accum = config_.grad_accum();
   double loss = 0;
   for (int micro = 0; micro < accum; ++micro) {
-    train_sampler_->Next(inputs_.data(), targets_.data());
-    RETURN_IF_ERROR(model_->SetBatch(inputs_.data(), targets_.data(), d.batch_size(), d.seq_len()));
+    RETURN_IF_ERROR(train_data_->Next(&batch_));
+    RETURN_IF_ERROR(model_->SetBatch(batch_));
     ASSIGN_OR_RETURN(const double l, engine_->ForwardBackward(1.0f / static_cast<float>(accum),
                                                              micro == accum - 1));
     loss += l / accum;
@@ -318,27 +304,26 @@ absl::StatusOr<StepStats> Trainer::Step() {
   st.grad_norm = res.grad_norm;
   st.skipped = res.skipped;
   st.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-  const double tokens =
-      static_cast<double>(d.batch_size()) * d.seq_len() * accum * options_.world_size;
-  st.tokens_per_s = tokens / (st.ms / 1e3);
+  const SampleWork work = model_->work_per_sample();
+  const double samples_per_s = static_cast<double>(batch_.samples()) * accum *
+                               options_.world_size / (st.ms / 1e3);
+  st.unit = work.unit;
+  st.items_per_s = samples_per_s * work.items;
   if (options_.peak_flops > 0) {
-    st.mfu = model_->FlopsPerToken(d.seq_len()) * st.tokens_per_s /
-             (options_.peak_flops * options_.world_size);
+    st.mfu = work.train_flops * samples_per_s / (options_.peak_flops * options_.world_size);
   }
   return st;
 }
 
 absl::StatusOr<double> Trainer::Evaluate() {
-  if (val_sampler_ == nullptr) return absl::FailedPreconditionError("no --val_pattern");
-  const auto& d = config_.data();
-  val_sampler_->Reset();
-  const uint64_t available = val_sampler_->num_windows() / val_sampler_->windows_per_step();
-  const int batches = static_cast<int>(
-      std::min<uint64_t>(static_cast<uint64_t>(config_.eval_batches()), available));
+  if (val_data_ == nullptr) return absl::FailedPreconditionError("no --val_pattern");
+  val_data_->Reset();
+  const int batches = static_cast<int>(std::min<uint64_t>(
+      static_cast<uint64_t>(config_.eval_batches()), val_data_->batches_per_epoch()));
   double sum = 0;
   for (int i = 0; i < batches; ++i) {
-    val_sampler_->Next(inputs_.data(), targets_.data());
-    RETURN_IF_ERROR(model_->SetBatch(inputs_.data(), targets_.data(), d.batch_size(), d.seq_len()));
+    RETURN_IF_ERROR(val_data_->Next(&batch_));
+    RETURN_IF_ERROR(model_->SetBatch(batch_));
     ASSIGN_OR_RETURN(const double l, engine_->ForwardLoss());
     sum += l;
   }
@@ -375,8 +360,9 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
     }
     if (st.step % log_every == 0 || st.step == 1 || st.step == steps) {
       Log(absl::StrFormat(
-          "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %7.1f ms | %8.0f tok/s | MFU %4.1f%%%s",
-          st.step, steps, st.loss, st.lr, st.grad_norm, st.ms, st.tokens_per_s, 100 * st.mfu,
+          "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %7.1f ms | %8.0f %s/s | MFU %4.1f%%%s",
+          st.step, steps, st.loss, st.lr, st.grad_norm, st.ms, st.items_per_s,
+          ShortUnit(st.unit), 100 * st.mfu,
           st.skipped ? " | skipped (inf/nan), loss scale halved" : ""));
     }
     if (eval_every > 0 && (st.step % eval_every == 0 || st.step == steps)) {

@@ -1,7 +1,8 @@
 // Trainer: the training loop of one rank.
 //
-// Owns the model, the samplers (each rank its disjoint slice of every global
-// batch), the schedule and a ShardedEngine that holds the rank's shard of the
+// Owns the model (built by the model registry from config.model().kind, so
+// the trainer names no model), its data sources (each rank its disjoint
+// slice of every global batch), the schedule and a ShardedEngine that holds the rank's shard of the
 // flat state and does all communication; a single process is the same code
 // with no process groups. Runs gradient accumulation, clipping, AdamW,
 // periodic evaluation and the per-step log line (throughput is the whole
@@ -29,11 +30,10 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "kernels/device.h"
-#include "models/gpt/gpt.h"
+#include "models/model_spec.h"
 #include "proto/config.pb.h"
 #include "runtime/checkpoint/checkpoint_writer.h"
-#include "runtime/data/sampler.h"
-#include "runtime/data/token_shard.h"
+#include "runtime/data/data_source.h"
 #include "runtime/sharding/sharded_engine.h"
 #include "runtime/optim/lr_schedule.h"
 
@@ -46,8 +46,9 @@ struct StepStats {
   double grad_norm = 0;
   bool skipped = false;
   double ms = 0;
-  double tokens_per_s = 0;  // whole job
-  double mfu = 0;           // fraction of world x measured sgemm peak, 0 if unknown
+  double items_per_s = 0;   // whole job, in the model's unit (tokens, images)
+  const char* unit = "";    // that unit
+  double mfu = 0;           // fraction of world x measured peak, 0 if unknown
 };
 
 struct TrainerOptions {
@@ -92,7 +93,8 @@ class Trainer {
   absl::StatusOr<double> Evaluate();
 
   int step() const { return step_; }
-  Gpt& model() { return *model_; }
+  UnitModel& model() { return *model_; }
+  const ModelSpec& model_spec() const { return *spec_; }
   ShardedEngine& engine() { return *engine_; }
   size_t num_params() const { return model_->layout().total_numel(); }
   absl::StatusOr<std::vector<float>> FullParams();
@@ -125,12 +127,12 @@ class Trainer {
   proto::TrainConfig config_;
   kernels::Device* device_;
   TrainerOptions options_;
-  std::unique_ptr<Gpt> model_;
+  const ModelSpec* spec_ = nullptr;
+  std::unique_ptr<UnitModel> model_;
   std::unique_ptr<ShardedEngine> engine_;
   LrSchedule schedule_;
-  std::vector<TokenShard> train_shards_, val_shards_;
-  std::unique_ptr<BatchSampler> train_sampler_, val_sampler_;
-  std::vector<int32_t> inputs_, targets_;
+  std::unique_ptr<DataSource> train_data_, val_data_;
+  Batch batch_;
   int step_ = 0;
   std::unique_ptr<ckpt::CheckpointWriter> writer_;
   int64_t last_saved_step_ = -1;

@@ -19,7 +19,9 @@
 #include "gtest/gtest.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/checkpoint/file_io.h"
-#include "runtime/checkpoint/hf_gpt2.h"
+#include "models/gpt/gpt.h"
+#include "models/gpt/gpt_spec.h"
+#include "runtime/checkpoint/hf_interchange.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/checkpoint/safetensors.h"
 #include "runtime/data/token_shard.h"
@@ -83,10 +85,11 @@ class ExportTest : public ::testing::Test {
   static absl::StatusOr<std::vector<float>> Logits(Trainer& t, const std::vector<int32_t>& tokens) {
     std::vector<int32_t> targets(tokens.size(), -1);
     targets[0] = 1;
-    RETURN_IF_ERROR(t.model().SetBatch(tokens.data(), targets.data(), kB, kT));
+    Gpt& gpt = static_cast<Gpt&>(t.model());  // this test trains --model gpt
+    RETURN_IF_ERROR(gpt.SetBatch(tokens.data(), targets.data(), kB, kT));
     auto loss = t.engine().ForwardLoss();
     if (!loss.ok()) return loss.status();
-    const float* l = t.model().logits();
+    const float* l = gpt.logits();
     return std::vector<float>(l, l + static_cast<size_t>(kB) * kT * kV);
   }
 
@@ -121,7 +124,7 @@ TEST_F(ExportTest, ShardedCheckpointExportsStreamingAndImportsBackExactly) {
   ASSERT_EQ(m->files_size(), 2);  // written by two ranks
   const fs::path out = dir_ / "hf";
   fs::create_directories(out);
-  auto stats = ckpt::ExportHfGpt2(ck, *m, (out / "model.safetensors").string());
+  auto stats = ckpt::ExportHf(ck, *m, *GptSpec().hf, (out / "model.safetensors").string());
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->tensors, 4 + 12 * kL + 1);
   // Streaming: the largest buffer held is a couple of tensors, not the model.
@@ -143,7 +146,7 @@ TEST_F(ExportTest, ShardedCheckpointExportsStreamingAndImportsBackExactly) {
     EXPECT_EQ(t.resumed_step(), 3);
     ASSIGN_OR_RETURN(params, t.FullParams());
     ASSIGN_OR_RETURN(logits, Logits(t, Tokens()));
-    auto imp = ckpt::ImportHfGpt2((out / "model.safetensors").string(), t.model().layout());
+    auto imp = ckpt::ImportHf(out.string(), t.model().layout(), *GptSpec().hf);
     if (!imp.ok()) return imp.status();
     EXPECT_EQ(imp->ignored, std::vector<std::string>{"lm_head.weight"});
     EXPECT_EQ(std::memcmp(imp->params.data(), params.data(), params.size() * 4), 0);
@@ -173,7 +176,7 @@ TEST_F(ExportTest, ShardedCheckpointExportsStreamingAndImportsBackExactly) {
   WriteRaw(out / "logits.bin", logits);
   std::ofstream(out / "shape.txt") << kB << " " << kT << " " << kV;
   ASSERT_TRUE(ckpt::WriteFileAtomic((out / "config.json").string(),
-                                    ckpt::HfGpt2ConfigJson(m->config().model()))
+                                    GptSpec().hf->config_json(m->config().model()))
                   .ok());
   const int rc = RunPython("check", out);
   if (rc == 77) GTEST_SKIP() << "python3 lacks safetensors/torch";

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/device.h"
-#include "models/unit_model.h"
+#include "models/token_model.h"
 
 namespace anvil::testing {
 
@@ -22,13 +22,14 @@ struct MlpConfig {
   int max_tokens = 64;  // B*T the arena holds
 };
 
-class MlpModel : public UnitModel {
+class MlpModel : public TokenModel {
  public:
   MlpModel(const MlpConfig& c, kernels::Device* device);
   ~MlpModel() override;
   const ParamLayout& layout() const override { return layout_; }
   std::vector<int> UnitDeps(int) const override { return {}; }
   void InitParams(float* host, uint64_t seed) const override;
+  using TokenModel::SetBatch;
   absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) override;
   DType compute_dtype() const override { return DType::kF32; }
   void Forward(int unit, ParamPtrs params) override;

@@ -52,7 +52,7 @@ struct RunResult {
 
 constexpr int kVocab = 29;
 
-std::unique_ptr<UnitModel> MakeModel(ModelKind kind, kernels::Device* b, int batch, int seq,
+std::unique_ptr<TokenModel> MakeModel(ModelKind kind, kernels::Device* b, int batch, int seq,
                                      int n_layer = 2) {
   if (kind == ModelKind::kGpt) {
     auto m = Gpt::Create(GptConfig{n_layer, 2, 12, 8, kVocab}, GptOptions{batch, seq}, b);
