@@ -367,8 +367,10 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
     }
     if (eval_every > 0 && (st.step % eval_every == 0 || st.step == steps)) {
       ASSIGN_OR_RETURN(last_val, Evaluate());
-      Log(absl::StrFormat("eval  %5d | val loss %.4f nats/token (%.3f bits)", st.step, last_val,
-                          last_val / std::log(2.0)));
+      Log(std::string_view(st.unit) == "tokens"
+              ? absl::StrFormat("eval  %5d | val loss %.4f nats/token (%.3f bits)", st.step,
+                                last_val, last_val / std::log(2.0))
+              : absl::StrFormat("eval  %5d | val loss %.4f", st.step, last_val));
     }
     if (writer_ != nullptr) LogCheckpointReports(writer_->TakeFinished());
     if (writer_ != nullptr && ckpt_every > 0 && step_ % ckpt_every == 0 && step_ < steps) {
@@ -381,7 +383,7 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (last_val >= 0) {
-    Log(absl::StrFormat("done: %d steps in %.1f s, final val loss %.4f nats/token",
+    Log(absl::StrFormat("done: %d steps in %.1f s, final val loss %.4f",
                         step_ - first_step, secs, last_val));
   } else {
     Log(absl::StrFormat("done: %d steps in %.1f s", step_ - first_step, secs));
