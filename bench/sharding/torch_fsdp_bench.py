@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """torchrun + FSDP2 reference for shard_bench: the same GPT (bench/train/
-torch_gpt_bench.py), each block and the root wrapped with fully_shard, gloo on
+torch_train_bench.py), each block and the root wrapped with fully_shard, gloo on
 CPU, one thread per rank. --dtype bf16 uses
 MixedPrecisionPolicy(param_dtype=bfloat16, reduce_dtype=float32) and runs the
 forward under torch.autocast("cpu", bfloat16). Rank 0 prints
@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
-from torch_gpt_bench import GPT  # noqa: E402
+from torch_train_bench import GPT  # noqa: E402
 
 try:
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard

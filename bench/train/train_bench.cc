@@ -42,7 +42,7 @@ ABSL_FLAG(int32_t, warmup, 2, "untimed steps");
 ABSL_FLAG(std::string, dtype, "fp32", "compute dtype: fp32 | bf16");
 ABSL_FLAG(bool, recompute, false, "recompute each unit's activations in backward");
 ABSL_FLAG(bool, torch, true, "also run the PyTorch eager reference");
-ABSL_FLAG(std::string, torch_script, "bench/train/torch_gpt_bench.py", "PyTorch reference script");
+ABSL_FLAG(std::string, torch_script, "bench/train/torch_train_bench.py", "PyTorch reference script");
 
 namespace {
 
