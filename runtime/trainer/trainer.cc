@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -349,7 +350,10 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
     }
     if (stop) {
       const int sig = StopSignal() != 0 ? StopSignal() : ckpt::SaveSignalReceived();
-      Log(absl::StrFormat("stopping at step %d: signal %d", step_, sig));
+      // Ranks agree on the step; most learn of the stop from a peer.
+      Log(sig != 0 ? absl::StrFormat("stopping at step %d: %s received", step_, strsignal(sig))
+                   : absl::StrFormat("stopping at step %d: another rank received a stop signal",
+                                     step_));
       stopped_ = true;
       break;
     }
