@@ -1,5 +1,6 @@
-// train_bench: training throughput of one GPT step on the CPU device, and the
-// same model and step in PyTorch eager measured in the same run.
+// train_bench: training throughput of one step of a registered language model
+// (--model gpt | llama) on the CPU device, and the same model and step in
+// PyTorch eager measured in the same run.
 //
 // A step is what `train` does in one process: the sharded engine's forward,
 // backward, global grad norm, clipping and AdamW on fp32 master weights.
@@ -27,9 +28,11 @@
 #include "kernels/cpu/cpu_info.h"
 #include "kernels/cpu/peak.h"
 #include "kernels/device.h"
-#include "models/gpt/gpt.h"
+#include "models/model_registry.h"
+#include "models/token_model.h"
 #include "runtime/sharding/sharded_engine.h"
 
+ABSL_FLAG(std::string, model, "gpt", "registered language model: gpt | llama");
 ABSL_FLAG(int32_t, n_layer, 6, "L");
 ABSL_FLAG(int32_t, n_head, 6, "H");
 ABSL_FLAG(int32_t, n_embd, 384, "C");
@@ -65,10 +68,7 @@ double RunTorch(const std::string& args) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  const anvil::GptConfig c{absl::GetFlag(FLAGS_n_layer), absl::GetFlag(FLAGS_n_head),
-                           absl::GetFlag(FLAGS_n_embd), absl::GetFlag(FLAGS_seq_len),
-                           absl::GetFlag(FLAGS_vocab_size)};
-  const int B = absl::GetFlag(FLAGS_batch_size), T = c.max_seq_len;
+  const int B = absl::GetFlag(FLAGS_batch_size), T = absl::GetFlag(FLAGS_seq_len);
   const int threads = absl::GetFlag(FLAGS_threads);
   const std::string dtype = absl::GetFlag(FLAGS_dtype);
   if (dtype != "fp32" && dtype != "bf16") {
@@ -76,14 +76,31 @@ int main(int argc, char** argv) {
     return 2;
   }
   const anvil::DType cd = dtype == "bf16" ? anvil::DType::kBF16 : anvil::DType::kF32;
+  anvil::proto::TrainConfig config;
+  anvil::proto::ModelConfig& mc = *config.mutable_model();
+  mc.set_kind(absl::GetFlag(FLAGS_model));
+  mc.set_n_layer(absl::GetFlag(FLAGS_n_layer));
+  mc.set_n_head(absl::GetFlag(FLAGS_n_head));
+  mc.set_n_embd(absl::GetFlag(FLAGS_n_embd));
+  mc.set_max_seq_len(T);
+  mc.set_vocab_size(absl::GetFlag(FLAGS_vocab_size));
+  config.mutable_data()->set_batch_size(B);
+  config.mutable_data()->set_seq_len(T);
+  config.set_param_dtype(dtype);
+  config.set_recompute(absl::GetFlag(FLAGS_recompute) ? "unit" : "none");
   auto device = anvil::kernels::MakeCpuDevice(threads);
-  anvil::GptOptions go{B, T, cd, absl::GetFlag(FLAGS_recompute)};
-  auto model_or = anvil::Gpt::Create(c, go, device.get());
+  auto spec = anvil::FindModel(mc.kind());
+  if (!spec.ok() || (*spec)->data != anvil::DataKind::kTokens) {
+    std::fprintf(stderr, "train_bench: --model must name a language model: %s\n",
+                 spec.ok() ? mc.kind().c_str() : std::string(spec.status().message()).c_str());
+    return 2;
+  }
+  auto model_or = anvil::CreateModel(config, device.get());
   if (!model_or.ok()) {
     std::fprintf(stderr, "train_bench: %s\n", std::string(model_or.status().message()).c_str());
     return 2;
   }
-  anvil::Gpt& model = **model_or;
+  anvil::TokenModel& model = static_cast<anvil::TokenModel&>(**model_or);
   const size_t n = model.layout().total_numel();
   anvil::EngineOptions eo;
   eo.param_dtype = cd;
@@ -98,8 +115,8 @@ int main(int argc, char** argv) {
   std::mt19937 rng(0);
   std::vector<int32_t> in(B * T), tg(B * T);
   for (int i = 0; i < B * T; ++i) {
-    in[i] = static_cast<int32_t>(rng() % c.vocab_size);
-    tg[i] = static_cast<int32_t>(rng() % c.vocab_size);
+    in[i] = static_cast<int32_t>(rng() % mc.vocab_size());
+    tg[i] = static_cast<int32_t>(rng() % mc.vocab_size());
   }
   if (!model.SetBatch(in.data(), tg.data(), B, T).ok()) return 2;
 
@@ -126,19 +143,20 @@ int main(int argc, char** argv) {
   std::printf("cpu %s; %s; OpenBLAS %s\n", anvil::kernels::cpu::CpuModelName().c_str(),
               anvil::kernels::cpu::CpuIsaSummary().c_str(),
               anvil::kernels::cpu::BlasCoreName().c_str());
-  std::printf("config L=%d H=%d C=%d T=%d V=%d B=%d %s%s, %d threads, %zu params, loss %.4f, "
-              "arena %.0f MB\n",
-              c.n_layer, c.n_head, c.n_embd, T, c.vocab_size, B, dtype.c_str(),
-              go.recompute ? " recompute" : "", threads, n, loss, model.arena_bytes() / 1e6);
-  std::printf("anvil %s ms_per_step=%.2f tokens_per_s=%.1f gflops=%.1f %s_peak_gflops=%.1f "
-              "fraction_of_peak=%.3f\n", dtype.c_str(), med, tps, gflops,
+  std::printf("config %s B=%d %s%s, %d threads, %zu params, loss %.4f\n",
+              (*spec)->describe(mc).c_str(), B, dtype.c_str(),
+              absl::GetFlag(FLAGS_recompute) ? " recompute" : "", threads, n, loss);
+  std::printf("anvil %s %s ms_per_step=%.2f tokens_per_s=%.1f gflops=%.1f %s_peak_gflops=%.1f "
+              "fraction_of_peak=%.3f\n", mc.kind().c_str(), dtype.c_str(), med, tps, gflops,
               cd == anvil::DType::kBF16 ? "bf16_gemm" : "sgemm", peak, gflops / peak);
   if (absl::GetFlag(FLAGS_torch)) {
     const double torch_tps = RunTorch(absl::StrFormat(
-        "--L %d --H %d --C %d --T %d --V %d --B %d --threads %d --steps %d --dtype %s", c.n_layer,
-        c.n_head, c.n_embd, T, c.vocab_size, B, threads, steps, dtype));
+        "--model %s --L %d --H %d --C %d --T %d --V %d --B %d --threads %d --steps %d --dtype %s",
+        mc.kind(), mc.n_layer(), mc.n_head(), mc.n_embd(), T, mc.vocab_size(), B, threads, steps,
+        dtype));
     if (torch_tps > 0) {
-      std::printf("ratio anvil/torch %s tokens_per_s = %.2fx\n", dtype.c_str(), tps / torch_tps);
+      std::printf("ratio anvil/torch %s %s tokens_per_s = %.2fx\n", mc.kind().c_str(), dtype.c_str(),
+                  tps / torch_tps);
     } else {
       std::printf("torch not importable: no ratio\n");
     }
