@@ -12,95 +12,17 @@
 #include <thread>
 #include <vector>
 
-#include "absl/flags/commandlineflag.h"
-#include "absl/flags/reflection.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
+#include "runtime/checkpoint/save_signal.h"
+#include "runtime/sharding/strategy.h"
 
 namespace anvil {
 namespace {
-
-using google::protobuf::FieldDescriptor;
-using google::protobuf::Message;
-using google::protobuf::Reflection;
-
-absl::Status SetField(Message* msg, const FieldDescriptor* f, const std::string& value) {
-  const Reflection* r = msg->GetReflection();
-  auto bad = [&]() {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", f->name(), ": cannot parse '", value, "' as ", f->type_name()));
-  };
-  switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32: {
-      int32_t v;
-      if (!absl::SimpleAtoi(value, &v)) return bad();
-      r->SetInt32(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_INT64: {
-      int64_t v;
-      if (!absl::SimpleAtoi(value, &v)) return bad();
-      r->SetInt64(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_UINT64: {
-      uint64_t v;
-      if (!absl::SimpleAtoi(value, &v)) return bad();
-      r->SetUInt64(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_FLOAT: {
-      float v;
-      if (!absl::SimpleAtof(value, &v)) return bad();
-      r->SetFloat(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_DOUBLE: {
-      double v;
-      if (!absl::SimpleAtod(value, &v)) return bad();
-      r->SetDouble(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_BOOL: {
-      bool v;
-      if (!absl::SimpleAtob(value, &v)) return bad();
-      r->SetBool(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_STRING:
-      r->SetString(msg, f, value);
-      break;
-    default:
-      return absl::InternalError(absl::StrCat("config field ", f->name(), " has an unsupported type"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ApplyFlagsTo(Message* msg, FlagValues which,
-                          const absl::flat_hash_set<std::string>& specified) {
-  const auto* d = msg->GetDescriptor();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const FieldDescriptor* f = d->field(i);
-    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      RETURN_IF_ERROR(
-          ApplyFlagsTo(msg->GetReflection()->MutableMessage(msg, f), which, specified));
-      continue;
-    }
-    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(f->name());
-    if (flag == nullptr) continue;
-    if (which == FlagValues::kSpecifiedOnly && !specified.contains(f->name())) continue;
-    const std::string value =
-        which == FlagValues::kDefaults ? flag->DefaultValue() : flag->CurrentValue();
-    RETURN_IF_ERROR(SetField(msg, f, value));
-  }
-  return absl::OkStatus();
-}
 
 class CollectErrors : public google::protobuf::io::ErrorCollector {
  public:
@@ -159,25 +81,6 @@ absl::Status InRange(const char* flag, double v, double lo, double hi) {
 
 }  // namespace
 
-absl::Status ApplyFlags(proto::TrainConfig* config, FlagValues which,
-                        const absl::flat_hash_set<std::string>& specified) {
-  return ApplyFlagsTo(config, which, specified);
-}
-
-absl::flat_hash_set<std::string> FlagsNamedIn(int argc, char** argv) {
-  absl::flat_hash_set<std::string> names;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a == "--") break;
-    if (!a.starts_with("-")) continue;
-    a.remove_prefix(a.starts_with("--") ? 2 : 1);
-    a = a.substr(0, a.find('='));
-    names.insert(std::string(a));
-    if (a.starts_with("no")) names.insert(std::string(a.substr(2)));  // --noflag
-  }
-  return names;
-}
-
 absl::Status MergeConfigFile(const std::string& path, proto::TrainConfig* config) {
   ASSIGN_OR_RETURN(const std::string text, ReadConfigFile(path));
   google::protobuf::TextFormat::Parser parser;
@@ -192,11 +95,28 @@ absl::Status MergeConfigFile(const std::string& path, proto::TrainConfig* config
   return absl::OkStatus();
 }
 
-absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
-  if (c.model().kind() != "gpt") {
-    return absl::InvalidArgumentError(absl::StrCat("--kind must be gpt, got '", c.model().kind(), "'"));
+absl::Status ValidateModelConfig(const proto::ModelConfig& m) {
+  if (m.kind() != "gpt") {
+    return absl::InvalidArgumentError(absl::StrCat("--model must be gpt, got '", m.kind(), "'"));
   }
-  RETURN_IF_ERROR(ValidateGptConfig(ToGptConfig(c.model())));
+  // Fields GPT-2 has no knob for: refused rather than silently ignored
+  // (unset or the schema's default means GPT-2's own choice).
+  const proto::ModelConfig& def = DefaultTrainConfig().model();
+  auto unsupported = [&](const char* flag, bool differs) {
+    return differs ? absl::InvalidArgumentError(
+                         absl::StrCat("--", flag, " is not supported by --model gpt (leave it unset)"))
+                   : absl::OkStatus();
+  };
+  RETURN_IF_ERROR(unsupported("n_kv_head", m.n_kv_head() != 0 && m.n_kv_head() != m.n_head()));
+  RETURN_IF_ERROR(unsupported("ffn_hidden", m.ffn_hidden() != 0 && m.ffn_hidden() != 4 * m.n_embd()));
+  RETURN_IF_ERROR(unsupported("rope_theta", m.has_rope_theta() && m.rope_theta() != def.rope_theta()));
+  RETURN_IF_ERROR(unsupported("norm_eps", m.has_norm_eps() && m.norm_eps() != def.norm_eps()));
+  RETURN_IF_ERROR(unsupported("tie_embeddings", m.has_tie_embeddings() && !m.tie_embeddings()));
+  return ValidateGptConfig(ToGptConfig(m));
+}
+
+absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
+  RETURN_IF_ERROR(ValidateModelConfig(c.model()));
   const auto& d = c.data();
   if (d.train_pattern().empty()) return absl::InvalidArgumentError("--train_pattern is empty");
   if (d.batch_size() <= 0) {
@@ -251,18 +171,14 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
         absl::StrCat("--on_save_error must be stop or continue, got '", c.on_save_error(), "'"));
   }
   RETURN_IF_ERROR(CheckFitsInMemory(c));
-  const std::string& s = c.sharding();
-  if (s != "NO_SHARD" && s != "SHARD_GRAD_OP" && s != "FULL_SHARD" && s != "HYBRID_SHARD") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--sharding must be NO_SHARD, SHARD_GRAD_OP, FULL_SHARD or HYBRID_SHARD, got '", s, "'"));
-  }
+  RETURN_IF_ERROR(ParseShardingStrategy(c.sharding()).status());
   for (auto [flag, v] : {std::pair{"param_dtype", &c.param_dtype()},
                          std::pair{"reduce_dtype", &c.reduce_dtype()}}) {
-    if (*v != "fp32" && *v != "bf16" && *v != "fp16") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, " must be fp32, bf16 or fp16, got '", *v, "'"));
+    if (absl::Status s = ParseFloatDType(*v).status(); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", s.message()));
     }
   }
+  if (!c.save_signal().empty()) RETURN_IF_ERROR(ckpt::ParseSignalName(c.save_signal()).status());
   if (c.has_recompute() && c.recompute() != "none" && c.recompute() != "unit") {
     return absl::InvalidArgumentError(
         absl::StrCat("--recompute must be none or unit, got '", c.recompute(), "'"));

@@ -37,10 +37,11 @@ class TrainerTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
+  // The schema's defaults (lr 3e-3, AdamW 0.9/0.95/1e-8, wd 0.1, clip 1,
+  // NO_SHARD fp32, ...) and a tiny model on this test's shards.
   proto::TrainConfig Config() {
-    proto::TrainConfig c;
+    proto::TrainConfig c = DefaultTrainConfig();
     auto* m = c.mutable_model();
-    m->set_kind("gpt");
     m->set_n_layer(2);
     m->set_n_head(2);
     m->set_n_embd(32);
@@ -51,24 +52,12 @@ class TrainerTest : public ::testing::Test {
     d->set_val_pattern((dir_ / "val_*.bin").string());
     d->set_batch_size(4);
     d->set_seq_len(32);
-    auto* o = c.mutable_optim();
-    o->set_lr(3e-3f);
-    o->set_min_lr_ratio(0.1f);
-    o->set_warmup_steps(5);
-    o->set_weight_decay(0.1f);
-    o->set_beta1(0.9f);
-    o->set_beta2(0.95f);
-    o->set_eps(1e-8f);
-    o->set_grad_clip(1.0f);
+    c.mutable_optim()->set_warmup_steps(5);
     c.set_steps(150);
-    c.set_grad_accum(1);
     c.set_seed(3);
     c.set_eval_every(0);
     c.set_eval_batches(4);
     c.set_log_every(1000);
-    c.set_sharding("NO_SHARD");
-    c.set_param_dtype("fp32");
-    c.set_reduce_dtype("fp32");
     return c;
   }
 
