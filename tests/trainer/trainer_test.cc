@@ -123,6 +123,9 @@ TEST_F(TrainerTest, BadConfigNamesTheFlag) {
       {[](proto::TrainConfig* c) { c->mutable_data()->set_train_pattern("/nonexistent/*.bin"); },
        "/nonexistent/*.bin"},
       {[](proto::TrainConfig* c) { c->mutable_model()->set_vocab_size(32); }, ">= vocab size 32"},
+      // Read from the config (TrainerOptions no longer shadows it).
+      {[](proto::TrainConfig* c) { c->set_init_from("/nonexistent/model.safetensors"); },
+       "--init_from: "},
   };
   for (const Case& k : cases) {
     proto::TrainConfig c = Config();
@@ -130,6 +133,30 @@ TEST_F(TrainerTest, BadConfigNamesTheFlag) {
     auto t = Trainer::Create(c, device_.get(), quiet_);
     ASSERT_FALSE(t.ok()) << k.needle;
     EXPECT_NE(t.status().message().find(k.needle), std::string::npos) << t.status();
+  }
+}
+
+// Run settings come from the config alone: checkpoint_async decides whether
+// a periodic save returns before its files are written.
+TEST_F(TrainerTest, CheckpointAsyncIsReadFromTheConfig) {
+  for (bool async : {true, false}) {
+    proto::TrainConfig c = Config();
+    c.set_steps(2);
+    c.set_checkpoint_every(1);
+    c.set_checkpoint_dir((dir_ / (async ? "ck_async" : "ck_sync")).string());
+    c.set_checkpoint_async(async);
+    std::vector<std::string> log;
+    TrainerOptions o = quiet_;
+    o.log = [&log](const std::string& line) { log.push_back(line); };
+    auto t = Trainer::Create(c, device_.get(), o);
+    ASSERT_TRUE(t.ok()) << t.status();
+    ASSERT_TRUE((*t)->Run().ok());
+    bool background = false;
+    for (const std::string& line : log) {
+      background |= line.find("checkpoint step_00000001") != std::string::npos &&
+                    line.find("writing in the background") != std::string::npos;
+    }
+    EXPECT_EQ(background, async);
   }
 }
 
