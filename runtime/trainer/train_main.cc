@@ -19,8 +19,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "kernels/cpu/peak.h"
 #include "kernels/device.h"
 #include "runtime/checkpoint/save_signal.h"
