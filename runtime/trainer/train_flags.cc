@@ -107,7 +107,10 @@ absl::StatusOr<TrainArgs> ParseTrainArgs(const std::vector<std::string>& args) {
     const std::string name = absl::StrReplaceAll(a.substr(0, eq), {{"-", "_"}});
     if (name.empty()) return absl::InvalidArgumentError(absl::StrCat("malformed flag '", args[i], "'"));
     if (name == "help" || name == "h") {
-      out.help = true;
+      if (eq != absl::string_view::npos && !absl::SimpleAtob(a.substr(eq + 1), &out.help)) {
+        return BadValue(name, a.substr(eq + 1), "bool");
+      }
+      if (eq == absl::string_view::npos) out.help = true;
       continue;
     }
     Named n = Lookup(name);

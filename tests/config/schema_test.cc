@@ -125,6 +125,7 @@ TEST(TrainFlagsTest, SyntaxAsAbseilAndTheLauncherTakeIt) {
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_FALSE(a->flags.checkpoint_async());
   EXPECT_TRUE(ParseTrainArgs(Args({"-h"}))->help);
+  EXPECT_FALSE(ParseTrainArgs(Args({"--help=false"}))->help);
 }
 
 TEST(TrainFlagsTest, BadCommandLinesAreOneLineNamingTheFlag) {
