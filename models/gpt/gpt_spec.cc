@@ -51,7 +51,21 @@ ModelSpec GptSpec() {
   s.kind = "gpt";
   s.data = DataKind::kTokens;
   s.validate = [](const proto::TrainConfig& c) -> absl::Status {
-    RETURN_IF_ERROR(ValidateGptConfig(ToGptConfig(c.model())));
+    // Fields GPT-2 has no knob for are refused rather than silently ignored
+    // (unset, or set to GPT-2's own choice, is fine).
+    const proto::ModelConfig& m = c.model();
+    auto unsupported = [](const char* flag, bool differs) {
+      return differs ? absl::InvalidArgumentError(absl::StrCat(
+                           "--", flag, " is not supported by --model gpt (leave it unset)"))
+                     : absl::OkStatus();
+    };
+    RETURN_IF_ERROR(unsupported("n_kv_head", m.n_kv_head() != 0 && m.n_kv_head() != m.n_head()));
+    RETURN_IF_ERROR(
+        unsupported("ffn_hidden", m.ffn_hidden() != 0 && m.ffn_hidden() != 4 * m.n_embd()));
+    RETURN_IF_ERROR(unsupported("rope_theta", m.has_rope_theta() && m.rope_theta() != 10000.0f));
+    RETURN_IF_ERROR(unsupported("norm_eps", m.has_norm_eps() && m.norm_eps() != 1e-5f));
+    RETURN_IF_ERROR(unsupported("tie_embeddings", m.has_tie_embeddings() && !m.tie_embeddings()));
+    RETURN_IF_ERROR(ValidateGptConfig(ToGptConfig(m)));
     if (c.data().seq_len() <= 0 || c.data().seq_len() > c.model().max_seq_len()) {
       return absl::InvalidArgumentError(absl::StrCat("--seq_len (", c.data().seq_len(),
                                                      ") must be in 1..--max_seq_len (",

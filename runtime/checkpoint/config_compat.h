@@ -1,12 +1,14 @@
 // Whether a run may resume from a checkpoint saved under another config.
 //
-// The model's shape (every ModelConfig field) must match: a mismatch is an
-// error naming the flag and both values. Fields that do not change the
-// training trajectory (logging, eval cadence, steps, threads, checkpoint
-// settings, the sharding strategy and dtypes: checkpoints reshard) may differ
-// silently. Anything else (data, optimiser, seed, accumulation) may differ
-// too, but is reported, because the resumed run then no longer equals the
-// uninterrupted one.
+// Each TrainConfig field declares its resume policy in proto/config.proto
+// (FieldSpec.resume): RESUME_MATCH fields (the model's shape) must match, and
+// a mismatch is an error naming the flag and both values; RESUME_FREE fields
+// (logging, eval cadence, steps, threads, checkpoint settings, the sharding
+// strategy and dtypes: checkpoints reshard) may differ silently;
+// RESUME_REPORT fields (data, optimiser, seed, accumulation) may differ too,
+// but are reported, because the resumed run then no longer equals the
+// uninterrupted one. A field the saved config lacks (saved before the field
+// existed) compares as its default.
 #pragma once
 
 #include <string>

@@ -12,96 +12,18 @@
 #include <thread>
 #include <vector>
 
-#include "absl/flags/commandlineflag.h"
-#include "absl/flags/reflection.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "models/model_registry.h"
-#include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
+#include "runtime/checkpoint/save_signal.h"
+#include "runtime/sharding/strategy.h"
 
 namespace anvil {
 namespace {
-
-using google::protobuf::FieldDescriptor;
-using google::protobuf::Message;
-using google::protobuf::Reflection;
-
-absl::Status SetField(Message* msg, const FieldDescriptor* f, const std::string& value) {
-  const Reflection* r = msg->GetReflection();
-  auto bad = [&]() {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", f->name(), ": cannot parse '", value, "' as ", f->type_name()));
-  };
-  switch (f->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_INT32: {
-      int32_t v;
-      if (!absl::SimpleAtoi(value, &v)) return bad();
-      r->SetInt32(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_INT64: {
-      int64_t v;
-      if (!absl::SimpleAtoi(value, &v)) return bad();
-      r->SetInt64(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_UINT64: {
-      uint64_t v;
-      if (!absl::SimpleAtoi(value, &v)) return bad();
-      r->SetUInt64(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_FLOAT: {
-      float v;
-      if (!absl::SimpleAtof(value, &v)) return bad();
-      r->SetFloat(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_DOUBLE: {
-      double v;
-      if (!absl::SimpleAtod(value, &v)) return bad();
-      r->SetDouble(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_BOOL: {
-      bool v;
-      if (!absl::SimpleAtob(value, &v)) return bad();
-      r->SetBool(msg, f, v);
-      break;
-    }
-    case FieldDescriptor::CPPTYPE_STRING:
-      r->SetString(msg, f, value);
-      break;
-    default:
-      return absl::InternalError(absl::StrCat("config field ", f->name(), " has an unsupported type"));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ApplyFlagsTo(Message* msg, FlagValues which,
-                          const absl::flat_hash_set<std::string>& specified) {
-  const auto* d = msg->GetDescriptor();
-  for (int i = 0; i < d->field_count(); ++i) {
-    const FieldDescriptor* f = d->field(i);
-    if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      RETURN_IF_ERROR(
-          ApplyFlagsTo(msg->GetReflection()->MutableMessage(msg, f), which, specified));
-      continue;
-    }
-    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(f->name());
-    if (flag == nullptr) continue;
-    if (which == FlagValues::kSpecifiedOnly && !specified.contains(f->name())) continue;
-    const std::string value =
-        which == FlagValues::kDefaults ? flag->DefaultValue() : flag->CurrentValue();
-    RETURN_IF_ERROR(SetField(msg, f, value));
-  }
-  return absl::OkStatus();
-}
 
 class CollectErrors : public google::protobuf::io::ErrorCollector {
  public:
@@ -159,25 +81,6 @@ absl::Status InRange(const char* flag, double v, double lo, double hi) {
 }
 
 }  // namespace
-
-absl::Status ApplyFlags(proto::TrainConfig* config, FlagValues which,
-                        const absl::flat_hash_set<std::string>& specified) {
-  return ApplyFlagsTo(config, which, specified);
-}
-
-absl::flat_hash_set<std::string> FlagsNamedIn(int argc, char** argv) {
-  absl::flat_hash_set<std::string> names;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view a = argv[i];
-    if (a == "--") break;
-    if (!a.starts_with("-")) continue;
-    a.remove_prefix(a.starts_with("--") ? 2 : 1);
-    a = a.substr(0, a.find('='));
-    names.insert(std::string(a));
-    if (a.starts_with("no")) names.insert(std::string(a.substr(2)));  // --noflag
-  }
-  return names;
-}
 
 absl::Status MergeConfigFile(const std::string& path, proto::TrainConfig* config) {
   ASSIGN_OR_RETURN(const std::string text, ReadConfigFile(path));
@@ -244,18 +147,14 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
         absl::StrCat("--on_save_error must be stop or continue, got '", c.on_save_error(), "'"));
   }
   RETURN_IF_ERROR(CheckFitsInMemory(c));
-  const std::string& s = c.sharding();
-  if (s != "NO_SHARD" && s != "SHARD_GRAD_OP" && s != "FULL_SHARD" && s != "HYBRID_SHARD") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--sharding must be NO_SHARD, SHARD_GRAD_OP, FULL_SHARD or HYBRID_SHARD, got '", s, "'"));
-  }
+  RETURN_IF_ERROR(ParseShardingStrategy(c.sharding()).status());
   for (auto [flag, v] : {std::pair{"param_dtype", &c.param_dtype()},
                          std::pair{"reduce_dtype", &c.reduce_dtype()}}) {
-    if (*v != "fp32" && *v != "bf16" && *v != "fp16") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", flag, " must be fp32, bf16 or fp16, got '", *v, "'"));
+    if (absl::Status s = ParseFloatDType(*v).status(); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", s.message()));
     }
   }
+  if (!c.save_signal().empty()) RETURN_IF_ERROR(ckpt::ParseSignalName(c.save_signal()).status());
   if (c.has_recompute() && c.recompute() != "none" && c.recompute() != "unit") {
     return absl::InvalidArgumentError(
         absl::StrCat("--recompute must be none or unit, got '", c.recompute(), "'"));

@@ -5,8 +5,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
-#include "google/protobuf/util/message_differencer.h"
+#include "runtime/config/schema.h"
 #include "runtime/collectives/gloo/gloo_process_group.h"
 #include "runtime/store/grpc_store.h"
 #include "runtime/store/prefix_store.h"
@@ -100,20 +101,16 @@ absl::Status CheckSameConfig(Store& store, int rank, int world_size,
     if (!base.ParseFromString(values[0]) || !other.ParseFromString(values[r])) {
       return absl::DataLossError("cannot parse a rank's published config");
     }
-    google::protobuf::util::MessageDifferencer diff;
-    const auto* d = proto::TrainConfig::descriptor();
-    for (const char* harmless : {"log_every", "eval_every", "eval_batches", "threads"}) {
-      diff.IgnoreField(d->FindFieldByName(harmless));
+    std::vector<std::string> differs;
+    for (const ConfigLeaf& leaf : ConfigLeaves()) {
+      if (leaf.spec().ranks() == proto::RANKS_LOCAL) continue;
+      const std::string a = EffectiveValueText(base, leaf), b = EffectiveValueText(other, leaf);
+      if (a != b) differs.push_back(absl::StrCat("--", leaf.flag(), " ", a, " vs ", b));
     }
-    std::string report;
-    diff.ReportDifferencesToString(&report);
-    if (!diff.Compare(base, other)) {
-      while (!report.empty() && report.back() == '\n') report.pop_back();
-      for (char& c : report) {
-        if (c == '\n') c = ';';
-      }
-      return absl::FailedPreconditionError(
-          absl::StrCat("rank ", r, "'s config differs from rank 0's: ", report));
+    if (!differs.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "rank ", r, "'s config differs from rank 0's (rank 0 vs rank ", r, "): ",
+          absl::StrJoin(differs, ", "), "; every rank must run the same config"));
     }
   }
   return absl::OkStatus();

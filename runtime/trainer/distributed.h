@@ -54,9 +54,10 @@ absl::StatusOr<DistContext> Connect(const DistEnv& env, const proto::TrainConfig
                                     absl::Duration timeout);
 
 // Every rank publishes its config; a rank whose config differs from rank 0's
-// (model shape, strategy, dtypes, batch, ...) makes every rank fail with an
-// error naming the fields. Harmless fields (logging, eval cadence, threads)
-// may differ.
+// in a RANKS_MATCH field (model shape, strategy, dtypes, batch, eval cadence,
+// ...) makes every rank fail with an error naming the flags and both values.
+// RANKS_LOCAL fields (threads, log cadence) may differ: each field declares
+// which in proto/config.proto.
 absl::Status CheckSameConfig(Store& store, int rank, int world_size,
                              const proto::TrainConfig& config, absl::Duration timeout);
 

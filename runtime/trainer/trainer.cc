@@ -95,7 +95,7 @@ absl::Status Trainer::InitState() {
     wo.store = options_.store;
     wo.timeout = options_.store_timeout;
     wo.keep_last = config_.keep_last();
-    wo.async = options_.async_checkpoint;
+    wo.async = config_.checkpoint_async();
     ASSIGN_OR_RETURN(writer_, ckpt::CheckpointWriter::Create(wo));
     if (!writer_->lock_note().empty()) Log("checkpoint: " + writer_->lock_note());
     RETURN_IF_ERROR(Resume(&resumed));
@@ -105,13 +105,13 @@ absl::Status Trainer::InitState() {
   }
   if (resumed) return absl::OkStatus();
   RETURN_IF_ERROR(engine_->InitParams(config_.seed()));
-  if (!options_.init_from.empty()) {
+  if (!config_.init_from().empty()) {
     if (!spec_->hf.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "--init_from: model '", spec_->kind, "' has no Hugging Face naming to import with"));
     }
     absl::StatusOr<ckpt::ImportReport> imp =
-        ckpt::ImportHf(options_.init_from, model_->layout(), *spec_->hf);
+        ckpt::ImportHf(config_.init_from(), model_->layout(), *spec_->hf);
     if (!imp.ok()) {
       return absl::Status(imp.status().code(),
                           absl::StrCat("--init_from: ", imp.status().message()));
@@ -260,7 +260,7 @@ absl::Status Trainer::SaveCheckpoint(bool wait) {
         "checkpoint %s: training stalled %.1f ms (snapshot of %.1f MB %.1f ms, waiting for the "
         "previous save %.1f ms)%s",
         ckpt::StepDirName(step_), t.stall_s * 1e3, t.bytes / 1e6, t.snapshot_s * 1e3,
-        t.wait_s * 1e3, wait || !options_.async_checkpoint ? "" : "; writing in the background"));
+        t.wait_s * 1e3, wait || !config_.checkpoint_async() ? "" : "; writing in the background"));
   }
   if (!wait) return absl::OkStatus();
   LogCheckpointReports(writer_->Wait(), /*final=*/true);

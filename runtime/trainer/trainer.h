@@ -51,6 +51,9 @@ struct StepStats {
   double mfu = 0;           // fraction of world x measured peak, 0 if unknown
 };
 
+// What a trainer needs besides its config (process groups, store, logging):
+// every run setting, such as config.init_from() or config.checkpoint_async(),
+// is read from the config.
 struct TrainerOptions {
   // Per-rank achievable FLOP/s (measured sgemm peak); <= 0 disables MFU.
   double peak_flops = 0;
@@ -64,11 +67,6 @@ struct TrainerOptions {
   // through it. Null for a single process.
   std::shared_ptr<Store> store = nullptr;
   absl::Duration store_timeout = absl::Minutes(5);
-  // safetensors file (HF GPT-2 names) to start from when there is no
-  // checkpoint to resume.
-  std::string init_from = "";
-  // false: every save returns only once committed.
-  bool async_checkpoint = true;
   // The launcher's run id (ANVIL_RUN_ID), recorded in the checkpoint
   // directory's lock and in each manifest. Empty for a lone process.
   std::string run_id = "";

@@ -78,6 +78,7 @@ class ExportTest : public ::testing::Test {
     c.set_param_dtype("fp32");
     c.set_reduce_dtype("fp32");
     c.set_checkpoint_dir((dir_ / "ckpt").string());
+    c.set_checkpoint_async(true);  // TrainerOptions' old default
     return c;
   }
 
@@ -203,7 +204,7 @@ TEST_F(ExportTest, ImportsAModelSavedByTransformers) {
   auto device = kernels::MakeCpuDevice(1);
   TrainerOptions o;
   o.log = [](const std::string&) {};
-  o.init_from = (d / "hf" / "model.safetensors").string();
+  cfg.set_init_from((d / "hf" / "model.safetensors").string());
   auto t = Trainer::Create(cfg, device.get(), o);
   ASSERT_TRUE(t.ok()) << t.status();
   auto got = Logits(**t, tokens);

@@ -53,6 +53,7 @@ inline std::vector<RankResult> RunJob(proto::TrainConfig config, const JobSpec& 
   auto store = std::make_shared<PrefixStore>(absl::StrCat("job", job_counter++, "/"), *base);
   config.set_sharding(spec.strategy);
   if (!spec.param_dtype.empty()) config.set_param_dtype(spec.param_dtype);
+  config.set_checkpoint_async(spec.async);
   std::vector<RankResult> results(spec.world);
   auto rank_main = [&](int rank) {
     RankResult& out = results[rank];
@@ -88,7 +89,6 @@ inline std::vector<RankResult> RunJob(proto::TrainConfig config, const JobSpec& 
     o.rank = rank;
     o.world_size = spec.world;
     o.store_timeout = absl::Seconds(60);
-    o.async_checkpoint = spec.async;
     o.log = [&out](const std::string& line) { out.log.push_back(line); };
     auto device = kernels::MakeCpuDevice(1);
     auto trainer = Trainer::Create(config, device.get(), o);

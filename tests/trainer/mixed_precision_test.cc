@@ -15,6 +15,7 @@
 #include "gtest/gtest.h"
 #include "kernels/device.h"
 #include "runtime/data/token_shard.h"
+#include "runtime/config/schema.h"
 #include "runtime/trainer/trainer.h"
 
 namespace anvil {
@@ -40,9 +41,8 @@ class MixedPrecisionTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   proto::TrainConfig Config(const std::string& dtype) {
-    proto::TrainConfig c;
+    proto::TrainConfig c = DefaultTrainConfig();
     auto* m = c.mutable_model();
-    m->set_kind("gpt");
     m->set_n_layer(2);
     m->set_n_head(4);
     m->set_n_embd(64);
@@ -57,23 +57,13 @@ class MixedPrecisionTest : public ::testing::Test {
     // At 3e-3 this tiny model's trajectory is chaotic after warmup: fp32 and
     // bf16 part ways at step ~25 (bf16 then lower by ~4%), as two fp32 runs
     // with different summation orders would. 1e-3 is the stable regime.
-    o->set_lr(1e-3f);
-    o->set_min_lr_ratio(0.1f);
-    o->set_warmup_steps(20);
-    o->set_weight_decay(0.1f);
-    o->set_beta1(0.9f);
-    o->set_beta2(0.95f);
-    o->set_eps(1e-8f);
-    o->set_grad_clip(1.0f);
+    o->set_lr(1e-3f);  // the rest of the optimiser: the schema's defaults
     c.set_steps(200);
-    c.set_grad_accum(1);
     c.set_seed(5);
     c.set_eval_every(0);
     c.set_eval_batches(8);
     c.set_log_every(1000);
-    c.set_sharding("NO_SHARD");
     c.set_param_dtype(dtype);
-    c.set_reduce_dtype("fp32");
     return c;
   }
 

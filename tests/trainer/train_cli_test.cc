@@ -1,6 +1,7 @@
 // The `train` and `tokenize` binaries on bad input: one clear line on stderr
 // naming the file or flag, a non-zero exit, no hang. Also config-file
-// precedence and the clean stop on SIGTERM.
+// precedence, the schema's defaults and generated flags, and the clean stop
+// on SIGTERM.
 #include <signal.h>
 #include <unistd.h>
 
@@ -11,7 +12,10 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
+#include "runtime/config/schema.h"
 #include "runtime/data/token_shard.h"
 #include "tests/trainer/subprocess.h"
 
@@ -200,6 +204,32 @@ TEST_F(TrainCliTest, ConfigFilePrecedenceAndErrors) {
   EXPECT_EQ(Lines(bad.err), 1) << bad.err;
   EXPECT_NE(bad.err.find("bad.textproto: line 2"), std::string::npos) << bad.err;
   EXPECT_NE(bad.err.find("n_layers"), std::string::npos) << bad.err;
+}
+
+// The defaults `train` runs with are DefaultTrainConfig(), the ones library
+// callers get: --print_config with no flags parses back to it.
+TEST_F(TrainCliTest, PrintedDefaultsAreDefaultTrainConfig) {
+  Result r = RunProcess(ANVIL_TRAIN_BIN, {"--print_config"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  proto::TrainConfig printed;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(r.out, &printed)) << r.out;
+  std::string report;
+  google::protobuf::util::MessageDifferencer diff;
+  diff.ReportDifferencesToString(&report);
+  EXPECT_TRUE(diff.Compare(DefaultTrainConfig(), printed)) << report;
+
+  // Dashes or underscores, the old --kind spelling, bool forms.
+  r = RunProcess(ANVIL_TRAIN_BIN, {"--n-layer=3", "--kind", "gpt", "--nocheckpoint-async",
+                                   "--print_config"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("n_layer: 3"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("checkpoint_async: false"), std::string::npos) << r.out;
+
+  Result help = RunProcess(ANVIL_TRAIN_BIN, {"--help"});
+  EXPECT_EQ(help.exit_code, 0) << help.err;
+  EXPECT_NE(help.out.find("  --n_layer (default: 4)"), std::string::npos) << help.out;
+  EXPECT_NE(help.out.find("  --model, --kind (default: gpt)"), std::string::npos) << help.out;
+  ExpectBadInput({"--model=bert"}, "--model must be one of gpt, got 'bert'");
 }
 
 TEST_F(TrainCliTest, SigtermStopsAtAStepBoundary) {

@@ -37,10 +37,11 @@ class TrainerTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
+  // The schema's defaults (lr 3e-3, AdamW 0.9/0.95/1e-8, wd 0.1, clip 1,
+  // NO_SHARD fp32, ...) and a tiny model on this test's shards.
   proto::TrainConfig Config() {
-    proto::TrainConfig c;
+    proto::TrainConfig c = DefaultTrainConfig();
     auto* m = c.mutable_model();
-    m->set_kind("gpt");
     m->set_n_layer(2);
     m->set_n_head(2);
     m->set_n_embd(32);
@@ -51,24 +52,12 @@ class TrainerTest : public ::testing::Test {
     d->set_val_pattern((dir_ / "val_*.bin").string());
     d->set_batch_size(4);
     d->set_seq_len(32);
-    auto* o = c.mutable_optim();
-    o->set_lr(3e-3f);
-    o->set_min_lr_ratio(0.1f);
-    o->set_warmup_steps(5);
-    o->set_weight_decay(0.1f);
-    o->set_beta1(0.9f);
-    o->set_beta2(0.95f);
-    o->set_eps(1e-8f);
-    o->set_grad_clip(1.0f);
+    c.mutable_optim()->set_warmup_steps(5);
     c.set_steps(150);
-    c.set_grad_accum(1);
     c.set_seed(3);
     c.set_eval_every(0);
     c.set_eval_batches(4);
     c.set_log_every(1000);
-    c.set_sharding("NO_SHARD");
-    c.set_param_dtype("fp32");
-    c.set_reduce_dtype("fp32");
     return c;
   }
 
@@ -134,6 +123,9 @@ TEST_F(TrainerTest, BadConfigNamesTheFlag) {
       {[](proto::TrainConfig* c) { c->mutable_data()->set_train_pattern("/nonexistent/*.bin"); },
        "/nonexistent/*.bin"},
       {[](proto::TrainConfig* c) { c->mutable_model()->set_vocab_size(32); }, ">= vocab size 32"},
+      // Read from the config (TrainerOptions no longer shadows it).
+      {[](proto::TrainConfig* c) { c->set_init_from("/nonexistent/model.safetensors"); },
+       "--init_from: "},
   };
   for (const Case& k : cases) {
     proto::TrainConfig c = Config();
@@ -141,6 +133,30 @@ TEST_F(TrainerTest, BadConfigNamesTheFlag) {
     auto t = Trainer::Create(c, device_.get(), quiet_);
     ASSERT_FALSE(t.ok()) << k.needle;
     EXPECT_NE(t.status().message().find(k.needle), std::string::npos) << t.status();
+  }
+}
+
+// Run settings come from the config alone: checkpoint_async decides whether
+// a periodic save returns before its files are written.
+TEST_F(TrainerTest, CheckpointAsyncIsReadFromTheConfig) {
+  for (bool async : {true, false}) {
+    proto::TrainConfig c = Config();
+    c.set_steps(2);
+    c.set_checkpoint_every(1);
+    c.set_checkpoint_dir((dir_ / (async ? "ck_async" : "ck_sync")).string());
+    c.set_checkpoint_async(async);
+    std::vector<std::string> log;
+    TrainerOptions o = quiet_;
+    o.log = [&log](const std::string& line) { log.push_back(line); };
+    auto t = Trainer::Create(c, device_.get(), o);
+    ASSERT_TRUE(t.ok()) << t.status();
+    ASSERT_TRUE((*t)->Run().ok());
+    bool background = false;
+    for (const std::string& line : log) {
+      background |= line.find("checkpoint step_00000001") != std::string::npos &&
+                    line.find("writing in the background") != std::string::npos;
+    }
+    EXPECT_EQ(background, async);
   }
 }
 
