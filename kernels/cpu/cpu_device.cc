@@ -90,6 +90,9 @@ void RegisterCpuOps() {
     RegisterAttentionOps();
     RegisterEmbeddingLossOps();
     RegisterOptimOps();
+    RegisterConvOps();
+    RegisterImageOps();
+    RegisterDiffusionOps();
   });
 }
 

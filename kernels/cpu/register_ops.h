@@ -12,5 +12,8 @@ void RegisterLinearOps();         // family_linear.cc
 void RegisterAttentionOps();      // family_attention.cc
 void RegisterEmbeddingLossOps();  // family_embedding_loss.cc
 void RegisterOptimOps();          // family_optim.cc
+void RegisterConvOps();           // family_conv.cc
+void RegisterImageOps();          // family_image.cc
+void RegisterDiffusionOps();      // family_diffusion.cc: SiLU, MSE, timestep embedding
 
 }  // namespace anvil::kernels::cpu
