@@ -26,7 +26,10 @@ namespace anvil {
 
 // The data source a model is fed by (runtime/data builds it).
 enum class DataKind {
-  kTokens,  // token shards: "tokens", "targets" (B,T) I32
+  kTokens,     // token shards: "tokens", "targets" (B,T) I32
+  kImages,     // images: "images" (B,H,W,C) F32 in [-1,1], "labels" (B) I32
+  kDiffusion,  // noised images: "x_t", "target" (B,H,W,C) F32, "timesteps",
+               // "labels" (B) I32 (null class = num_classes when dropped)
 };
 
 struct ModelBuildOptions {

@@ -14,6 +14,8 @@ PKGS=(
   libgtest-dev libgmock-dev
   libxxhash-dev
   libssl-dev
+  libpng-dev zlib1g-dev
+  dataset-fashion-mnist
   iproute2 procps
 )
 

@@ -36,6 +36,8 @@ ABSL_FLAG(std::string, model, "gpt", "registered language model: gpt | llama");
 ABSL_FLAG(int32_t, n_layer, 6, "L");
 ABSL_FLAG(int32_t, n_head, 6, "H");
 ABSL_FLAG(int32_t, n_embd, 384, "C");
+ABSL_FLAG(int32_t, n_kv_head, 0, "llama: key/value heads (0 = n_head)");
+ABSL_FLAG(int32_t, ffn_hidden, 0, "llama: SwiGLU width (0 = the model's default)");
 ABSL_FLAG(int32_t, seq_len, 256, "T");
 ABSL_FLAG(int32_t, vocab_size, 256, "V");
 ABSL_FLAG(int32_t, batch_size, 8, "B");
@@ -84,6 +86,10 @@ int main(int argc, char** argv) {
   mc.set_n_embd(absl::GetFlag(FLAGS_n_embd));
   mc.set_max_seq_len(T);
   mc.set_vocab_size(absl::GetFlag(FLAGS_vocab_size));
+  if (mc.kind() != "gpt") {
+    mc.set_n_kv_head(absl::GetFlag(FLAGS_n_kv_head));
+    mc.set_ffn_hidden(absl::GetFlag(FLAGS_ffn_hidden));
+  }
   config.mutable_data()->set_batch_size(B);
   config.mutable_data()->set_seq_len(T);
   config.set_param_dtype(dtype);

@@ -1,5 +1,6 @@
 #include "runtime/data/data_source.h"
 
+#include "runtime/data/image_data_config.h"
 #include "runtime/data/token_source.h"
 
 namespace anvil {
@@ -24,8 +25,16 @@ absl::StatusOr<std::unique_ptr<DataSource>> OpenDataSource(DataKind kind,
       if (!s.ok()) return s.status();
       return std::unique_ptr<DataSource>(std::move(*s));
     }
+    case DataKind::kImages:
+    case DataKind::kDiffusion:
+      return OpenImageSource(kind, config, options);
   }
   return absl::InvalidArgumentError("unknown data kind");
+}
+
+bool HasValidationData(DataKind kind, const proto::TrainConfig& config) {
+  if (kind == DataKind::kTokens) return !config.data().val_pattern().empty();
+  return HasImageValData(config.data());
 }
 
 }  // namespace anvil

@@ -48,4 +48,7 @@ absl::StatusOr<std::unique_ptr<DataSource>> OpenDataSource(DataKind kind,
                                                            const proto::TrainConfig& config,
                                                            const DataSourceOptions& options);
 
+// Whether the config names (or defaults to) a validation split for `kind`.
+bool HasValidationData(DataKind kind, const proto::TrainConfig& config);
+
 }  // namespace anvil

@@ -74,13 +74,17 @@ TEST(SchemaTest, DefaultTrainConfigSetsEveryLeafToTheFlagDefaultsTrainHad) {
     EXPECT_TRUE(HasConfigLeaf(DefaultTrainConfig(), leaf)) << leaf.flag();
   }
   // The ABSL_FLAG defaults of train_main.cc before the schema held them,
-  // plus the model fields added with it: nothing changed meaning.
+  // plus the model, image-data and diffusion fields added since: nothing
+  // changed meaning.
   proto::TrainConfig before;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
     model { kind: "gpt" n_layer: 4 n_head: 4 n_embd: 128 max_seq_len: 128 vocab_size: 256
             n_kv_head: 0 ffn_hidden: 0 rope_theta: 10000 norm_eps: 1e-5 tie_embeddings: true }
     data { train_pattern: "data/licenses/train_*.bin" val_pattern: "data/licenses/val_*.bin"
-           batch_size: 16 seq_len: 128 }
+           batch_size: 16 seq_len: 128 train_images: "" train_labels: "" val_images: ""
+           val_labels: "" image_root: "" val_image_root: "" image_pad: 0 hflip: false }
+    diffusion { schedule: "linear" timesteps: 1000 prediction: "eps" label_dropout: 0.1
+                num_classes: -1 }
     optim { lr: 3e-3 min_lr_ratio: 0.1 warmup_steps: 20 weight_decay: 0.1 beta1: 0.9
             beta2: 0.95 eps: 1e-8 grad_clip: 1 }
     steps: 1000 grad_accum: 1 seed: 1337 eval_every: 100 eval_batches: 16 log_every: 10
