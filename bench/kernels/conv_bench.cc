@@ -13,9 +13,8 @@
 // Not run by ctest.
 #include <omp.h>
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <cstdio>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>
 
@@ -49,7 +48,8 @@ struct Shape {
 // A device buffer of n elements of dtype t with small deterministic values.
 void* Filled(Device& d, size_t n, DType t, std::vector<void*>& owned) {
   std::vector<float> host(n);
-  for (size_t i = 0; i < n; ++i) host[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+  for (size_t i = 0; i < n; ++i)
+    host[i] = static_cast<float>((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
   void* p = d.Alloc(n * DTypeSize(t));
   Convert(d, Flat(p, t, n), Flat(host.data(), n));
   owned.push_back(p);
@@ -84,18 +84,19 @@ double PlainWeightsForwardMs(const cpu::ConvGeometry& g, int nt, int repeats, bo
   const memory::desc y({g.B, g.OC, g.OH(), g.OW()}, memory::data_type::f32, Tag::nhwc);
   using F = dnnl::convolution_forward;
   omp_set_num_threads(nt);
-  const F::primitive_desc pd(F::desc(dnnl::prop_kind::forward_training,
-                                     dnnl::algorithm::convolution_direct, x, w, y,
-                                     {g.stride_h, g.stride_w}, {g.pad_h, g.pad_w},
-                                     {g.pad_h, g.pad_w}),
-                             eng);
+  const F::primitive_desc pd(
+      F::desc(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, x, w, y,
+              {g.stride_h, g.stride_w}, {g.pad_h, g.pad_w}, {g.pad_h, g.pad_w}),
+      eng);
   *impl = pd.impl_info_str();
   memory mx(x, eng), mw(w, eng), my(y, eng);
   F prim(pd);
-  return bench::BestMs([&] {
-    prim.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}});
-    s.wait();
-  }, repeats, cpu_time);
+  return bench::BestMs(
+      [&] {
+        prim.execute(s, {{DNNL_ARG_SRC, mx}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, my}});
+        s.wait();
+      },
+      repeats, cpu_time);
 }
 
 int Main() {
@@ -112,15 +113,24 @@ int Main() {
       cpu_time ? LinearPeakGflops(d, DType::kF32, true) : MeasureSgemmPeakGflops(nt);
   const double bf16_peak =
       cpu_time ? LinearPeakGflops(d, DType::kBF16, true) : MeasureBf16GemmPeakGflops(nt);
-  std::printf("conv_bench: B=%d threads=%d, NHWC activations, (OC,IC,KH,KW) weights, %s clock\n",
-              B, nt, cpu_time ? "thread CPU" : "wall");
+  std::printf("conv_bench: B=%d threads=%d, NHWC activations, (OC,IC,KH,KW) weights, %s clock\n", B,
+              nt, cpu_time ? "thread CPU" : "wall");
   std::printf("cpu %s; %s\n", cpu::CpuModelName().c_str(), cpu::CpuIsaSummary().c_str());
   std::printf("peaks (2048^3 GEMM, same clock): sgemm %.1f GFLOP/s, bf16 %.1f GFLOP/s\n\n",
               sgemm_peak, bf16_peak);
 
   auto g = [B](int64_t H, int64_t C, int64_t OC, int64_t K, int64_t s, int64_t p) {
-    return cpu::ConvGeometry{.B = B, .H = H, .W = H, .C = C, .OC = OC, .KH = K, .KW = K,
-                             .stride_h = s, .stride_w = s, .pad_h = p, .pad_w = p};
+    return cpu::ConvGeometry{.B = B,
+                             .H = H,
+                             .W = H,
+                             .C = C,
+                             .OC = OC,
+                             .KH = K,
+                             .KW = K,
+                             .stride_h = s,
+                             .stride_w = s,
+                             .pad_h = p,
+                             .pad_w = p};
   };
   const std::vector<Shape> shapes = {
       {"stem 3x3 1->64 @32", g(32, 1, 64, 3, 1, 1)},
@@ -136,8 +146,8 @@ int Main() {
     const bool bf16 = dt == DType::kBF16;
     const double peak = bf16 ? bf16_peak : sgemm_peak;
     std::printf("%-22s %-5s %8s %8s %6s | %8s %8s %6s | %8s %8s %6s  %s\n", "shape", "dtype",
-                "fwd ms", "GFLOP/s", "%peak", "bwd-d ms", "GFLOP/s", "%peak", "bwd-w ms",
-                "GFLOP/s", "%peak", "oneDNN impl (fwd)");
+                "fwd ms", "GFLOP/s", "%peak", "bwd-d ms", "GFLOP/s", "%peak", "bwd-w ms", "GFLOP/s",
+                "%peak", "oneDNN impl (fwd)");
     for (const Shape& s : shapes) {
       std::vector<void*> owned;
       const cpu::ConvGeometry& c = s.g;
@@ -150,10 +160,13 @@ int Main() {
       const TensorView dx = View(Filled(d, nx, dt, owned), dt, {c.B, c.H, c.W, c.C});
       const TensorView w = View(Filled(d, nw, dt, owned), dt, {c.OC, c.C, c.KH, c.KW});
       const TensorView b = View(Filled(d, c.OC, DType::kF32, owned), DType::kF32, {c.OC});
-      const TensorView dw = View(Filled(d, nw, DType::kF32, owned), DType::kF32, {c.OC, c.C, c.KH, c.KW});
+      const TensorView dw =
+          View(Filled(d, nw, DType::kF32, owned), DType::kF32, {c.OC, c.C, c.KH, c.KW});
       const TensorView db = View(Filled(d, c.OC, DType::kF32, owned), DType::kF32, {c.OC});
-      Conv2dParams p{.stride_h = static_cast<int>(c.stride_h), .stride_w = static_cast<int>(c.stride_w),
-                     .pad_h = static_cast<int>(c.pad_h), .pad_w = static_cast<int>(c.pad_w),
+      Conv2dParams p{.stride_h = static_cast<int>(c.stride_h),
+                     .stride_w = static_cast<int>(c.stride_w),
+                     .pad_h = static_cast<int>(c.pad_h),
+                     .pad_w = static_cast<int>(c.pad_w),
                      .accumulate_dx = false};
       const double fwd = bench::BestMs([&] { Conv2dForward(d, y, x, w, b, p); }, reps, cpu_time);
       const double bwd_d = bench::BestMs(
@@ -161,11 +174,11 @@ int Main() {
       const double bwd_w = bench::BestMs(
           [&] { Conv2dBackward(d, TensorView{}, dw, db, dy, x, w, p); }, reps, cpu_time);
       const double f = c.Flops();
-      std::printf("%-22s %-5s %8.2f %8.1f %5.1f%% | %8.2f %8.1f %5.1f%% | %8.2f %8.1f %5.1f%%  %s\n",
-                  s.name, bf16 ? "bf16" : "fp32", fwd, Gflops(f, fwd),
-                  100 * Gflops(f, fwd) / peak, bwd_d, Gflops(f, bwd_d),
-                  100 * Gflops(f, bwd_d) / peak, bwd_w, Gflops(f, bwd_w),
-                  100 * Gflops(f, bwd_w) / peak, cpu::DnnlConvImplName(nt, c, dt));
+      std::printf(
+          "%-22s %-5s %8.2f %8.1f %5.1f%% | %8.2f %8.1f %5.1f%% | %8.2f %8.1f %5.1f%%  %s\n",
+          s.name, bf16 ? "bf16" : "fp32", fwd, Gflops(f, fwd), 100 * Gflops(f, fwd) / peak, bwd_d,
+          Gflops(f, bwd_d), 100 * Gflops(f, bwd_d) / peak, bwd_w, Gflops(f, bwd_w),
+          100 * Gflops(f, bwd_w) / peak, cpu::DnnlConvImplName(nt, c, dt));
       for (void* q : owned) d.Free(q);
     }
     std::printf("\n");
@@ -181,13 +194,14 @@ int Main() {
       const TensorView y = View(Filled(d, nx, dt, owned), dt, {c.B, c.H, c.W, c.OC});
       const TensorView w = View(Filled(d, nw, dt, owned), dt, {c.OC, c.C, c.KH, c.KW});
       const Conv2dParams p = Conv2dSquare(1, 1);
-      const double conv = bench::BestMs([&] { Conv2dForward(d, y, x, w, TensorView{}, p); }, reps,
-                                        cpu_time);
+      const double conv =
+          bench::BestMs([&] { Conv2dForward(d, y, x, w, TensorView{}, p); }, reps, cpu_time);
       const double reorder = bench::BestMs(
           [&] { cpu::DnnlConvReorderWeightsOnly(nt, c, dt, w.data, dt); }, 20 * reps, cpu_time);
-      std::printf("layout %s res 3x3 64->64 @32 B=%d: forward %.3f ms, of which the per-call "
-                  "weight reorder %.4f ms (%.2f%%)\n",
-                  dt == DType::kBF16 ? "bf16" : "fp32", B, conv, reorder, 100 * reorder / conv);
+      std::printf(
+          "layout %s res 3x3 64->64 @32 B=%d: forward %.3f ms, of which the per-call "
+          "weight reorder %.4f ms (%.2f%%)\n",
+          dt == DType::kBF16 ? "bf16" : "fp32", B, conv, reorder, 100 * reorder / conv);
       if (dt == DType::kF32) fp32_reordered_gflops = Gflops(c.Flops(), conv);
       for (void* q : owned) d.Free(q);
     }
@@ -195,9 +209,10 @@ int Main() {
     small.B = 4;
     std::string impl;
     const double plain = PlainWeightsForwardMs(small, nt, 1, cpu_time, &impl);
-    std::printf("layout fp32 plain oihw weights (%s), B=4: %.1f ms = %.2f GFLOP/s, vs %.1f "
-                "GFLOP/s with reordered weights (above)\n",
-                impl.c_str(), plain, Gflops(small.Flops(), plain), fp32_reordered_gflops);
+    std::printf(
+        "layout fp32 plain oihw weights (%s), B=4: %.1f ms = %.2f GFLOP/s, vs %.1f "
+        "GFLOP/s with reordered weights (above)\n",
+        impl.c_str(), plain, Gflops(small.Flops(), plain), fp32_reordered_gflops);
   }
   return 0;
 }
