@@ -13,13 +13,12 @@
 
 #include <omp.h>
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <string>
 #include <mutex>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -201,12 +200,12 @@ std::shared_ptr<const Plan> MakePlan(const Key& k) {
         const auto hint = ForwardPd(k, k.type, k.type, k.has_bias, DType::kF32);
         using BW = dnnl::convolution_backward_weights;
         const memory::desc dw = Weights(g, DType::kF32, Tag::any);
-        const BW::desc desc =
-            k.has_bias ? BW::desc(dnnl::algorithm::convolution_direct, In(g, k.type), dw,
-                                  memory::desc({g.OC}, memory::data_type::f32, Tag::x),
-                                  Out(g, k.type), strides, pad, pad)
-                       : BW::desc(dnnl::algorithm::convolution_direct, In(g, k.type), dw,
-                                  Out(g, k.type), strides, pad, pad);
+        const BW::desc desc = k.has_bias
+                                  ? BW::desc(dnnl::algorithm::convolution_direct, In(g, k.type), dw,
+                                             memory::desc({g.OC}, memory::data_type::f32, Tag::x),
+                                             Out(g, k.type), strides, pad, pad)
+                                  : BW::desc(dnnl::algorithm::convolution_direct, In(g, k.type), dw,
+                                             Out(g, k.type), strides, pad, pad);
         const BW::primitive_desc pd(desc, UserScratchpad(), Engine(), hint);
         plan->act_in_md = pd.src_desc();
         plan->act_out_md = pd.diff_dst_desc();
@@ -267,7 +266,8 @@ ThreadPlan MakeThreadPlan(Kind kind, std::shared_ptr<const Plan> plan) {
   tp.wei = p.has_reorder ? Owned(p.wei_md) : tp.user_wei;
   switch (kind) {
     case Kind::kForward:
-      tp.args = {{DNNL_ARG_SRC, tp.act_in.get()}, {DNNL_ARG_WEIGHTS, tp.wei.get()},
+      tp.args = {{DNNL_ARG_SRC, tp.act_in.get()},
+                 {DNNL_ARG_WEIGHTS, tp.wei.get()},
                  {DNNL_ARG_DST, tp.act_out.get()}};
       if (!p.bias_md.is_zero()) {
         tp.bias = External(p.bias_md);
@@ -275,11 +275,13 @@ ThreadPlan MakeThreadPlan(Kind kind, std::shared_ptr<const Plan> plan) {
       }
       break;
     case Kind::kBackwardData:
-      tp.args = {{DNNL_ARG_DIFF_DST, tp.act_in.get()}, {DNNL_ARG_WEIGHTS, tp.wei.get()},
+      tp.args = {{DNNL_ARG_DIFF_DST, tp.act_in.get()},
+                 {DNNL_ARG_WEIGHTS, tp.wei.get()},
                  {DNNL_ARG_DIFF_SRC, tp.act_out.get()}};
       break;
     case Kind::kBackwardWeights:
-      tp.args = {{DNNL_ARG_SRC, tp.act_in.get()}, {DNNL_ARG_DIFF_DST, tp.act_out.get()},
+      tp.args = {{DNNL_ARG_SRC, tp.act_in.get()},
+                 {DNNL_ARG_DIFF_DST, tp.act_out.get()},
                  {DNNL_ARG_DIFF_WEIGHTS, tp.wei.get()}};
       if (!p.bias_md.is_zero()) {
         tp.bias = Owned(p.bias_md);
@@ -310,9 +312,9 @@ void SetHandle(const memory& m, const void* p) {
 
 void Exec(const dnnl::primitive& prim, const std::vector<dnnl_exec_arg_t>& args,
           const dnnl::stream& stream) {
-  Check(dnnl_primitive_execute(prim.get(), stream.get(), static_cast<int>(args.size()),
-                               args.data()),
-        "dnnl_primitive_execute");
+  Check(
+      dnnl_primitive_execute(prim.get(), stream.get(), static_cast<int>(args.size()), args.data()),
+      "dnnl_primitive_execute");
   Check(dnnl_stream_wait(stream.get()), "dnnl_stream_wait");
 }
 
@@ -354,8 +356,8 @@ void PrepareWeights(ThreadPlan& tp, const void* w, const dnnl::stream& s) {
 
 Key ForwardKey(const ConvGeometry& g, DType x_type, DType w_type, bool has_bias, DType bias_type,
                DType y_type) {
-  return Key{Kind::kForward, g,        x_type, w_type, y_type,
-             has_bias ? bias_type : DType::kF32, has_bias, 0};
+  return Key{Kind::kForward, g, x_type, w_type, y_type, has_bias ? bias_type : DType::kF32,
+             has_bias,       0};
 }
 
 }  // namespace
@@ -395,8 +397,8 @@ bool DnnlConvBackwardWeights(int nt, const ConvGeometry& g, const ConvBackwardWe
                "ConvBackwardWeights: null operand");
   ANVIL_KCHECK(IsFloat(a.type), "ConvBackwardWeights: operands must be F32 or BF16");
   const bool has_bias = a.db != nullptr;
-  const Key key{Kind::kBackwardWeights, g, a.type, DType::kF32, DType::kF32, DType::kF32,
-                has_bias, 0};
+  const Key key{
+      Kind::kBackwardWeights, g, a.type, DType::kF32, DType::kF32, DType::kF32, has_bias, 0};
   return WithPlan(nt, key, [&a, &g, has_bias](ThreadPlan& tp, const dnnl::stream& s) {
     SetHandle(tp.act_in, a.x);
     SetHandle(tp.act_out, a.dy);

@@ -36,8 +36,8 @@
 namespace anvil::kernels::cpu {
 
 struct ConvGeometry {
-  int64_t B = 0, H = 0, W = 0, C = 0;  // input (B,H,W,C)
-  int64_t OC = 0, KH = 0, KW = 0;      // weight (OC,C,KH,KW)
+  int64_t B = 0, H = 0, W = 0, C = 0;                        // input (B,H,W,C)
+  int64_t OC = 0, KH = 0, KW = 0;                            // weight (OC,C,KH,KW)
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0;  // symmetric padding
   int64_t OH() const { return (H + 2 * pad_h - KH) / stride_h + 1; }
   int64_t OW() const { return (W + 2 * pad_w - KW) / stride_w + 1; }
@@ -51,19 +51,26 @@ struct ConvGeometry {
 // y (B,OH,OW,OC) = conv(x (B,H,W,C), w (OC,C,KH,KW)) [+ bias (OC)], overwritten.
 // x_type F32|BF16 is the compute dtype; w_type, bias_type, y_type F32|BF16.
 struct ConvForwardArgs {
-  const void* x = nullptr; DType x_type = DType::kF32;
-  const void* w = nullptr; DType w_type = DType::kF32;
-  const void* bias = nullptr; DType bias_type = DType::kF32;  // null: no bias
-  void* y = nullptr; DType y_type = DType::kF32;
+  const void* x = nullptr;
+  DType x_type = DType::kF32;
+  const void* w = nullptr;
+  DType w_type = DType::kF32;
+  const void* bias = nullptr;  // null: no bias
+  DType bias_type = DType::kF32;
+  void* y = nullptr;
+  DType y_type = DType::kF32;
 };
 bool DnnlConvForward(int nt, const ConvGeometry& g, const ConvForwardArgs& a);
 
 // dx (B,H,W,C) = conv_transpose(dy (B,OH,OW,OC), w), OVERWRITTEN (callers
 // that accumulate go through an fp32 temporary). dy_type is the compute dtype.
 struct ConvBackwardDataArgs {
-  void* dx = nullptr; DType dx_type = DType::kF32;
-  const void* dy = nullptr; DType dy_type = DType::kF32;
-  const void* w = nullptr; DType w_type = DType::kF32;
+  void* dx = nullptr;
+  DType dx_type = DType::kF32;
+  const void* dy = nullptr;
+  DType dy_type = DType::kF32;
+  const void* w = nullptr;
+  DType w_type = DType::kF32;
 };
 bool DnnlConvBackwardData(int nt, const ConvGeometry& g, const ConvBackwardDataArgs& a);
 

@@ -18,10 +18,17 @@ namespace anvil::kernels::cpu {
 namespace {
 
 ConvGeometry Geometry(const TensorView& x, const TensorView& weight, const Conv2dParams& p) {
-  return ConvGeometry{.B = x.dim(0), .H = x.dim(1), .W = x.dim(2), .C = x.dim(3),
-                      .OC = weight.dim(0), .KH = weight.dim(2), .KW = weight.dim(3),
-                      .stride_h = p.stride_h, .stride_w = p.stride_w,
-                      .pad_h = p.pad_h, .pad_w = p.pad_w};
+  return ConvGeometry{.B = x.dim(0),
+                      .H = x.dim(1),
+                      .W = x.dim(2),
+                      .C = x.dim(3),
+                      .OC = weight.dim(0),
+                      .KH = weight.dim(2),
+                      .KW = weight.dim(3),
+                      .stride_h = p.stride_h,
+                      .stride_w = p.stride_w,
+                      .pad_h = p.pad_h,
+                      .pad_w = p.pad_w};
 }
 
 [[noreturn]] void NoFp32Conv() {
@@ -32,8 +39,13 @@ void Conv2dForwardCpu(Device& d, const TensorView& out, const TensorView& x,
                       const TensorView& weight, const TensorView& bias, const Conv2dParams& p) {
   const ConvGeometry g = Geometry(x, weight, p);
   const int nt = Threads(d);
-  ConvForwardArgs a{.x = x.data, .x_type = x.dtype, .w = weight.data, .w_type = weight.dtype,
-                    .bias = bias.data, .bias_type = bias.dtype, .y = out.data,
+  ConvForwardArgs a{.x = x.data,
+                    .x_type = x.dtype,
+                    .w = weight.data,
+                    .w_type = weight.dtype,
+                    .bias = bias.data,
+                    .bias_type = bias.dtype,
+                    .y = out.data,
                     .y_type = out.dtype};
   if (DnnlConvForward(nt, g, a)) return;
   F32In fx(d, x), fw(d, weight), fb(d, bias);
@@ -47,16 +59,24 @@ void BackwardData(Device& d, const ConvGeometry& g, const TensorView& dx, const 
                   const TensorView& weight, bool accumulate) {
   const int nt = Threads(d);
   if (!accumulate) {
-    if (DnnlConvBackwardData(nt, g, {.dx = dx.data, .dx_type = dx.dtype, .dy = dout.data,
-                                     .dy_type = dout.dtype, .w = weight.data,
-                                     .w_type = weight.dtype})) {
+    if (DnnlConvBackwardData(nt, g,
+                             {.dx = dx.data,
+                              .dx_type = dx.dtype,
+                              .dy = dout.data,
+                              .dy_type = dout.dtype,
+                              .w = weight.data,
+                              .w_type = weight.dtype})) {
       return;
     }
   } else {
     Scratch tmp(d, static_cast<size_t>(dx.numel()) * sizeof(float));
-    if (DnnlConvBackwardData(nt, g, {.dx = tmp.get(), .dx_type = DType::kF32, .dy = dout.data,
-                                     .dy_type = dout.dtype, .w = weight.data,
-                                     .w_type = weight.dtype})) {
+    if (DnnlConvBackwardData(nt, g,
+                             {.dx = tmp.get(),
+                              .dx_type = DType::kF32,
+                              .dy = dout.data,
+                              .dy_type = dout.dtype,
+                              .w = weight.data,
+                              .w_type = weight.dtype})) {
       AccumulateF32Into(nt, dx.data, dx.dtype, tmp.f32(), static_cast<size_t>(dx.numel()));
       return;
     }
@@ -81,7 +101,9 @@ void Conv2dBackwardCpu(Device& d, const TensorView& dx, const TensorView& dweigh
   if (dweight.present()) {
     ConvBackwardWeightsArgs a{.dw = dweight.as<float>(),
                               .db = dbias.present() ? dbias.as<float>() : nullptr,
-                              .x = x.data, .dy = dout.data, .type = x.dtype};
+                              .x = x.data,
+                              .dy = dout.data,
+                              .type = x.dtype};
     if (!DnnlConvBackwardWeights(nt, g, a)) {
       F32In fx(d, x), fd(d, dout);
       a.x = fx.get();

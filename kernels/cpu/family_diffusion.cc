@@ -38,8 +38,7 @@ void SiluForwardCpu(Device& d, const TensorView& out, const TensorView& x) {
   }
 }
 
-void SiluBackwardCpu(Device& d, const TensorView& dx, const TensorView& x,
-                     const TensorView& dout) {
+void SiluBackwardCpu(Device& d, const TensorView& dx, const TensorView& x, const TensorView& dout) {
   const int64_t n = x.numel();
   const int nt = Threads(d);
   ThreadBuffers tb(d, nt, 3, kBlock);
@@ -110,8 +109,8 @@ void TimestepEmbeddingCpu(Device& d, const TensorView& out, const TensorView& t,
   ThreadBuffers tb(d, nt, 1, dim);
 #pragma omp parallel for num_threads(nt) schedule(static) if (Parallel(nt, out.numel()))
   for (int64_t b = 0; b < B; ++b) {
-    const float tb_val = t.dtype == DType::kI32 ? static_cast<float>(t.as<int32_t>()[b])
-                                                : t.as<float>()[b];
+    const float tb_val =
+        t.dtype == DType::kI32 ? static_cast<float>(t.as<int32_t>()[b]) : t.as<float>()[b];
     float* o = tb.Get(0);
     float* first = o;
     float* second = o + half;

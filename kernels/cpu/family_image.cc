@@ -94,8 +94,8 @@ void GroupNormForwardCpu(Device& d, const TensorView& out, const TensorView& mea
 // dx = A[c] * dout + Bx[c] * x + D[c] per channel.
 void GroupNormBackwardCpu(Device& d, const TensorView& dx, const TensorView& dweight,
                           const TensorView& dbias, const TensorView& dout, const TensorView& x,
-                          const TensorView& weight, const TensorView& mean,
-                          const TensorView& rstd, const GroupNormParams& p) {
+                          const TensorView& weight, const TensorView& mean, const TensorView& rstd,
+                          const GroupNormParams& p) {
   const int64_t B = x.dim(0), C = x.dim(-1), N = x.numel() / (B * C), G = p.groups, Cg = C / G;
   const int nt = Threads(d);
   F32In fw(d, weight);
@@ -104,7 +104,7 @@ void GroupNormBackwardCpu(Device& d, const TensorView& dx, const TensorView& dwe
   const float* rstd_p = rstd.as<float>();
   const double count = static_cast<double>(N * Cg);
   Scratch partial(d, static_cast<size_t>(2 * B * C) * sizeof(float));
-  float* dw_part = partial.f32();  // (B,C): sum_n dout * xhat
+  float* dw_part = partial.f32();    // (B,C): sum_n dout * xhat
   float* db_part = dw_part + B * C;  // (B,C): sum_n dout
   ThreadBuffers tb(d, nt, 8, C);
 #pragma omp parallel for num_threads(nt) schedule(static) if (Parallel(nt, x.numel()))
@@ -303,8 +303,7 @@ void GatedResidualForwardCpu(Device& d, const TensorView& out, const TensorView&
 }
 
 void GatedResidualBackwardCpu(Device& d, const TensorView& dy, const TensorView& dgate,
-                              const TensorView& dout, const TensorView& y,
-                              const TensorView& gate) {
+                              const TensorView& dout, const TensorView& y, const TensorView& gate) {
   const int64_t B = y.dim(0), C = y.dim(-1), N = y.numel() / (B * C);
   const int nt = Threads(d);
   ThreadBuffers tb(d, nt, 5, C);
@@ -345,8 +344,8 @@ void RegisterImageOps() {
   RegisterOp<ModulateBackwardFn>(k, "image.modulate_backward", &ModulateBackwardCpu, both);
   RegisterOp<GatedResidualForwardFn>(k, "image.gated_residual_forward", &GatedResidualForwardCpu,
                                      both);
-  RegisterOp<GatedResidualBackwardFn>(k, "image.gated_residual_backward",
-                                      &GatedResidualBackwardCpu, both);
+  RegisterOp<GatedResidualBackwardFn>(k, "image.gated_residual_backward", &GatedResidualBackwardCpu,
+                                      both);
 }
 
 }  // namespace anvil::kernels::cpu

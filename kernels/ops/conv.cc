@@ -17,9 +17,9 @@ void CheckShapes(const char* op, const TensorView& out, const TensorView& x,
   const int64_t OH = Conv2dOutSize(x.dim(1), weight.dim(2), p.stride_h, p.pad_h);
   const int64_t OW = Conv2dOutSize(x.dim(2), weight.dim(3), p.stride_w, p.pad_w);
   internal::Expect(OH >= 1 && OW >= 1, op, "kernel larger than the padded input");
-  internal::Expect(out.dim(0) == x.dim(0) && out.dim(1) == OH && out.dim(2) == OW &&
-                       out.dim(3) == weight.dim(0),
-                   op, "out must be (B,OH,OW,OC)");
+  internal::Expect(
+      out.dim(0) == x.dim(0) && out.dim(1) == OH && out.dim(2) == OW && out.dim(3) == weight.dim(0),
+      op, "out must be (B,OH,OW,OC)");
 }
 
 }  // namespace

@@ -39,9 +39,8 @@ void Conv2dForward(Device& d, const TensorView& out, const TensorView& x, const 
                    const TensorView& bias, const Conv2dParams& p);
 
 using Conv2dBackwardFn = void(Device&, const TensorView& dx, const TensorView& dweight,
-                              const TensorView& dbias, const TensorView& dout,
-                              const TensorView& x, const TensorView& weight,
-                              const Conv2dParams& p);
+                              const TensorView& dbias, const TensorView& dout, const TensorView& x,
+                              const TensorView& weight, const Conv2dParams& p);
 void Conv2dBackward(Device& d, const TensorView& dx, const TensorView& dweight,
                     const TensorView& dbias, const TensorView& dout, const TensorView& x,
                     const TensorView& weight, const Conv2dParams& p);

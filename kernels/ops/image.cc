@@ -27,8 +27,7 @@ bool SameShape(const TensorView& a, const TensorView& b) {
 void ExpectPerSample(const TensorView& v, int64_t B, int64_t C, const char* op, const char* name) {
   Expect(v.present(), op, name);
   Expect(internal::IsFloat(v), op, "operands must be F32 or BF16");
-  Expect(v.ndim == 2 && v.shape[0] == B && v.shape[1] == C, op,
-         "per-sample vectors must be (B,C)");
+  Expect(v.ndim == 2 && v.shape[0] == B && v.shape[1] == C, op, "per-sample vectors must be (B,C)");
   Expect((v.stride[1] == 1 || C == 1) && (v.stride[0] >= C || B == 1), op,
          "per-sample vectors need a contiguous last dimension");
 }
@@ -116,8 +115,8 @@ void AddChannelBiasBackward(Device& d, const TensorView& dbias, const TensorView
   if (dout.numel() > 0) h.Get(d.kind())(d, dbias, dout);
 }
 
-void ModulateForward(Device& d, const TensorView& out, const TensorView& x,
-                     const TensorView& scale, const TensorView& shift) {
+void ModulateForward(Device& d, const TensorView& out, const TensorView& x, const TensorView& scale,
+                     const TensorView& shift) {
   static const OpHandle<ModulateForwardFn> h("image.modulate_forward");
   ExpectActivation(x, h.name(), "x");
   ExpectActivation(out, h.name(), "out");

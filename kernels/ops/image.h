@@ -70,8 +70,8 @@ void AddChannelBiasBackward(Device& d, const TensorView& dbias, const TensorView
 // out may alias x.
 using ModulateForwardFn = void(Device&, const TensorView& out, const TensorView& x,
                                const TensorView& scale, const TensorView& shift);
-void ModulateForward(Device& d, const TensorView& out, const TensorView& x,
-                     const TensorView& scale, const TensorView& shift);
+void ModulateForward(Device& d, const TensorView& out, const TensorView& x, const TensorView& scale,
+                     const TensorView& shift);
 // dx += dout * (1 + scale[b]); dscale[b] += sum_n dout * x; dshift[b] +=
 // sum_n dout. dx (B,N,C) and dscale, dshift (B,C) F32|BF16, each optional.
 using ModulateBackwardFn = void(Device&, const TensorView& dx, const TensorView& dscale,

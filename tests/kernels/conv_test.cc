@@ -26,8 +26,7 @@ size_t WSize(const ConvShape& s) { return static_cast<size_t>(s.OC) * s.C * s.KH
 struct ConvViews {
   TensorView x, y, w, b;
 };
-ConvViews F32Views(const ConvShape& s, const FVec& x, const FVec& y, const FVec& w,
-                   const FVec& b) {
+ConvViews F32Views(const ConvShape& s, const FVec& x, const FVec& y, const FVec& w, const FVec& b) {
   return {View(x.data(), {s.B, s.H, s.W, s.C}), View(y.data(), {s.B, s.OH(), s.OW(), s.OC}),
           View(w.data(), {s.OC, s.C, s.KH, s.KW}),
           b.empty() ? TensorView{} : View(b.data(), {s.OC})};
@@ -53,9 +52,9 @@ class ConvTest : public testing::CpuKernelTest {
     FVec dx = dx0, dw = dw0, db = db0;
     const TensorView dyv = View(dy.data(), {s.B, s.OH(), s.OW(), s.OC});
     for (int k = 1; k <= 2; ++k) {
-      Conv2dBackward(d, View(dx.data(), {s.B, s.H, s.W, s.C}), View(dw.data(), {s.OC, s.C, s.KH, s.KW}),
-                     with_bias ? View(db.data(), {s.OC}) : TensorView{}, dyv, v.x, v.w,
-                     ParamsOf(s));
+      Conv2dBackward(
+          d, View(dx.data(), {s.B, s.H, s.W, s.C}), View(dw.data(), {s.OC, s.C, s.KH, s.KW}),
+          with_bias ? View(db.data(), {s.OC}) : TensorView{}, dyv, v.x, v.w, ParamsOf(s));
       EXPECT_TRUE(AllCloseScaled(dx, testing::PlusScaled(dx0, rdx, k), 1e-5)) << "call " << k;
       EXPECT_TRUE(AllCloseScaled(dw, testing::PlusScaled(dw0, rdw, k), 1e-5)) << "call " << k;
       if (with_bias) {
@@ -66,8 +65,8 @@ class ConvTest : public testing::CpuKernelTest {
     Conv2dParams over = ParamsOf(s);
     over.accumulate_dx = false;
     FVec db2 = db0;
-    Conv2dBackward(d, View(dx.data(), {s.B, s.H, s.W, s.C}), TensorView{},
-                   View(db2.data(), {s.OC}), dyv, v.x, v.w, over);
+    Conv2dBackward(d, View(dx.data(), {s.B, s.H, s.W, s.C}), TensorView{}, View(db2.data(), {s.OC}),
+                   dyv, v.x, v.w, over);
     EXPECT_TRUE(AllCloseScaled(dx, rdx, 1e-5));
     EXPECT_TRUE(AllCloseScaled(db2, testing::PlusScaled(db0, rdb, 1), 1e-5));
   }
@@ -86,8 +85,8 @@ TEST_P(ConvTest, ValidPaddingLargerBatch) { Check({4, 16, 16, 32, 32, 3, 3, 1, 1
 
 TEST_P(ConvTest, FiniteDifferences) {
   Device& d = device();
-  for (const ConvShape s : {ConvShape{1, 5, 4, 3, 2, 3, 3, 2, 2, 1, 1},
-                            ConvShape{2, 3, 4, 2, 3, 2, 2, 1, 1, 0, 1}}) {
+  for (const ConvShape s :
+       {ConvShape{1, 5, 4, 3, 2, 3, 3, 2, 2, 1, 1}, ConvShape{2, 3, 4, 2, 3, 2, 2, 1, 1, 0, 1}}) {
     FVec x = testing::Random(XSize(s), 11), w = testing::Random(WSize(s), 12),
          b = testing::Random(s.OC, 13);
     const FVec r = testing::Random(YSize(s), 14);
@@ -98,9 +97,9 @@ TEST_P(ConvTest, FiniteDifferences) {
       return testing::Dot(y, r);
     };
     FVec dx(x.size(), 0.f), dw(w.size(), 0.f), db(s.OC, 0.f);
-    Conv2dBackward(d, View(dx.data(), {s.B, s.H, s.W, s.C}), View(dw.data(), {s.OC, s.C, s.KH, s.KW}),
-                   View(db.data(), {s.OC}), View(r.data(), {s.B, s.OH(), s.OW(), s.OC}), v.x, v.w,
-                   ParamsOf(s));
+    Conv2dBackward(d, View(dx.data(), {s.B, s.H, s.W, s.C}),
+                   View(dw.data(), {s.OC, s.C, s.KH, s.KW}), View(db.data(), {s.OC}),
+                   View(r.data(), {s.B, s.OH(), s.OW(), s.OC}), v.x, v.w, ParamsOf(s));
     EXPECT_TRUE(AllCloseScaled(dx, testing::NumericalGrad(x, loss), 5e-3));
     EXPECT_TRUE(AllCloseScaled(dw, testing::NumericalGrad(w, loss), 5e-3));
     EXPECT_TRUE(AllCloseScaled(db, testing::NumericalGrad(b, loss), 5e-3));
@@ -117,9 +116,9 @@ TEST_P(ConvTest, Bf16MatchesFp32OnRoundedInputs) {
   using testing::Rounded;
   using testing::ToBf16;
   Device& d = device();
-  for (const ConvShape s : {ConvShape{2, 9, 7, 8, 16, 3, 3, 2, 2, 1, 1},
-                            ConvShape{2, 16, 16, 32, 32, 3, 3, 1, 1, 1, 1},
-                            ConvShape{2, 8, 8, 3, 16, 4, 4, 4, 4, 0, 0}}) {
+  for (const ConvShape s :
+       {ConvShape{2, 9, 7, 8, 16, 3, 3, 2, 2, 1, 1}, ConvShape{2, 16, 16, 32, 32, 3, 3, 1, 1, 1, 1},
+        ConvShape{2, 8, 8, 3, 16, 4, 4, 4, 4, 0, 0}}) {
     const FVec x = Rounded(testing::Random(XSize(s), 1)), w = Rounded(testing::Random(WSize(s), 2)),
                b = Rounded(testing::Random(s.OC, 3)), dy = Rounded(testing::Random(YSize(s), 4)),
                dx0 = Rounded(testing::Random(XSize(s), 5));
@@ -130,9 +129,9 @@ TEST_P(ConvTest, Bf16MatchesFp32OnRoundedInputs) {
     const ConvViews v = F32Views(s, x, y, w, b);
     const TensorView xs4 = View(x.data(), {s.B, s.H, s.W, s.C});
     Conv2dForward(d, v.y, v.x, v.w, v.b, ParamsOf(s));
-    Conv2dBackward(d, View(dx.data(), {s.B, s.H, s.W, s.C}), View(dw.data(), {s.OC, s.C, s.KH, s.KW}),
-                   View(db.data(), {s.OC}), View(dy.data(), {s.B, s.OH(), s.OW(), s.OC}), xs4, v.w,
-                   ParamsOf(s));
+    Conv2dBackward(d, View(dx.data(), {s.B, s.H, s.W, s.C}),
+                   View(dw.data(), {s.OC, s.C, s.KH, s.KW}), View(db.data(), {s.OC}),
+                   View(dy.data(), {s.B, s.OH(), s.OW(), s.OC}), xs4, v.w, ParamsOf(s));
     const testing::U16 xb = ToBf16(x), wb = ToBf16(w), bb = ToBf16(b), dyb = ToBf16(dy);
     const TensorView xv = B16(xb, {s.B, s.H, s.W, s.C}), wv = B16(wb, {s.OC, s.C, s.KH, s.KW});
     testing::U16 yb(YSize(s));
@@ -170,7 +169,8 @@ TEST_P(ConvTest, PrimitivesAreCachedAcrossCalls) {
     FVec y(YSize(s));
     const ConvViews v = F32Views(s, x, y, w, FVec());
     Conv2dForward(d, v.y, v.x, v.w, v.b, ParamsOf(s));
-    EXPECT_TRUE(AllClose(y, ref::Conv2dForward(testing::ToD(x), testing::ToD(w), {}, s), 1e-5, 1e-4));
+    EXPECT_TRUE(
+        AllClose(y, ref::Conv2dForward(testing::ToD(x), testing::ToD(w), {}, s), 1e-5, 1e-4));
   }
 }
 

@@ -64,7 +64,9 @@ TEST_P(DiffusionOpsTest, MseLossMatchesReferenceAndFiniteDifferences) {
     FVec pred = testing::Random(n, 6, -2.0f, 2.0f);
     const FVec target = testing::Random(n, 7);
     double want = 0;
-    for (size_t i = 0; i < n; ++i) want += (pred[i] - static_cast<double>(target[i])) * (pred[i] - static_cast<double>(target[i]));
+    for (size_t i = 0; i < n; ++i)
+      want +=
+          (pred[i] - static_cast<double>(target[i])) * (pred[i] - static_cast<double>(target[i]));
     want /= static_cast<double>(n);
     float loss = -1;
     MseLossForward(d, View(&loss, {1}), View(pred.data(), {static_cast<int64_t>(n)}),
@@ -73,7 +75,8 @@ TEST_P(DiffusionOpsTest, MseLossMatchesReferenceAndFiniteDifferences) {
     const FVec g0 = testing::Random(n, 8);
     FVec g = g0;
     DVec want_g(n);
-    for (size_t i = 0; i < n; ++i) want_g[i] = 0.75 * 2.0 * (pred[i] - static_cast<double>(target[i])) / n;
+    for (size_t i = 0; i < n; ++i)
+      want_g[i] = 0.75 * 2.0 * (pred[i] - static_cast<double>(target[i])) / n;
     MseLossBackward(d, Flat(g.data(), n), Flat(pred.data(), n), Flat(target.data(), n), 0.75f);
     EXPECT_TRUE(AllClose(g, testing::PlusScaled(g0, want_g, 1), 1e-7, 1e-6));
   }

@@ -5,7 +5,6 @@
 // fp32 on rounded inputs, 1-3 threads. Sizes include ones above the
 // parallel threshold (32768 elements) so 2 and 3 threads really split work.
 #include "kernels/ops/image.h"
-
 #include "tests/kernels/bf16_compare.h"
 #include "tests/kernels/reference_image.h"
 #include "tests/kernels/test_util.h"
@@ -29,8 +28,8 @@ class ImageOpsTest : public testing::CpuKernelTest {
                      View(rstd.data(), {B, G}), View(x.data(), {B, N, C}), View(w.data(), {C}),
                      View(b.data(), {C}), p);
     ref::Vec ry, rm, rr;
-    ref::GroupNormForward(ry, rm, rr, testing::ToD(x), testing::ToD(w), testing::ToD(b), B, N, C,
-                          G, 1e-5);
+    ref::GroupNormForward(ry, rm, rr, testing::ToD(x), testing::ToD(w), testing::ToD(b), B, N, C, G,
+                          1e-5);
     EXPECT_TRUE(AllClose(y, ry, 1e-5, 1e-4));
     EXPECT_TRUE(AllClose(mean, rm, 1e-6, 1e-5));
     EXPECT_TRUE(AllClose(rstd, rr, 1e-6, 1e-4));
@@ -155,7 +154,9 @@ TEST_P(ImageOpsTest, ModulateAndGateFromOneAdaLnTensor) {
     const FVec ada = testing::Random(static_cast<size_t>(B) * 6 * C, 1);  // shift|scale|gate x2
     const FVec x = testing::Random(n, 2), dout = testing::Random(n, 3);
     const FVec out0 = testing::Random(n, 4);
-    auto col = [&](int b, int block, int c) { return static_cast<double>(ada[b * 6 * C + block * C + c]); };
+    auto col = [&](int b, int block, int c) {
+      return static_cast<double>(ada[b * 6 * C + block * C + c]);
+    };
     DVec want_y(n), want_res(n), want_dx(n), want_dy(n), want_dada(ada.size(), 0.0);
     for (int b = 0; b < B; ++b)
       for (int t = 0; t < N; ++t)
@@ -165,9 +166,9 @@ TEST_P(ImageOpsTest, ModulateAndGateFromOneAdaLnTensor) {
           want_res[i] = out0[i] + col(b, 2, c) * x[i];
           want_dx[i] = dout[i] * (1.0 + col(b, 1, c));
           want_dy[i] = col(b, 2, c) * dout[i];
-          want_dada[b * 6 * C + 0 * C + c] += dout[i];          // dshift
-          want_dada[b * 6 * C + 1 * C + c] += dout[i] * x[i];   // dscale
-          want_dada[b * 6 * C + 2 * C + c] += dout[i] * x[i];   // dgate (y = x)
+          want_dada[b * 6 * C + 0 * C + c] += dout[i];         // dshift
+          want_dada[b * 6 * C + 1 * C + c] += dout[i] * x[i];  // dscale
+          want_dada[b * 6 * C + 2 * C + c] += dout[i] * x[i];  // dgate (y = x)
         }
     FVec y(n);
     ModulateForward(d, View(y.data(), {B, N, C}), View(x.data(), {B, N, C}), Block(ada, B, C, 1),

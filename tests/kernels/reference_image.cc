@@ -78,8 +78,8 @@ void GroupNormForward(Vec& out, Vec& mean, Vec& rstd, const Vec& x, const Vec& w
     }
 }
 
-void GroupNormBackward(Vec& dx, Vec& dw, Vec& db, const Vec& dy, const Vec& x, const Vec& w,
-                       int B, int N, int C, int G, double eps) {
+void GroupNormBackward(Vec& dx, Vec& dw, Vec& db, const Vec& dy, const Vec& x, const Vec& w, int B,
+                       int N, int C, int G, double eps) {
   Vec out, mean, rstd;
   GroupNormForward(out, mean, rstd, x, w, Vec(), B, N, C, G, eps);
   const int Cg = C / G;
@@ -108,8 +108,8 @@ void GroupNormBackward(Vec& dx, Vec& dw, Vec& db, const Vec& dy, const Vec& x, c
     }
 }
 
-Vec TimestepEmbedding(const Vec& t, int dim, double max_period, bool flip_sin_to_cos,
-                      double shift, double scale) {
+Vec TimestepEmbedding(const Vec& t, int dim, double max_period, bool flip_sin_to_cos, double shift,
+                      double scale) {
   const int half = dim / 2;
   Vec out(t.size() * dim, 0.0);
   for (size_t b = 0; b < t.size(); ++b)

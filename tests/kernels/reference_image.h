@@ -25,11 +25,11 @@ void Conv2dBackward(Vec& dx, Vec& dw, Vec& db, const Vec& dy, const Vec& x, cons
 // x (B,N,C); mean, rstd (B,G).
 void GroupNormForward(Vec& out, Vec& mean, Vec& rstd, const Vec& x, const Vec& w, const Vec& b,
                       int B, int N, int C, int G, double eps);
-void GroupNormBackward(Vec& dx, Vec& dw, Vec& db, const Vec& dy, const Vec& x, const Vec& w,
-                       int B, int N, int C, int G, double eps);
+void GroupNormBackward(Vec& dx, Vec& dw, Vec& db, const Vec& dy, const Vec& x, const Vec& w, int B,
+                       int N, int C, int G, double eps);
 
 // out (B,dim), diffusers get_timestep_embedding in float64.
-Vec TimestepEmbedding(const Vec& t, int dim, double max_period, bool flip_sin_to_cos,
-                      double shift, double scale);
+Vec TimestepEmbedding(const Vec& t, int dim, double max_period, bool flip_sin_to_cos, double shift,
+                      double scale);
 
 }  // namespace anvil::kernels::ref
