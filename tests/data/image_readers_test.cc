@@ -191,7 +191,7 @@ TEST_F(FolderTest, ClassesSortedGrayAndRgb) {
   Png("g/zebra/1.png", 0, 4, 6, 1);
   Png("g/ant/b.png", 1, 4, 6, 1);
   Png("g/ant/a.png", 2, 4, 6, 1);
-  WriteBytes(Path("g/README"), {'x'});  // files in root are ignored
+  WriteBytes(Path("g/README"), {'x'});         // files in root are ignored
   WriteBytes(Path("g/ant/.DS_Store"), {'x'});  // hidden files are skipped
   absl::StatusOr<ImageDataset> ds = ReadImageFolder(Path("g"));
   ASSERT_TRUE(ds.ok()) << ds.status();
