@@ -29,8 +29,7 @@ uint32_t BigEndian32(const uint8_t* p) {
 absl::StatusOr<std::vector<uint8_t>> ReadAll(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return Error(path, std::filesystem::exists(path, ec) ? "not a regular file"
-                                                         : "no such file");
+    return Error(path, std::filesystem::exists(path, ec) ? "not a regular file" : "no such file");
   }
   gzFile f = gzopen(path.c_str(), "rb");
   if (f == nullptr) return Error(path, absl::StrCat("cannot open: ", std::strerror(errno)));
@@ -97,8 +96,8 @@ absl::Status CheckSize(const std::string& path, const std::vector<uint8_t>& data
                                     " but the file holds ", have));
   }
   if (have > want) {
-    return Error(path, absl::StrCat(have - want, " bytes after the ", want,
-                                    " bytes of ", what, " the header promises"));
+    return Error(path, absl::StrCat(have - want, " bytes after the ", want, " bytes of ", what,
+                                    " the header promises"));
   }
   return absl::OkStatus();
 }
@@ -111,8 +110,8 @@ absl::StatusOr<ImageDataset> ReadIdx(const std::string& images_path,
   ASSIGN_OR_RETURN(IdxHeader h, ParseHeader(images_path, data, kImagesMagic));
   const uint32_t n = h.dims[0], rows = h.dims[1], cols = h.dims[2];
   if (n == 0 || rows == 0 || cols == 0 || rows > 16384 || cols > 16384) {
-    return Error(images_path, absl::StrCat("implausible dimensions ", n, " x ", rows, " x ",
-                                           cols, " (images x rows x cols)"));
+    return Error(images_path, absl::StrCat("implausible dimensions ", n, " x ", rows, " x ", cols,
+                                           " (images x rows x cols)"));
   }
   RETURN_IF_ERROR(CheckSize(images_path, data, h, "pixels"));
   ImageDataset ds;

@@ -38,15 +38,16 @@ absl::StatusOr<ImageDataset> LoadImageData(const proto::DataConfig& d, Split spl
     return ds;
   }
   if (UsesDefault(d)) {
-    const std::string images = DefaultFile(train ? "train-images-idx3-ubyte.gz"
-                                                 : "t10k-images-idx3-ubyte.gz");
-    const std::string labels = DefaultFile(train ? "train-labels-idx1-ubyte.gz"
-                                                 : "t10k-labels-idx1-ubyte.gz");
+    const std::string images =
+        DefaultFile(train ? "train-images-idx3-ubyte.gz" : "t10k-images-idx3-ubyte.gz");
+    const std::string labels =
+        DefaultFile(train ? "train-labels-idx1-ubyte.gz" : "t10k-labels-idx1-ubyte.gz");
     std::error_code ec;
     if (!std::filesystem::exists(images, ec)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          images, ": default data set not found; install Debian's dataset-fashion-mnist "
-          "(scripts/setup.sh) or set --train_images or --image_root"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(images,
+                       ": default data set not found; install Debian's dataset-fashion-mnist "
+                       "(scripts/setup.sh) or set --train_images or --image_root"));
     }
     return ReadIdx(images, labels);
   }
@@ -70,9 +71,9 @@ absl::StatusOr<std::unique_ptr<DataSource>> OpenImageSource(DataKind kind,
   so.sampler.hflip = options.split == Split::kTrain && d.hflip();
   so.pad = d.image_pad();
   if (kind == DataKind::kImages && !data.labelled()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(data.source, ": this model needs labels and the data has none"
-                                  " (set --train_labels)"));
+    return absl::InvalidArgumentError(absl::StrCat(data.source,
+                                                   ": this model needs labels and the data has none"
+                                                   " (set --train_labels)"));
   }
   if (kind == DataKind::kDiffusion) {
     const proto::DiffusionConfig& dc = config.diffusion();

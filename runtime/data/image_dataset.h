@@ -17,10 +17,10 @@ struct ImageDataset {
   int64_t count = 0;
   int height = 0, width = 0, channels = 0;
   std::vector<uint8_t> pixels;
-  std::vector<int32_t> labels;      // empty: unlabelled
-  int num_classes = 0;              // 0 when unlabelled
+  std::vector<int32_t> labels;           // empty: unlabelled
+  int num_classes = 0;                   // 0 when unlabelled
   std::vector<std::string> class_names;  // ImageFolder: the folder names, sorted
-  std::string source;               // file or folder it was read from (for messages)
+  std::string source;                    // file or folder it was read from (for messages)
 
   int64_t sample_bytes() const { return static_cast<int64_t>(height) * width * channels; }
   const uint8_t* image(int64_t i) const { return pixels.data() + i * sample_bytes(); }

@@ -70,9 +70,9 @@ absl::StatusOr<ImageDataset> ReadImageFolder(const std::string& root) {
       ds.height = info.height;
       ds.width = info.width;
     } else if (info.height != ds.height || info.width != ds.width) {
-      return Error(files[i].first,
-                   absl::StrCat("image is ", info.width, "x", info.height, " but ", files[0].first,
-                                " is ", ds.width, "x", ds.height, " (all images must be one size)"));
+      return Error(files[i].first, absl::StrCat("image is ", info.width, "x", info.height, " but ",
+                                                files[0].first, " is ", ds.width, "x", ds.height,
+                                                " (all images must be one size)"));
     }
     if (info.height > 16384 || info.width > 16384) {
       return Error(files[i].first, absl::StrCat("image is ", info.width, "x", info.height,

@@ -19,14 +19,14 @@ absl::StatusOr<ImageSampler> ImageSampler::Create(uint64_t num_items,
         absl::StrCat("rank ", options.rank, " outside world size ", options.world_size));
   }
   if (num_items > UINT32_MAX) {
-    return absl::InvalidArgumentError(absl::StrCat("data set of ", num_items,
-                                                   " images exceeds 2^32"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data set of ", num_items, " images exceeds 2^32"));
   }
   ImageSampler s(num_items, options);
   if (num_items < s.items_per_step()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "data set too small: ", num_items, " images but one step needs ", s.items_per_step(),
-        " (batch_size x world_size)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("data set too small: ", num_items, " images but one step needs ",
+                     s.items_per_step(), " (batch_size x world_size)"));
   }
   s.BuildPermutation();
   return s;
@@ -56,8 +56,7 @@ void ImageSampler::Next(ImageDraw* draws, uint64_t* global_batch) {
   if (global_batch != nullptr) {
     *global_batch = epoch_ * steps_per_epoch() + cursor_ / items_per_step();
   }
-  const uint64_t flip_key =
-      SplitMix64(options_.seed ^ SplitMix64(epoch_ ^ 0x5be0cd19137e2179ULL));
+  const uint64_t flip_key = SplitMix64(options_.seed ^ SplitMix64(epoch_ ^ 0x5be0cd19137e2179ULL));
   const uint64_t first = cursor_ + static_cast<uint64_t>(options_.rank) * options_.batch_size;
   for (int b = 0; b < options_.batch_size; ++b) {
     const uint64_t pos = first + b;
@@ -70,9 +69,8 @@ void ImageSampler::Next(ImageDraw* draws, uint64_t* global_batch) {
 
 absl::Status ImageSampler::Restore(const ImageSamplerState& st) {
   if (st.cursor > num_items_) {
-    return absl::InvalidArgumentError(absl::StrCat("sampler state cursor ", st.cursor,
-                                                   " beyond the data set's ", num_items_,
-                                                   " images"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sampler state cursor ", st.cursor, " beyond the data set's ", num_items_, " images"));
   }
   epoch_ = st.epoch;
   cursor_ = st.cursor;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -22,8 +23,14 @@ absl::StatusOr<std::unique_ptr<ImageSource>> ImageSource::Create(
   } else if (options.pad < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--image_pad must be >= 0, got ", options.pad));
   }
-  ASSIGN_OR_RETURN(ImageSampler sampler, ImageSampler::Create(data.count, options.sampler));
-  s->sampler_ = std::make_unique<ImageSampler>(std::move(sampler));
+  absl::StatusOr<ImageSampler> sampler = ImageSampler::Create(data.count, options.sampler);
+  if (!sampler.ok()) {
+    if (!absl::StartsWith(sampler.status().message(), "data set too small")) {
+      return sampler.status();
+    }
+    return absl::InvalidArgumentError(absl::StrCat(data.source, ": ", sampler.status().message()));
+  }
+  s->sampler_ = std::make_unique<ImageSampler>(std::move(*sampler));
   if (options.schedule.has_value()) {
     const diffusion::NoiserOptions& no = options.noiser;
     if (!(no.label_dropout >= 0 && no.label_dropout <= 1)) {
@@ -35,9 +42,9 @@ absl::StatusOr<std::unique_ptr<ImageSource>> ImageSource::Create(
           absl::StrCat("--num_classes must be >= 0, got ", no.num_classes));
     }
     if (no.num_classes > 0 && data.labelled() && data.num_classes > no.num_classes) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--num_classes ", no.num_classes, " but ", data.source, " has ", data.num_classes,
-          " classes"));
+      return absl::InvalidArgumentError(absl::StrCat("--num_classes ", no.num_classes, " but ",
+                                                     data.source, " has ", data.num_classes,
+                                                     " classes"));
     }
     ASSIGN_OR_RETURN(diffusion::NoiseSchedule sch,
                      diffusion::NoiseSchedule::Create(*options.schedule));

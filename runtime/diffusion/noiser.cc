@@ -14,15 +14,14 @@ void TrainingNoiser::Apply(const NoiserBatch& b) const {
   eps_.resize(static_cast<size_t>(b.sample_numel));
   for (int i = 0; i < b.batch; ++i) {
     const uint64_t g = b.first_index + static_cast<uint64_t>(i);
-    const int t = static_cast<int>(
-        CounterBelow(t_key, g, static_cast<uint32_t>(schedule_->timesteps())));
+    const int t =
+        static_cast<int>(CounterBelow(t_key, g, static_cast<uint32_t>(schedule_->timesteps())));
     b.timesteps[i] = t;
     const bool conditional = options_.num_classes > 0 && b.labels != nullptr;
     const bool drop = CounterUniform(drop_key, g) <= options_.label_dropout;
     b.labels_out[i] = conditional && !drop ? b.labels[i] : null_class;
 
-    CounterNormal(CounterKey(seed, RngStream::kTrainNoise, b.step, g), eps_.data(),
-                  eps_.size());
+    CounterNormal(CounterKey(seed, RngStream::kTrainNoise, b.step, g), eps_.data(), eps_.size());
     const double a = std::sqrt(schedule_->alpha_bar(t));
     const double s = std::sqrt(1.0 - schedule_->alpha_bar(t));
     const float af = static_cast<float>(a), sf = static_cast<float>(s);

@@ -30,16 +30,16 @@ struct NoiserOptions {
 
 // One micro-batch; the outputs are caller buffers of the input's size.
 struct NoiserBatch {
-  int batch = 0;               // B
-  int64_t sample_numel = 0;    // H*W*C
-  const float* x0 = nullptr;   // (B, sample_numel)
+  int batch = 0;                    // B
+  int64_t sample_numel = 0;         // H*W*C
+  const float* x0 = nullptr;        // (B, sample_numel)
   const int32_t* labels = nullptr;  // (B) in [0, num_classes), or null: no labels
-  uint64_t step = 0;           // global batch number
-  uint64_t first_index = 0;    // global index of sample 0 (rank * B)
-  float* x_t = nullptr;        // (B, sample_numel)
-  int32_t* timesteps = nullptr;  // (B)
-  int32_t* labels_out = nullptr;  // (B)
-  float* target = nullptr;     // (B, sample_numel)
+  uint64_t step = 0;                // global batch number
+  uint64_t first_index = 0;         // global index of sample 0 (rank * B)
+  float* x_t = nullptr;             // (B, sample_numel)
+  int32_t* timesteps = nullptr;     // (B)
+  int32_t* labels_out = nullptr;    // (B)
+  float* target = nullptr;          // (B, sample_numel)
 };
 
 class TrainingNoiser {

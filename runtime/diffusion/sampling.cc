@@ -15,8 +15,8 @@ double Clip(double x, bool clip) { return clip ? std::clamp(x, -1.0, 1.0) : x; }
 absl::Status CheckOptions(int T, const SampleShape& shape, const SamplingOptions& o) {
   if (shape.batch <= 0 || shape.height <= 0 || shape.width <= 0 || shape.channels <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("sample shape must be positive, got (",
-                                                   shape.batch, ",", shape.height, ",",
-                                                   shape.width, ",", shape.channels, ")"));
+                                                   shape.batch, ",", shape.height, ",", shape.width,
+                                                   ",", shape.channels, ")"));
   }
   if (o.kind == SamplerKind::kDdim && (o.steps < 1 || o.steps > T)) {
     return absl::InvalidArgumentError(
@@ -63,8 +63,8 @@ void DdpmStep(const NoiseSchedule& sch, int t, Prediction prediction, bool clip_
 }
 
 void DdimStep(const NoiseSchedule& sch, int t, int t_prev, double eta, Prediction prediction,
-              bool clip_x0, const float* x_t, const float* model_out, const float* noise,
-              int64_t n, float* x_prev) {
+              bool clip_x0, const float* x_t, const float* model_out, const float* noise, int64_t n,
+              float* x_prev) {
   const double abar = sch.alpha_bar(t);
   const double abar_prev = t_prev < 0 ? 1.0 : sch.alpha_bar(t_prev);
   const double a = std::sqrt(abar), s = std::sqrt(1.0 - abar);
@@ -134,11 +134,10 @@ absl::Status Sample(const NoiseSchedule& sch, const ModelFn& model, const Sample
       }
     }
     if (o.kind == SamplerKind::kDdpm) {
-      DdpmStep(sch, t, o.prediction, o.clip_x0, x.data(), guided, noise.data(), n,
-               x_next.data());
+      DdpmStep(sch, t, o.prediction, o.clip_x0, x.data(), guided, noise.data(), n, x_next.data());
     } else {
-      DdimStep(sch, t, t_prev, o.eta, o.prediction, o.clip_x0, x.data(), guided, noise.data(),
-               n, x_next.data());
+      DdimStep(sch, t, t_prev, o.eta, o.prediction, o.clip_x0, x.data(), guided, noise.data(), n,
+               x_next.data());
     }
     x.swap(x_next);
   }

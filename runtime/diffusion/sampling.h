@@ -40,14 +40,14 @@ struct SampleShape {
 
 struct SamplingOptions {
   SamplerKind kind = SamplerKind::kDdim;
-  int steps = 50;        // DDIM: number of steps in [1, T]; DDPM always takes T
-  double eta = 0.0;      // DDIM noise scale in [0, 1]; 1 is DDPM's variance
+  int steps = 50;         // DDIM: number of steps in [1, T]; DDPM always takes T
+  double eta = 0.0;       // DDIM noise scale in [0, 1]; 1 is DDPM's variance
   double guidance = 1.0;  // w: 1 conditional only, 0 unconditional only
   Prediction prediction = Prediction::kEps;
-  bool clip_x0 = true;   // clamp the predicted x_0 to [-1, 1] at each step
+  bool clip_x0 = true;  // clamp the predicted x_0 to [-1, 1] at each step
   uint64_t seed = 0;
   uint64_t first_sample = 0;  // sample index of row 0
-  int null_class = 0;    // label of the unconditional branch (= num_classes)
+  int null_class = 0;         // label of the unconditional branch (= num_classes)
 };
 
 // The timesteps visited, descending. DDPM: T-1..0. DDIM: k * (T / steps)
@@ -66,9 +66,9 @@ void DdpmStep(const NoiseSchedule& schedule, int t, Prediction prediction, bool 
 
 // One DDIM step from x_t to x_{t_prev} (t_prev < 0: to x_0); `noise` is
 // unused when eta = 0 or t_prev < 0 (may be null then).
-void DdimStep(const NoiseSchedule& schedule, int t, int t_prev, double eta,
-              Prediction prediction, bool clip_x0, const float* x_t, const float* model_out,
-              const float* noise, int64_t n, float* x_prev);
+void DdimStep(const NoiseSchedule& schedule, int t, int t_prev, double eta, Prediction prediction,
+              bool clip_x0, const float* x_t, const float* model_out, const float* noise, int64_t n,
+              float* x_prev);
 
 // out = uncond + w (cond - uncond); out may alias either input.
 void CombineGuidance(const float* cond, const float* uncond, double w, int64_t n, float* out);

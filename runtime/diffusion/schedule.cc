@@ -25,8 +25,8 @@ absl::StatusOr<NoiseSchedule> NoiseSchedule::Create(const ScheduleOptions& o) {
   if (o.kind == ScheduleKind::kLinear) {
     if (!(o.beta_start > 0 && o.beta_start <= o.beta_end && o.beta_end < 1)) {
       return absl::InvalidArgumentError(absl::StrCat("linear schedule needs 0 < beta_start (",
-                                                     o.beta_start, ") <= beta_end (",
-                                                     o.beta_end, ") < 1"));
+                                                     o.beta_start, ") <= beta_end (", o.beta_end,
+                                                     ") < 1"));
     }
     for (int t = 0; t < T; ++t) {
       s.betas_[t] = o.beta_start + (o.beta_end - o.beta_start) * t / (T - 1);

@@ -24,7 +24,7 @@ enum class ScheduleKind { kLinear, kCosine };
 
 struct ScheduleOptions {
   ScheduleKind kind = ScheduleKind::kLinear;
-  int timesteps = 1000;    // T
+  int timesteps = 1000;      // T
   double beta_start = 1e-4;  // linear only
   double beta_end = 0.02;    // linear only
   double cosine_s = 0.008;   // cosine only

@@ -2,12 +2,15 @@
 // every kind of bad input is one line naming the file and what is wrong.
 #include <png.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/data/data_source.h"
 #include "runtime/data/idx_reader.h"
 #include "runtime/data/image_data_config.h"
 #include "runtime/data/image_folder.h"
@@ -139,6 +142,31 @@ TEST(FashionMnist, DefaultDataSetLoads) {
   std::vector<int> per_class(10);
   for (int32_t l : train->labels) ++per_class[l];
   for (int c = 0; c < 10; ++c) EXPECT_EQ(per_class[c], 6000);
+
+  // No data flags: the diffusion source trains on it, padded to 32x32.
+  proto::TrainConfig config;
+  config.mutable_data()->set_batch_size(64);
+  config.mutable_data()->set_image_pad(32);
+  DataSourceOptions o;
+  o.rank = 1;
+  o.world_size = 2;
+  absl::StatusOr<std::unique_ptr<DataSource>> src = OpenDataSource(DataKind::kDiffusion, config, o);
+  ASSERT_TRUE(src.ok()) << src.status();
+  EXPECT_EQ((*src)->batches_per_epoch(), 468u);  // 60000 / 128
+  Batch b;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE((*src)->Next(&b).ok());
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("diffusion batches of 64 at 32x32: %.0f images/s on one thread\n", 6400 / s);
+  absl::StatusOr<BatchTensor> x = b.Get("x_t", DType::kF32, 4);
+  ASSERT_TRUE(x.ok()) << x.status();
+  EXPECT_EQ(x->shape, (std::vector<int64_t>{64, 32, 32, 1}));
+  absl::StatusOr<BatchTensor> l = b.Get("labels", DType::kI32, 1);
+  ASSERT_TRUE(l.ok());
+  for (int i = 0; i < 64; ++i) {
+    const int32_t v = static_cast<const int32_t*>(l->data)[i];
+    EXPECT_TRUE(v >= 0 && v <= 10) << v;  // 10 = the null class
+  }
 }
 
 class FolderTest : public testing::TempDirTest {
@@ -163,7 +191,7 @@ TEST_F(FolderTest, ClassesSortedGrayAndRgb) {
   Png("g/zebra/1.png", 0, 4, 6, 1);
   Png("g/ant/b.png", 1, 4, 6, 1);
   Png("g/ant/a.png", 2, 4, 6, 1);
-  WriteBytes(Path("g/README"), {'x'});  // files in root are ignored
+  WriteBytes(Path("g/README"), {'x'});         // files in root are ignored
   WriteBytes(Path("g/ant/.DS_Store"), {'x'});  // hidden files are skipped
   absl::StatusOr<ImageDataset> ds = ReadImageFolder(Path("g"));
   ASSERT_TRUE(ds.ok()) << ds.status();

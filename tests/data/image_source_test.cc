@@ -110,7 +110,8 @@ TEST(ImageSampler, ResumeGivesIdenticalBatches) {
   EXPECT_TRUE(Same(got, expect));
   EXPECT_FALSE(resumed.Restore({0, 38}).ok());
   resumed.Reset();
-  EXPECT_TRUE(Same(Take(resumed, 3, 4), std::vector<ImageDraw>(expect.begin(), expect.begin() + 12)));
+  EXPECT_TRUE(
+      Same(Take(resumed, 3, 4), std::vector<ImageDraw>(expect.begin(), expect.begin() + 12)));
 }
 
 TEST(ImageSampler, FlipIsAFunctionOfSeedEpochItem) {
@@ -234,7 +235,8 @@ TEST_F(SourceTest, ImagesBatchPaddedAndFlipped) {
           for (int y = 0; y < kH && all; ++y)
             for (int xx = 0; xx < kW && all; ++xx) {
               const int sx = flip ? kW - 1 - xx : xx;
-              all = x[i * 81 + (y + 2) * 9 + xx + 1] == TestPixel(item, y, sx, 0) * (2.0f / 255) - 1;
+              all =
+                  x[i * 81 + (y + 2) * 9 + xx + 1] == TestPixel(item, y, sx, 0) * (2.0f / 255) - 1;
             }
           if (all) {
             found = true;
@@ -309,7 +311,8 @@ TEST_F(SourceTest, DiffusionTargetsAndLabels) {
   ASSERT_TRUE(plain->Next(&p).ok());
   ASSERT_TRUE(diff->Next(&d).ok());
   EXPECT_EQ(I32(p, "labels"), I32(d, "labels"));
-  const std::vector<float> x0 = F32(p, "images", 4), xt = F32(d, "x_t", 4), eps = F32(d, "target", 4);
+  const std::vector<float> x0 = F32(p, "images", 4), xt = F32(d, "x_t", 4),
+                           eps = F32(d, "target", 4);
   const std::vector<int32_t> ts = I32(d, "timesteps");
   const int per = kH * kW;
   for (int i = 0; i < 4; ++i) {
@@ -319,7 +322,8 @@ TEST_F(SourceTest, DiffusionTargetsAndLabels) {
     const double abar = ts[i] == 49 ? -1 : f(ts[i] + 1) / f(0);  // t = T-1 is clipped
     if (abar < 0) continue;
     for (int j = 0; j < per; ++j) {
-      EXPECT_NEAR(xt[i * per + j], std::sqrt(abar) * x0[i * per + j] + std::sqrt(1 - abar) * eps[i * per + j], 1e-5);
+      EXPECT_NEAR(xt[i * per + j],
+                  std::sqrt(abar) * x0[i * per + j] + std::sqrt(1 - abar) * eps[i * per + j], 1e-5);
     }
   }
   // Validation noise is the same at every evaluation (Reset).
@@ -360,6 +364,11 @@ TEST_F(SourceTest, BadConfigIsOneLine) {
   config_.mutable_diffusion()->set_prediction("x0");
   EXPECT_NE(err(DataKind::kDiffusion).find("--prediction"), std::string::npos);
   config_.mutable_diffusion()->clear_prediction();
+  config_.mutable_data()->set_batch_size(41);
+  const std::string small = err(DataKind::kImages);
+  EXPECT_NE(small.find(Path("img.gz") + ": data set too small: 40 images"), std::string::npos)
+      << small;
+  config_.mutable_data()->set_batch_size(4);
   config_.mutable_data()->set_image_pad(4);
   EXPECT_NE(err(DataKind::kImages).find("--image_pad 4"), std::string::npos);
   config_.mutable_data()->clear_image_pad();

@@ -27,7 +27,8 @@ class TempDirTest : public ::testing::Test {
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
   void WriteBytes(const std::string& path, const std::vector<uint8_t>& bytes) const {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    f.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
   }
   std::vector<uint8_t> ReadBytes(const std::string& path) const {
     std::ifstream f(path, std::ios::binary);

@@ -47,7 +47,9 @@ const std::vector<double>& Get(const std::string& name) {
   return it == f.end() ? empty : it->second;
 }
 
-std::vector<float> F32(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
+std::vector<float> F32(const std::vector<double>& v) {
+  return std::vector<float>(v.begin(), v.end());
+}
 
 NoiseSchedule Make(int id) {
   ScheduleOptions o;

@@ -3,11 +3,12 @@
 // point; DDIM with eta = 1 over all T steps equals DDPM on the same noise;
 // DDIM with eta = 0 uses no noise; guidance mixes the two branches; a fixed
 // seed reproduces the same images however the batch is split.
+#include "runtime/diffusion/sampling.h"
+
 #include <cmath>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "runtime/diffusion/sampling.h"
 #include "runtime/diffusion/schedule.h"
 
 namespace anvil::diffusion {
@@ -24,8 +25,8 @@ NoiseSchedule Make(ScheduleKind kind, int T = 1000) {
 // points[label] (per-sample values), for labels 0..n-1; null_class gets `null_point`.
 ModelFn PointMass(const NoiseSchedule& sch, const SampleShape& shape, Prediction p,
                   std::vector<std::vector<float>> points, int* calls = nullptr) {
-  return [&sch, shape, p, points, calls](const float* x_t, const int32_t* t,
-                                         const int32_t* labels, float* out) {
+  return [&sch, shape, p, points, calls](const float* x_t, const int32_t* t, const int32_t* labels,
+                                         float* out) {
     if (calls) ++*calls;
     const int64_t per = shape.sample_numel();
     for (int b = 0; b < shape.batch; ++b) {
@@ -148,12 +149,15 @@ TEST(Sampling, DdimEta0UsesNoNoise) {
     x[i] = static_cast<float>(std::cos(i));
     out[i] = static_cast<float>(0.5 * std::sin(i));
   }
-  DdimStep(sch, 500, 480, 0.0, Prediction::kEps, true, x.data(), out.data(), z1.data(), n, a.data());
-  DdimStep(sch, 500, 480, 0.0, Prediction::kEps, true, x.data(), out.data(), z2.data(), n, b.data());
+  DdimStep(sch, 500, 480, 0.0, Prediction::kEps, true, x.data(), out.data(), z1.data(), n,
+           a.data());
+  DdimStep(sch, 500, 480, 0.0, Prediction::kEps, true, x.data(), out.data(), z2.data(), n,
+           b.data());
   EXPECT_EQ(a, b);
   DdimStep(sch, 500, 480, 0.0, Prediction::kEps, true, x.data(), out.data(), nullptr, n, b.data());
   EXPECT_EQ(a, b);
-  DdimStep(sch, 500, 480, 0.5, Prediction::kEps, true, x.data(), out.data(), z2.data(), n, b.data());
+  DdimStep(sch, 500, 480, 0.5, Prediction::kEps, true, x.data(), out.data(), z2.data(), n,
+           b.data());
   EXPECT_NE(a, b);
 
   const SampleShape shape{2, 2, 2, 1};

@@ -69,7 +69,7 @@ struct Out {
 };
 
 Out Noise(const TrainingNoiser& n, const std::vector<float>& x0, const std::vector<int32_t>& labels,
-        int64_t per, uint64_t step, uint64_t first, int begin, int count) {
+          int64_t per, uint64_t step, uint64_t first, int begin, int count) {
   Out o;
   o.x_t.resize(count * per);
   o.target.resize(count * per);
@@ -157,7 +157,7 @@ TEST_F(NoiserTest, EpsTargetAndStatistics) {
       }
     }
   }
-  EXPECT_NEAR(sum / count, 0.0, 0.01);       // 480,000 draws: sd of the mean 0.0014
+  EXPECT_NEAR(sum / count, 0.0, 0.01);  // 480,000 draws: sd of the mean 0.0014
   EXPECT_NEAR(sq / count, 1.0, 0.01);
   for (int b : bins) EXPECT_NEAR(b, 2000, 200);  // uniform t over 10 bins
   EXPECT_NEAR(static_cast<double>(dropped) / (2500 * kB), 0.1, 0.01);
@@ -172,7 +172,7 @@ TEST_F(NoiserTest, VTarget) {
   const Out e = Noise(TrainingNoiser(&sch_, o), x0_, labels_, kPer, 3, 0, 0, kB);
   o.prediction = Prediction::kV;
   const Out v = Noise(TrainingNoiser(&sch_, o), x0_, labels_, kPer, 3, 0, 0, kB);
-  EXPECT_EQ(e.x_t, v.x_t);  // same t and noise
+  EXPECT_EQ(e.x_t, v.x_t);       // same t and noise
   EXPECT_EQ(e.labels, labels_);  // no dropout
   for (int i = 0; i < kB; ++i) {
     const double a = std::sqrt(sch_.alpha_bar(v.t[i])), s = std::sqrt(1 - sch_.alpha_bar(v.t[i]));
@@ -204,8 +204,10 @@ TEST(CounterRng, NormalPrefixAndIndependence) {
   CounterNormal(CounterKey(1, RngStream::kTrainNoise, 2, 3), a.data(), a.size());
   CounterNormal(CounterKey(1, RngStream::kTrainNoise, 2, 3), b.data(), b.size());
   EXPECT_EQ(a, std::vector<float>(b.begin(), b.begin() + 7));
-  EXPECT_NE(CounterKey(1, RngStream::kTrainNoise, 2, 3), CounterKey(1, RngStream::kTrainNoise, 3, 2));
-  EXPECT_NE(CounterKey(1, RngStream::kTrainNoise, 2, 3), CounterKey(1, RngStream::kSampleStep, 2, 3));
+  EXPECT_NE(CounterKey(1, RngStream::kTrainNoise, 2, 3),
+            CounterKey(1, RngStream::kTrainNoise, 3, 2));
+  EXPECT_NE(CounterKey(1, RngStream::kTrainNoise, 2, 3),
+            CounterKey(1, RngStream::kSampleStep, 2, 3));
   for (int i = 0; i < 1000; ++i) ASSERT_LT(CounterBelow(77, i, 13), 13u);
 }
 
