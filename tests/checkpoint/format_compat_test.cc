@@ -112,12 +112,11 @@ TEST_F(FormatCompatTest, WriteFixture) {
                        if (s == 1) {
                          RETURN_IF_ERROR(t.SaveCheckpoint(/*wait=*/true));
                          std::lock_guard<std::mutex> l(mu);
-                         state.resize(3 * n);
-                         ScatterLocal(t.engine().shard_layout(), t.engine().master(), state.data());
-                         ScatterLocal(t.engine().shard_layout(), t.engine().adam_m(),
-                                      state.data() + n);
-                         ScatterLocal(t.engine().shard_layout(), t.engine().adam_v(),
-                                      state.data() + 2 * n);
+                         const StateList& b = t.engine().state();
+                         state.resize(b.size() * n);
+                         for (size_t k = 0; k < b.size(); ++k) {
+                           ScatterLocal(t.engine().shard_layout(), b[k].data, state.data() + k * n);
+                         }
                        }
                        if (s == 2 && rank == 0) loss3 = st->loss;
                      }
@@ -158,26 +157,32 @@ Expected ReadExpected() {
 }
 
 // The rank's local state buffers equal the expected full-layout state
-// element for element (bitwise), and shard padding is zero.
+// element for element (bitwise), and shard padding is zero. The fixture was
+// saved with format 1's three states, in this order.
 absl::Status CheckState(Trainer& t, const Expected& e) {
   const size_t n = t.num_params();
-  if (e.state.size() != 3 * n) {
-    return absl::InternalError(absl::StrCat("expected ", 3 * n, " values, fixture has ", e.state.size()));
-  }
   const char* names[] = {"params", "adam_m", "adam_v"};
-  const float* local[] = {t.engine().master(), t.engine().adam_m(), t.engine().adam_v()};
+  const StateList& state = t.engine().state();
+  if (e.state.size() != 3 * n || state.size() != 3) {
+    return absl::InternalError(absl::StrCat("expected 3 x ", n, " values, fixture has ",
+                                            e.state.size(), ", engine ", state.size(), " buffers"));
+  }
   for (int k = 0; k < 3; ++k) {
+    if (state[k].name != names[k]) {
+      return absl::InternalError(absl::StrCat("state ", k, " is ", state[k].name));
+    }
+    const float* local = state[k].data;
     const float* want = e.state.data() + k * n;
     for (const UnitShard& s : t.engine().shard_layout().units()) {
       for (size_t x = s.begin; x < s.end; ++x) {
-        const float got = local[k][s.shard_offset + x - s.begin];
+        const float got = local[s.shard_offset + x - s.begin];
         if (std::memcmp(&got, &want[s.global_offset + x], sizeof(float)) != 0) {
-          return absl::InternalError(absl::StrCat(names[k], " element ", s.global_offset + x, " is ",
-                                                  got, ", saved ", want[s.global_offset + x]));
+          return absl::InternalError(absl::StrCat(names[k], " element ", s.global_offset + x,
+                                                  " is ", got, ", saved ", want[s.global_offset + x]));
         }
       }
       for (size_t i = s.end - s.begin; i < s.shard; ++i) {
-        if (local[k][s.shard_offset + i] != 0.0f) return absl::InternalError("padding not zero");
+        if (local[s.shard_offset + i] != 0.0f) return absl::InternalError("padding not zero");
       }
     }
   }
