@@ -57,8 +57,7 @@ absl::StatusOr<std::unique_ptr<ShardedEngine>> ShardedEngine::Create(UnitModel* 
                                                    std::string(DTypeName(options.param_dtype))));
   }
   ASSIGN_OR_RETURN(const ShardGroups g, ResolveGroups(options.strategy, groups));
-  std::unique_ptr<ShardedEngine> e(new ShardedEngine(model, options));
-  e->replicate_ = g.replicate;
+  std::unique_ptr<ShardedEngine> e(new ShardedEngine(model));
   e->ctx_ = std::make_unique<ShardingContext>(device, g, model->layout(), options.overlap);
   ShardedOptimizerOptions oo;
   oo.adamw = options.adamw;

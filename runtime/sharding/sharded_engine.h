@@ -33,7 +33,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "kernels/device.h"
 #include "models/unit_model.h"
 #include "runtime/collectives/process_group.h"
@@ -119,15 +118,19 @@ class ShardedEngine {
   // Ranks holding identical shards (NO_SHARD: the world; HYBRID_SHARD: one
   // per node) and this rank's index among them: checkpoints write each
   // element once.
-  int replicas() const { return replicate_ != nullptr ? replicate_->size() : 1; }
-  int replica_rank() const { return replicate_ != nullptr ? replicate_->rank() : 0; }
+  int replicas() const {
+    const ProcessGroup* g = ctx_->groups().replicate;
+    return g != nullptr ? g->size() : 1;
+  }
+  int replica_rank() const {
+    const ProcessGroup* g = ctx_->groups().replicate;
+    return g != nullptr ? g->rank() : 0;
+  }
 
  private:
-  ShardedEngine(UnitModel* model, const EngineOptions& options) : model_(model), options_(options) {}
+  explicit ShardedEngine(UnitModel* model) : model_(model) {}
 
   UnitModel* model_;
-  EngineOptions options_;
-  ProcessGroup* replicate_ = nullptr;
   // Declared before the pieces, which use it until they are destroyed.
   std::unique_ptr<ShardingContext> ctx_;
   std::unique_ptr<ShardedOptimizer> optimizer_;

@@ -5,10 +5,13 @@
 // version is refused with one line naming the version.
 //
 // The fixture: a tiny GPT trained 3 steps by 2 ranks with FULL_SHARD, saved
-// at step 2 (shard padding on disk, two files). Written by the generator
-// below, which runs only when ANVIL_WRITE_FIXTURE is set to an output
-// directory; it records the saved state from the engine's memory (not from
-// the checkpoint) in expected_state.f32 and the step-3 loss in expected.txt.
+// at step 2 (shard padding on disk, two files), format 1. It was written by
+// the generator below at commit e6c3d79, before checkpoints named their
+// states; run today, the generator writes the current format. It runs only
+// when ANVIL_WRITE_FIXTURE is set to an output directory and records the
+// saved state from the engine's memory (not from the checkpoint) in
+// expected_state.f32 (params | adam_m | adam_v, model layout order) and the
+// step-3 loss in expected.txt.
 #include <unistd.h>
 
 #include <cmath>
