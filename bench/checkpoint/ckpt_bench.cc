@@ -138,8 +138,7 @@ void EvictCheckpoint(const std::string& path) {
 }
 
 anvil::ckpt::ShardSource Source(anvil::Trainer& t, anvil::kernels::Device* b) {
-  return {&t.model().layout(), &t.engine().shard_layout(), 1, 0, b, t.engine().master(),
-          t.engine().adam_m(), t.engine().adam_v()};
+  return {&t.model().layout(), &t.engine().shard_layout(), 1, 0, b, t.engine().state()};
 }
 
 void RunConfig(const Shape& shape, const std::string& data, int repeats) {
@@ -154,14 +153,15 @@ void RunConfig(const Shape& shape, const std::string& data, int repeats) {
   Check(trainer.status(), "trainer");
   anvil::Trainer& t = **trainer;
   for (int i = 0; i < 2; ++i) Check(t.Step().status(), "step");  // m, v non-zero
-  const size_t floats = 3 * t.engine().shard_layout().local_numel();
+  const anvil::StateList& state = t.engine().state();
+  const size_t floats = state.size() * t.engine().shard_layout().local_numel();
   const size_t bytes = floats * 4;
   std::printf("\n== %s: L=%d H=%d C=%d, %zu parameters, %.1f MB of state (params, m, v)\n",
               shape.name, shape.L, shape.H, shape.C, t.num_params(), bytes / 1e6);
 
   // --- save vs plain write ---
   std::vector<char> buf(bytes);
-  std::memcpy(buf.data(), t.engine().master(), std::min(bytes, floats / 3 * 4));
+  std::memcpy(buf.data(), state[0].data, std::min(bytes, state[0].numel * 4));
   double best_plain = 1e9, best_save = 1e9, best_io = 1e9, best_file = 1e9, best_snap = 1e9;
   anvil::ckpt::CheckpointWriterOptions wo;
   wo.dir = ckpt;
@@ -215,8 +215,7 @@ void RunConfig(const Shape& shape, const std::string& data, int repeats) {
     best_verify = std::min(best_verify, Since(t0));
     Check(found.status(), "find");
     anvil::ckpt::ShardTarget target{&t.model().layout(), &t.engine().shard_layout(),
-                                    device.get(),       t.engine().master(),
-                                    t.engine().adam_m(), t.engine().adam_v()};
+                                    device.get(), state};
     t0 = Clock::now();
     Check(anvil::ckpt::LoadShard(*found->point, target).status(), "load");
     best_load = std::min(best_load, Since(t0));
@@ -237,9 +236,11 @@ void RunConfig(const Shape& shape, const std::string& data, int repeats) {
   double best_memcpy = 1e9;
   for (int r = 0; r < 5; ++r) {
     const auto t0 = Clock::now();
-    std::memcpy(dst.data(), t.engine().master(), floats / 3 * 4);
-    std::memcpy(dst.data() + floats / 3, t.engine().adam_m(), floats / 3 * 4);
-    std::memcpy(dst.data() + 2 * floats / 3, t.engine().adam_v(), floats / 3 * 4);
+    float* to = dst.data();
+    for (const anvil::StateBuffer& sb : state) {
+      std::memcpy(to, sb.data, sb.numel * 4);
+      to += sb.numel;
+    }
     best_memcpy = std::min(best_memcpy, Since(t0));
   }
   wo.async = true;

@@ -126,15 +126,18 @@ absl::StatusOr<LoadStats> LoadShard(const ResumePoint& point, const ShardTarget&
   };
   LoadStats stats;
   std::vector<float> host(direct ? 0 : n);
-  float* dsts[kNumStateKinds] = {t.master, t.exp_avg, t.exp_avg_sq};
-  for (int k = 0; k < kNumStateKinds; ++k) {
-    absl::StatusOr<std::vector<ReadOp>> ops =
-        PlanShardReads(m, *t.layout, *t.shards, kStateKinds[k]);
+  for (const StateBuffer& b : t.state) {
+    if (b.data == nullptr || b.numel != n) {
+      close_all();
+      return absl::InvalidArgumentError(
+          absl::StrCat("state buffer ", b.name, " holds ", b.numel, " elements, the shard ", n));
+    }
+    absl::StatusOr<std::vector<ReadOp>> ops = PlanShardReads(m, *t.layout, *t.shards, b.name);
     if (!ops.ok()) {
       close_all();
       return ops.status();
     }
-    float* buf = direct ? dsts[k] : host.data();
+    float* buf = direct ? b.data : host.data();
     // Shard padding is not in any read and must stay zero.
     for (const UnitShard& u : t.shards->units()) {
       std::fill(buf + u.shard_offset + (u.end - u.begin), buf + u.shard_offset + u.shard, 0.0f);
@@ -158,7 +161,7 @@ absl::StatusOr<LoadStats> LoadShard(const ResumePoint& point, const ShardTarget&
       stats.bytes_read += op.count * 4;
       ++stats.reads;
     }
-    if (!direct) t.device->CopyFromHost(dsts[k], host.data(), n * sizeof(float));
+    if (!direct) t.device->CopyFromHost(b.data, host.data(), n * sizeof(float));
   }
   close_all();
   t.device->Synchronize();

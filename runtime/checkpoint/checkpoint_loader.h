@@ -11,9 +11,10 @@
 // (.deleting) entries. Every rank reaches the same decision. When committed
 // checkpoints exist but none verifies, that is an error, not a fresh start.
 //
-// LoadShard fills the local shard buffers (master, m, v) for the rank's own
-// ShardLayout with positioned reads of just the overlapping byte ranges
-// (shard_slices.h), through one host buffer of one kind at a time.
+// LoadShard fills the rank's named state buffers (params, adam_m, adam_v,
+// ...) for its own ShardLayout with positioned reads of just the overlapping
+// byte ranges (shard_slices.h), through one host buffer of one state at a
+// time. Format-1 checkpoints (states named by kind) load the same way.
 #pragma once
 
 #include <memory>
@@ -27,6 +28,7 @@
 #include "models/param_layout.h"
 #include "proto/checkpoint.pb.h"
 #include "runtime/sharding/shard_layout.h"
+#include "runtime/sharding/state_buffer.h"
 #include "runtime/store/store.h"
 
 namespace anvil::ckpt {
@@ -60,14 +62,13 @@ absl::StatusOr<ResumeSearch> FindResumePoint(const ResumeOptions& options);
 // (renamed to .corrupt-<ms>, never deleted). Returns one line per action.
 std::vector<std::string> CleanUpAfterResume(const std::string& dir, const ResumeSearch& search);
 
-// Destination of LoadShard: device buffers of shards.local_numel() floats.
+// Destination of LoadShard: device buffers of shards.local_numel() floats,
+// each filled from the checkpoint's state of the same name.
 struct ShardTarget {
   const ParamLayout* layout = nullptr;
   const ShardLayout* shards = nullptr;
   kernels::Device* device = nullptr;
-  float* master = nullptr;
-  float* exp_avg = nullptr;
-  float* exp_avg_sq = nullptr;
+  StateList state;
 };
 
 struct LoadStats {

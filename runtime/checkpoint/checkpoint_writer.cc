@@ -146,30 +146,39 @@ absl::StatusOr<SaveTiming> CheckpointWriter::Save(SaveRequest request) {
   if (src.layout == nullptr || src.shards == nullptr || src.device == nullptr) {
     return absl::InvalidArgumentError("SaveRequest without a shard source");
   }
+  if (src.state.empty()) return absl::InvalidArgumentError("SaveRequest without state buffers");
+  for (const StateBuffer& b : src.state) {
+    if (b.data == nullptr || b.numel != src.shards->local_numel()) {
+      return absl::InvalidArgumentError(absl::StrCat("state buffer ", b.name, " holds ", b.numel,
+                                                     " elements, the shard ",
+                                                     src.shards->local_numel()));
+    }
+  }
   auto job = std::make_unique<Job>();
   job->seq = seq_++;
   job->piece = WriterPiece(src.shards->local_numel(), src.replicas, src.replica_rank);
   const size_t n = job->piece.size();
-  Reserve(kNumStateKinds * n);
+  const size_t buffers = src.state.size();
+  Reserve(buffers * n);
   const auto t1 = Clock::now();
-  const float* kinds[kNumStateKinds] = {src.master, src.exp_avg, src.exp_avg_sq};
-  // Host-memory backends: one plain memcpy per kind (a parallel copy only
+  // Host-memory backends: one plain memcpy per buffer (a parallel copy only
   // adds thread hand-offs on a busy machine); others copy device -> host.
   const bool host = src.device->kind() == kernels::DeviceKind::kCpu;
-  for (int k = 0; k < kNumStateKinds; ++k) {
+  for (size_t k = 0; k < buffers; ++k) {
     if (n > 0) {
       float* dst = staging_.get() + k * n;
+      const float* from = src.state[k].data + job->piece.begin;
       if (host) {
-        std::memcpy(dst, kinds[k] + job->piece.begin, n * 4);
+        std::memcpy(dst, from, n * 4);
       } else {
-        src.device->CopyToHost(dst, kinds[k] + job->piece.begin, n * 4);
+        src.device->CopyToHost(dst, from, n * 4);
       }
     }
     if (k == 0) MaybeFault("snapshot", request.step, options_.rank);
   }
   src.device->Synchronize();
   timing.snapshot_s = Since(t1);
-  timing.bytes = kNumStateKinds * n * 4;
+  timing.bytes = buffers * n * 4;
   job->request = std::move(request);
   job->snapshot_done = Clock::now();
 
@@ -290,7 +299,7 @@ absl::Status CheckpointWriter::WriteShardFile(Job& job, const std::string& tmp,
     const std::string name = absl::StrFormat("rank_%05d.bin", options_.rank);
     ASSIGN_OR_RETURN(FileWriter w, FileWriter::Create(JoinPath(tmp, name), /*direct=*/true));
     const char* data = reinterpret_cast<const char*>(staging_.get());
-    const size_t total = kNumStateKinds * n * 4;
+    const size_t total = src.state.size() * n * 4;
     for (size_t off = 0; off < total; off += kWriteChunk) {
       RETURN_IF_ERROR(w.Write(data + off, std::min(kWriteChunk, total - off)));
       if (off < total / 2 && off + kWriteChunk >= total / 2) {
@@ -313,7 +322,8 @@ absl::Status CheckpointWriter::WriteShardFile(Job& job, const std::string& tmp,
     f->set_shard_rank(src.shards->rank());
     f->set_replicas(src.replicas);
     f->set_replica_rank(src.replica_rank);
-    for (proto::TensorEntry& e : DescribePiece(*src.layout, *src.shards, job.piece, 0)) {
+    for (proto::TensorEntry& e :
+         DescribePiece(*src.layout, *src.shards, job.piece, 0, StateNames(src.state))) {
       *record->add_tensors() = std::move(e);
     }
   }
@@ -351,7 +361,8 @@ absl::Status CheckpointWriter::Commit(Job& job, const std::string& tmp,
   m.set_created_unix_ms(absl::ToUnixMillis(absl::Now()));
   m.set_total_numel(r.source.layout->total_numel());
   m.set_run_id(options_.run_id);
-  std::vector<proto::TensorEntry> tensors = EmptyEntries(*r.source.layout);
+  std::vector<proto::TensorEntry> tensors =
+      EmptyEntries(*r.source.layout, StateNames(r.source.state));
   for (const proto::CheckpointManifest& rec : records) {
     if (rec.files_size() == 0) continue;  // a replica with an empty piece
     const uint32_t index = static_cast<uint32_t>(m.files_size());

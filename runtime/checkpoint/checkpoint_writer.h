@@ -1,9 +1,10 @@
 // CheckpointWriter: sharded, asynchronous saves with an atomic commit.
 //
 // Save() runs on the training thread and only (1) waits for the previous save
-// to finish, (2) copies the rank's piece of its shard (master params, AdamW m
-// and v; see shard_slices.h) into a preallocated host buffer and (3) hands the
-// rest to a background thread. That thread, on every rank:
+// to finish, (2) copies the rank's piece of each of its state buffers (the
+// engine's named list: master params, AdamW m and v, ...; see
+// shard_slices.h) into a preallocated host buffer and (3) hands the rest to
+// a background thread. That thread, on every rank:
 //   rank 0: clears and creates <dir>/step_<N>.tmp/ (fsync <dir>), publishes "go"
 //   all:    write <dir>/step_<N>.tmp/rank_<r>.bin, hashing it (xxh3), fsync;
 //           publish the file's record (name, size, xxh3, tensor slices)
@@ -44,6 +45,7 @@
 #include "proto/checkpoint.pb.h"
 #include "runtime/checkpoint/dir_lock.h"
 #include "runtime/sharding/shard_layout.h"
+#include "runtime/sharding/state_buffer.h"
 #include "runtime/store/store.h"
 
 namespace anvil::ckpt {
@@ -66,9 +68,9 @@ struct ShardSource {
   int replicas = 1;      // ranks holding the same shard
   int replica_rank = 0;  // this rank among them
   kernels::Device* device = nullptr;
-  const float* master = nullptr;  // local_numel elements each, device memory
-  const float* exp_avg = nullptr;
-  const float* exp_avg_sq = nullptr;
+  // The buffers to save, by name (local_numel elements each, device memory);
+  // every rank passes the same names in the same order.
+  StateList state;
 };
 
 struct SaveRequest {

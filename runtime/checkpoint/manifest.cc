@@ -35,6 +35,15 @@ uint64_t Numel(const proto::TensorEntry& t) {
   return n;
 }
 
+// Format 1's kinds and the state buffers they stand for.
+struct LegacyKind {
+  proto::StateKind kind;
+  const char* state;
+};
+constexpr LegacyKind kLegacyKinds[] = {{proto::STATE_KIND_PARAM, "params"},
+                                       {proto::STATE_KIND_EXP_AVG, "adam_m"},
+                                       {proto::STATE_KIND_EXP_AVG_SQ, "adam_v"}};
+
 }  // namespace
 
 const char* StateKindName(proto::StateKind k) {
@@ -48,6 +57,21 @@ const char* StateKindName(proto::StateKind k) {
     default:
       return "unknown";
   }
+}
+
+std::string EntryStateName(const proto::TensorEntry& t) {
+  if (!t.state().empty()) return t.state();
+  for (const LegacyKind& k : kLegacyKinds) {
+    if (k.kind == t.kind()) return k.state;
+  }
+  return "unknown";
+}
+
+proto::StateKind LegacyStateKind(const std::string& state) {
+  for (const LegacyKind& k : kLegacyKinds) {
+    if (state == k.state) return k.kind;
+  }
+  return proto::STATE_KIND_UNSPECIFIED;
 }
 
 absl::Status WriteManifest(const std::string& dir, const proto::CheckpointManifest& m) {
@@ -89,20 +113,22 @@ absl::StatusOr<proto::CheckpointManifest> ReadManifest(const std::string& dir) {
   if (!m.ParseFromArray(data->data() + kHeader, static_cast<int>(len))) {
     return absl::DataLossError("manifest.pb does not parse");
   }
-  if (m.format_version() != kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("manifest format version ",
-                                                      m.format_version(), " (this build reads ",
-                                                      kFormatVersion, ")"));
+  if (m.format_version() < kOldestFormatVersion || m.format_version() > kFormatVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint format version ", m.format_version(),
+                     " is not supported (this build reads versions ", kOldestFormatVersion, " to ",
+                     kFormatVersion, ")"));
   }
   RETURN_IF_ERROR(ValidateManifest(m));
   return m;
 }
 
 absl::Status ValidateManifest(const proto::CheckpointManifest& m) {
-  std::set<std::pair<std::string, int>> seen;
+  std::set<std::pair<std::string, std::string>> seen;
   for (const proto::TensorEntry& t : m.tensors()) {
-    const std::string what = absl::StrCat(StateKindName(t.kind()), " ", t.name());
-    if (!seen.insert({t.name(), static_cast<int>(t.kind())}).second) {
+    const std::string state = EntryStateName(t);
+    const std::string what = absl::StrCat(state, " ", t.name());
+    if (!seen.insert({t.name(), state}).second) {
       return absl::DataLossError(absl::StrCat("manifest lists ", what, " twice"));
     }
     if (t.dtype() != "F32")

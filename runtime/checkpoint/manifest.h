@@ -20,7 +20,16 @@
 namespace anvil::ckpt {
 
 inline constexpr char kManifestName[] = "manifest.pb";
-inline constexpr uint32_t kFormatVersion = 1;
+// Written: 2 (entries name their state buffer). Read: 1 and 2.
+inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kOldestFormatVersion = 1;
+
+// The state buffer a tensor entry belongs to: its `state` (format 2), else
+// the buffer its kind stands for (format 1: "params", "adam_m", "adam_v").
+std::string EntryStateName(const proto::TensorEntry& t);
+// The kind format 1 used for a state buffer; STATE_KIND_UNSPECIFIED for
+// buffers it had none for.
+proto::StateKind LegacyStateKind(const std::string& state);
 
 // Writes and fsyncs `dir`/manifest.pb (the directory entry is fsynced by the
 // caller together with the rename).

@@ -46,14 +46,22 @@ Piece WriterPiece(size_t local_numel, int replicas, int replica_rank) {
   return Piece{k * local_numel / r, (k + 1) * local_numel / r};
 }
 
-std::vector<proto::TensorEntry> EmptyEntries(const ParamLayout& layout) {
+std::vector<std::string> StateNames(const StateList& state) {
+  std::vector<std::string> names;
+  for (const StateBuffer& b : state) names.push_back(b.name);
+  return names;
+}
+
+std::vector<proto::TensorEntry> EmptyEntries(const ParamLayout& layout,
+                                             const std::vector<std::string>& states) {
   std::vector<proto::TensorEntry> out;
-  out.reserve(layout.params().size() * kNumStateKinds);
-  for (proto::StateKind kind : kStateKinds) {
+  out.reserve(layout.params().size() * states.size());
+  for (const std::string& state : states) {
     for (const ParamInfo& p : layout.params()) {
       proto::TensorEntry e;
       e.set_name(p.name);
-      e.set_kind(kind);
+      e.set_kind(LegacyStateKind(state));
+      e.set_state(state);
       for (int64_t d : p.shape) e.add_shape(d);
       e.set_dtype("F32");
       out.push_back(std::move(e));
@@ -63,10 +71,11 @@ std::vector<proto::TensorEntry> EmptyEntries(const ParamLayout& layout) {
 }
 
 std::vector<proto::TensorEntry> DescribePiece(const ParamLayout& layout, const ShardLayout& shards,
-                                              Piece piece, uint32_t file) {
-  std::vector<proto::TensorEntry> out = EmptyEntries(layout);
+                                              Piece piece, uint32_t file,
+                                              const std::vector<std::string>& states) {
+  std::vector<proto::TensorEntry> out = EmptyEntries(layout, states);
   const size_t n = layout.params().size();
-  for (int k = 0; k < kNumStateKinds; ++k) {
+  for (size_t k = 0; k < states.size(); ++k) {
     const uint64_t base = static_cast<uint64_t>(k) * piece.size() * 4;
     ForEachRange(layout, shards, piece.begin, piece.end,
                  [&](size_t q, size_t begin, size_t count, size_t local) {
@@ -88,9 +97,10 @@ absl::Status AddSlices(const std::vector<proto::TensorEntry>& from, uint32_t fil
   }
   for (size_t i = 0; i < from.size(); ++i) {
     proto::TensorEntry& dst = (*into)[i];
-    if (from[i].name() != dst.name() || from[i].kind() != dst.kind()) {
-      return absl::DataLossError(absl::StrCat("shard record tensor ", i, " is ", from[i].name(),
-                                              ", expected ", dst.name()));
+    if (from[i].name() != dst.name() || EntryStateName(from[i]) != EntryStateName(dst)) {
+      return absl::DataLossError(absl::StrCat("shard record tensor ", i, " is ",
+                                              EntryStateName(from[i]), " ", from[i].name(),
+                                              ", expected ", EntryStateName(dst), " ", dst.name()));
     }
     for (const proto::TensorSlice& s : from[i].slices()) {
       proto::TensorSlice* t = dst.add_slices();
@@ -108,17 +118,17 @@ absl::Status AddSlices(const std::vector<proto::TensorEntry>& from, uint32_t fil
 absl::StatusOr<std::vector<ReadOp>> PlanShardReads(const proto::CheckpointManifest& m,
                                                    const ParamLayout& layout,
                                                    const ShardLayout& shards,
-                                                   proto::StateKind kind) {
+                                                   const std::string& state) {
   absl::flat_hash_map<std::string, const proto::TensorEntry*> by_name;
   for (const proto::TensorEntry& t : m.tensors()) {
-    if (t.kind() == kind) by_name[t.name()] = &t;
+    if (EntryStateName(t) == state) by_name[t.name()] = &t;
   }
   std::vector<const proto::TensorEntry*> entries;
   for (const ParamInfo& p : layout.params()) {
     auto it = by_name.find(p.name);
     if (it == by_name.end()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("the checkpoint has no ", StateKindName(kind), " tensor ", p.name));
+          absl::StrCat("the checkpoint has no ", state, " tensor ", p.name));
     }
     std::vector<int64_t> shape(it->second->shape().begin(), it->second->shape().end());
     if (shape != p.shape) {

@@ -1,10 +1,12 @@
-// ShardedEngine: FSDP-style data parallelism around any UnitModel.
-//
-// It owns the rank's shard of the flat state (fp32 master params, grads, AdamW
-// m and v; ShardLayout says which elements), gathers each unit's parameters
-// just before the model needs them, reduces each unit's gradients as soon as
-// they are final, and runs AdamW on the local shard only. The model never
-// sees a rank: it gets per-unit pointers to gathered buffers.
+// ShardedEngine: FSDP-style data parallelism around any UnitModel, as the
+// composition of three pieces over one ShardingContext:
+//   ParamGatherer     per-unit all-gather of parameters in the compute dtype,
+//                     prefetch window, resharding, the kept-gathered set;
+//   GradReducer       per-unit reduce-scatter once gradients are final, or
+//                     DDP bucket all-reduce (Bucketer) without sharding;
+//   ShardedOptimizer  global norm, clipping, loss-scale check, AdamW on the
+//                     local shard; owns the named state buffers.
+// The model never sees a rank: it gets per-unit pointers to gathered buffers.
 //
 // Schedule of one micro-batch (W = shard group size):
 //  forward   for u = 0..n-1: wait u's all-gather; issue the next units'
@@ -17,6 +19,9 @@
 //            issue the reduce-scatter (W > 1) of every unit whose gradient is
 //            now final, or the all-reduce of every full bucket (W = 1).
 //            Collectives run on the group's thread while backward continues.
+//  step      wait for the reductions; one world all-reduce of loss, squared
+//            norm and inf count; AdamW unit by unit, all-gathering the first
+//            units of the next forward as soon as their shard is updated.
 // Gradient accumulation: micro-batches before the last keep unsharded
 // gradients and communicate nothing. All ranks issue the same collectives in
 // the same order, because the order depends only on the layout and options.
@@ -28,14 +33,18 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/time/time.h"
 #include "kernels/device.h"
 #include "models/unit_model.h"
 #include "runtime/collectives/process_group.h"
-#include "runtime/sharding/loss_scaler.h"
-#include "runtime/sharding/shard_layout.h"
-#include "runtime/sharding/strategy.h"
 #include "runtime/optim/adamw.h"
+#include "runtime/sharding/grad_reducer.h"
+#include "runtime/sharding/loss_scaler.h"
+#include "runtime/sharding/param_gatherer.h"
+#include "runtime/sharding/shard_layout.h"
+#include "runtime/sharding/sharded_optimizer.h"
+#include "runtime/sharding/sharding_context.h"
+#include "runtime/sharding/state_buffer.h"
+#include "runtime/sharding/strategy.h"
 
 namespace anvil {
 
@@ -66,28 +75,6 @@ struct EngineGroups {
   ProcessGroup* cross_node = nullptr;
 };
 
-struct StepResult {
-  double loss = 0;        // mean over all ranks' micro-batches
-  double grad_norm = 0;   // global, unscaled, before clipping
-  bool skipped = false;   // inf/NaN found on some rank (fp16)
-  float loss_scale = 1;   // scale used for this step
-};
-
-struct MemoryStats {
-  size_t shard_state_bytes = 0;   // master + grads + m + v of the local shard
-  size_t gathered_bytes = 0;      // gathered params / unsharded grads / staging now
-  size_t gathered_peak_bytes = 0;
-};
-
-struct CommStats {
-  double exposed_wait_s = 0;  // main thread blocked on collectives, in all:
-  double exposed_forward_s = 0;   //   in the forward pass (parameter gathers)
-  double exposed_backward_s = 0;  //   in backward and its final gradient reductions
-  double exposed_step_s = 0;      //   in Step (loss, inf check, global grad norm)
-  int64_t collectives = 0;
-  int64_t bytes = 0;          // payload bytes issued (per rank)
-};
-
 class ShardedEngine {
  public:
   static absl::StatusOr<std::unique_ptr<ShardedEngine>> Create(UnitModel* model,
@@ -114,89 +101,41 @@ class ShardedEngine {
   // Mean of `v` over all ranks (v itself in a single process).
   absl::StatusOr<double> MeanOverRanks(double v);
 
-  // Adds `value` to element `index` of this rank's gradient shard (tests:
-  // inject an inf on one rank). Call between ForwardBackward and Step.
-  void PoisonGradShard(size_t index, float value);
-
-  const ShardLayout& shard_layout() const { return *shards_; }
-  MemoryStats memory() const { return memory_; }
-  CommStats comm() const { return comm_; }
-  float loss_scale() const { return scaler_.scale(); }
-  LossScaler& scaler() { return scaler_; }
-  int64_t step() const { return step_; }
-  void set_step(int64_t s);
-  // The local shard buffers (master, m, v), for checkpoints.
-  float* master() { return master_; }
-  float* adam_m() { return m_; }
-  float* adam_v() { return v_; }
+  const ShardLayout& shard_layout() const { return ctx_->shards(); }
+  MemoryStats memory() const { return ctx_->memory(); }
+  CommStats comm() const { return ctx_->comm(); }
+  float loss_scale() const { return optimizer_->scaler().scale(); }
+  LossScaler& scaler() { return optimizer_->scaler(); }
+  int64_t step() const { return optimizer_->step(); }
+  void set_step(int64_t s) { optimizer_->set_step(s); }
+  // The rank's persistent state as named shard buffers ("params", "adam_m",
+  // "adam_v", in that order; see state_buffer.h), for checkpoints. After
+  // writing into them (a restore), call OnStateLoaded before the next step.
+  const StateList& state() const { return optimizer_->state(); }
+  // Drops gathered parameter copies and refreshes the compute copy from the
+  // (restored) "params" buffer.
+  void OnStateLoaded();
   // Ranks holding identical shards (NO_SHARD: the world; HYBRID_SHARD: one
   // per node) and this rank's index among them: checkpoints write each
   // element once.
-  int replicas() const { return replicate_group_ != nullptr ? replicate_group_->size() : 1; }
-  int replica_rank() const { return replicate_group_ != nullptr ? replicate_group_->rank() : 0; }
-  // Call after writing master() directly (checkpoint restore): drops gathered
-  // copies and refreshes the rounded compute copy.
-  void OnMasterUpdated() {
-    ReleaseAllParams();
-    RefreshComputeCopy();
+  int replicas() const {
+    const ProcessGroup* g = ctx_->groups().replicate;
+    return g != nullptr ? g->size() : 1;
+  }
+  int replica_rank() const {
+    const ProcessGroup* g = ctx_->groups().replicate;
+    return g != nullptr ? g->rank() : 0;
   }
 
  private:
-  struct Unit;
-  struct Bucket;
-  ShardedEngine(UnitModel* model, kernels::Device* device, const EngineOptions& options);
-  absl::Status Init(const EngineGroups& groups);
-
-  // Parameters.
-  absl::Status IssueGather(int u);
-  absl::Status EnsureParams(int u);
-  void Prefetch(int from, int direction);
-  void ReleaseParams(int u);
-  void ReleaseAllParams();
-  // Gradients.
-  void EnsureGradBuffer(int u);
-  absl::Status IssueReduce(int u);
-  absl::Status IssueBucket(Bucket& b);
-  absl::Status FinishReduce(int u, bool block);
-  absl::Status FinishAllReduces();
-  absl::Status Wait(const std::shared_ptr<Work>& w);
-
-  void* Alloc(size_t bytes);
-  void Free(void* p, size_t bytes);
-  void RefreshComputeCopy();
-  void Convert(void* dst, DType dst_type, const void* src, DType src_type, size_t n);
-  std::vector<void*> ParamPointers() const;
-  std::vector<float*> GradPointers() const;
-  absl::StatusOr<double> AllReduceScalar(ProcessGroup* g, double v, ReduceOp op);
+  explicit ShardedEngine(UnitModel* model) : model_(model) {}
 
   UnitModel* model_;
-  kernels::Device* device_;
-  EngineOptions options_;
-  DType compute_dtype_;  // what the model reads parameters in
-  ProcessGroup* world_ = nullptr;
-  ProcessGroup* shard_group_ = nullptr;      // null: W = 1
-  ProcessGroup* replicate_group_ = nullptr;  // null: no replicas
-  bool reshard_ = false;
-  std::unique_ptr<ShardLayout> shards_;
-  std::vector<Unit> units_;
-  std::vector<Bucket> buckets_;
-  std::vector<int> unit_bucket_;  // bucket holding unit u (W = 1 with replicas)
-  std::vector<int> final_at_;  // backward of which unit makes unit u's grads final
-  std::vector<bool> shared_;   // read by another unit: kept gathered all step
-  float* master_ = nullptr;
-  float* grads_ = nullptr;
-  float* m_ = nullptr;
-  float* v_ = nullptr;
-  void* compute_ = nullptr;  // W = 1 and param_dtype != fp32: the copy the model reads
-  std::vector<std::unique_ptr<AdamW>> adamw_;
-  LossScaler scaler_;
-  bool use_scaler_ = false;
-  int inflight_gathers_ = 0;
-  bool grads_live_ = false;  // unsharded grad buffers hold this step's sums
-  int64_t step_ = 0;
-  MemoryStats memory_;
-  CommStats comm_;
-  double* phase_wait_ = &comm_.exposed_forward_s;  // the phase Wait charges
+  // Declared before the pieces, which use it until they are destroyed.
+  std::unique_ptr<ShardingContext> ctx_;
+  std::unique_ptr<ShardedOptimizer> optimizer_;
+  std::unique_ptr<ParamGatherer> gatherer_;
+  std::unique_ptr<GradReducer> reducer_;
 };
 
 }  // namespace anvil

@@ -101,7 +101,7 @@ absl::Status Trainer::InitState() {
     RETURN_IF_ERROR(Resume(&resumed));
     const ckpt::Piece piece = ckpt::WriterPiece(engine_->shard_layout().local_numel(),
                                                 engine_->replicas(), engine_->replica_rank());
-    writer_->Reserve(ckpt::kNumStateKinds * piece.size());
+    writer_->Reserve(engine_->state().size() * piece.size());
   }
   if (resumed) return absl::OkStatus();
   RETURN_IF_ERROR(engine_->InitParams(config_.seed()));
@@ -165,13 +165,13 @@ absl::Status Trainer::Resume(bool* resumed) {
         " to continue from it anyway, or use another --checkpoint_dir"));
   }
   ckpt::ShardTarget target{&model_->layout(), &engine_->shard_layout(), device_,
-                           engine_->master(), engine_->adam_m(), engine_->adam_v()};
+                           engine_->state()};
   absl::StatusOr<ckpt::LoadStats> loaded = ckpt::LoadShard(point, target);
   if (!loaded.ok()) {
     return absl::Status(loaded.status().code(),
                         absl::StrCat("loading ", point.path, ": ", loaded.status().message()));
   }
-  engine_->OnMasterUpdated();
+  engine_->OnStateLoaded();
   const proto::TrainingState& st = m.state();
   engine_->set_step(st.optimizer_step());
   engine_->scaler().Restore(st.loss_scale(), st.loss_scale_clean_steps());
@@ -251,9 +251,7 @@ absl::Status Trainer::SaveCheckpoint(bool wait) {
     src.replicas = engine_->replicas();
     src.replica_rank = engine_->replica_rank();
     src.device = device_;
-    src.master = engine_->master();
-    src.exp_avg = engine_->adam_m();
-    src.exp_avg_sq = engine_->adam_v();
+    src.state = engine_->state();
     ASSIGN_OR_RETURN(const ckpt::SaveTiming t, writer_->Save(std::move(r)));
     last_saved_step_ = step_;
     Log(absl::StrFormat(

@@ -124,7 +124,8 @@ TEST_F(CheckpointTest, ManifestFramingCatchesTruncationAndBitFlips) {
 }
 
 // Whatever the strategy, the pieces the ranks write cover every element of
-// every tensor and kind exactly once: replicas split the work.
+// every tensor and state exactly once: replicas split the work. The state
+// list is the engine's three buffers plus one more (as an EMA would be).
 TEST(ShardSlicesTest, WritersTileEveryTensorExactlyOnce) {
   auto device = kernels::MakeCpuDevice(1);
   auto model = Gpt::Create(GptConfig{2, 2, 12, 8, 29}, GptOptions{1, 8}, device.get());
@@ -133,9 +134,11 @@ TEST(ShardSlicesTest, WritersTileEveryTensorExactlyOnce) {
   struct Case {
     int shard_world, replicas;
   };
+  const std::vector<std::string> states = {"params", "adam_m", "adam_v", "ema"};
+  const size_t ns = states.size();
   for (Case c : {Case{1, 1}, Case{1, 3}, Case{4, 1}, Case{2, 2}, Case{3, 2}, Case{5, 1}}) {
     proto::CheckpointManifest m;
-    std::vector<proto::TensorEntry> tensors = ckpt::EmptyEntries(layout);
+    std::vector<proto::TensorEntry> tensors = ckpt::EmptyEntries(layout, states);
     uint64_t stored = 0;
     for (int s = 0; s < c.shard_world; ++s) {
       ShardLayout shards(layout, c.shard_world, s);
@@ -143,11 +146,11 @@ TEST(ShardSlicesTest, WritersTileEveryTensorExactlyOnce) {
         const ckpt::Piece p = ckpt::WriterPiece(shards.local_numel(), c.replicas, k);
         proto::ShardFile* f = m.add_files();
         f->set_name("f");
-        f->set_bytes(3 * p.size() * 4);
-        ASSERT_TRUE(ckpt::AddSlices(ckpt::DescribePiece(layout, shards, p, 0),
+        f->set_bytes(ns * p.size() * 4);
+        ASSERT_TRUE(ckpt::AddSlices(ckpt::DescribePiece(layout, shards, p, 0, states),
                                     static_cast<uint32_t>(m.files_size() - 1), &tensors)
                         .ok());
-        stored += 3 * p.size();
+        stored += ns * p.size();
       }
     }
     for (auto& t : tensors) *m.add_tensors() = t;
@@ -156,7 +159,8 @@ TEST(ShardSlicesTest, WritersTileEveryTensorExactlyOnce) {
     size_t padded = 0;
     for (const UnitInfo& u : layout.units())
       padded += (u.numel + c.shard_world - 1) / c.shard_world * c.shard_world;
-    EXPECT_EQ(stored, 3 * padded);  // padding only; no element twice
+    EXPECT_EQ(stored, ns * padded);  // padding only; no element twice
+    EXPECT_EQ(m.tensors_size(), static_cast<int>(ns * layout.params().size()));
     if (c.shard_world * c.replicas == 4) {
       // A writer bug (an element stored twice, or by nobody) is caught.
       proto::CheckpointManifest twice = m, hole = m;
@@ -262,23 +266,24 @@ TEST_P(Reshard, LoadsUnderAnotherWorldAndStrategy) {
   auto loaded = RunJob(Config("r", 5), c.to, [&](Trainer& t, int) -> absl::Status {
     EXPECT_EQ(t.resumed_step(), 3);
     const ParamLayout& layout = t.model().layout();
-    const char* kinds[] = {"param/", "exp_avg/", "exp_avg_sq/"};
-    float* local[] = {t.engine().master(), t.engine().adam_m(), t.engine().adam_v()};
-    for (int k = 0; k < 3; ++k) {
+    const StateList& state = t.engine().state();
+    if (state.size() != 3) return absl::InternalError("expected 3 state buffers");
+    for (const StateBuffer& b : state) {
+      const float* local = b.data;
       std::vector<float> full;
       for (const ParamInfo& p : layout.params()) {
-        const auto& v = saved.at(std::string(kinds[k]) + p.name);
+        const auto& v = saved.at(b.name + "/" + p.name);
         full.insert(full.end(), v.begin(), v.end());
       }
       for (const UnitShard& s : t.engine().shard_layout().units()) {
         for (size_t x = s.begin; x < s.end; ++x) {
-          if (local[k][s.shard_offset + x - s.begin] != full[s.global_offset + x]) {
+          if (local[s.shard_offset + x - s.begin] != full[s.global_offset + x]) {
             return absl::InternalError(
-                absl::StrCat(kinds[k], " element ", s.global_offset + x, " differs"));
+                absl::StrCat(b.name, " element ", s.global_offset + x, " differs"));
           }
         }
         for (size_t i = s.end - s.begin; i < s.shard; ++i) {
-          if (local[k][s.shard_offset + i] != 0.0f) return absl::InternalError("padding not zero");
+          if (local[s.shard_offset + i] != 0.0f) return absl::InternalError("padding not zero");
         }
       }
     }
@@ -402,9 +407,8 @@ TEST_F(CheckpointTest, RetentionKeepsTheNewestKAndNeverOverwrites) {
         if (!w.ok()) return w.status();
         ckpt::SaveRequest r;
         r.step = 6;
-        r.source = {
-            &t.model().layout(), &t.engine().shard_layout(), 1, 0, nullptr, t.engine().master(),
-            t.engine().adam_m(), t.engine().adam_v()};
+        r.source = {&t.model().layout(), &t.engine().shard_layout(), 1, 0, nullptr,
+                    t.engine().state()};
         auto device = kernels::MakeCpuDevice(1);
         r.source.device = device.get();
         if (auto s = (*w)->Save(r); !s.ok()) return s.status();

@@ -127,7 +127,8 @@ inline std::string JoinLog(const RankResult& r) {
   return s;
 }
 
-// Every (kind/name) tensor of a checkpoint directory, read in full.
+// Every tensor of a checkpoint directory, read in full, keyed
+// "<state>/<name>" (e.g. "params/wte.weight", "adam_m/wte.weight").
 inline std::map<std::string, std::vector<float>> ReadCheckpoint(const std::string& path) {
   std::map<std::string, std::vector<float>> out;
   auto m = ckpt::ReadManifest(path);
@@ -139,7 +140,7 @@ inline std::map<std::string, std::vector<float>> ReadCheckpoint(const std::strin
     std::vector<float> v(n);
     absl::Status s = ckpt::ReadTensorRange(path, *m, t, 0, n, v.data());
     EXPECT_TRUE(s.ok()) << s;
-    out[absl::StrCat(ckpt::StateKindName(t.kind()), "/", t.name())] = std::move(v);
+    out[absl::StrCat(ckpt::EntryStateName(t), "/", t.name())] = std::move(v);
   }
   return out;
 }

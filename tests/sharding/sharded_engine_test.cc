@@ -18,6 +18,7 @@
 #include "runtime/collectives/hybrid_groups.h"
 #include "runtime/sharding/sharded_engine.h"
 #include "runtime/store/hash_store.h"
+#include "tests/sharding/grad_injector.h"
 #include "tests/sharding/mlp_model.h"
 
 namespace anvil {
@@ -73,11 +74,15 @@ void Batch(int step, int rows, int seq, std::vector<int32_t>* in, std::vector<in
   }
 }
 
+// Called on each rank before a step's first micro-batch.
+using StepHook = std::function<void(testing::GradInjector& model, ShardedEngine& e, int step)>;
+
 void RankMain(const RunSpec& spec, int rank, ProcessGroup* world, RunResult* out,
-              const std::function<void(ShardedEngine&, int step)>& hook) {
+              const StepHook& hook) {
   auto device = kernels::MakeCpuDevice(1);
   const int rows = spec.global_batch / spec.world / spec.micro;
-  auto model = MakeModel(spec.model, device.get(), rows, spec.seq, spec.n_layer);
+  auto inner = MakeModel(spec.model, device.get(), rows, spec.seq, spec.n_layer);
+  auto model = std::make_unique<testing::GradInjector>(inner.get(), device.get());
   EngineGroups groups{world, nullptr, nullptr};
   HybridGroups hybrid;
   if (spec.strategy == ShardingStrategy::kHybridShard && world != nullptr) {
@@ -102,6 +107,7 @@ void RankMain(const RunSpec& spec, int rank, ProcessGroup* world, RunResult* out
   std::vector<int32_t> in, tg;
   for (int s = 0; s < spec.steps; ++s) {
     Batch(s, spec.global_batch, spec.seq, &in, &tg);
+    if (hook) hook(*model, e, s);
     double loss = 0;
     for (int m = 0; m < spec.micro; ++m) {
       const size_t first = static_cast<size_t>(rank * spec.micro + m) * rows * spec.seq;
@@ -110,7 +116,6 @@ void RankMain(const RunSpec& spec, int rank, ProcessGroup* world, RunResult* out
       ASSERT_TRUE(l.ok()) << l.status();
       loss += *l / spec.micro;
     }
-    if (hook) hook(e, s);
     auto res = e.Step(1e-2f, loss);
     ASSERT_TRUE(res.ok()) << res.status();
     if (rank == 0) {
@@ -126,8 +131,7 @@ void RankMain(const RunSpec& spec, int rank, ProcessGroup* world, RunResult* out
   out->local_numel[rank] = e.shard_layout().local_numel();
 }
 
-RunResult Train(const RunSpec& spec,
-                std::function<void(ShardedEngine&, int step)> hook = nullptr) {
+RunResult Train(const RunSpec& spec, const StepHook& hook = nullptr) {
   RunResult out;
   out.memory.resize(spec.world);
   out.local_numel.resize(spec.world);
@@ -299,14 +303,16 @@ TEST(ShardedEngineTest, MemoryFollowsTheZeroFormulas) {
 
 // fp16: an inf injected into one rank's gradients makes every rank skip the
 // step and halve the scale; parameters do not move; the next step trains.
+// The inf goes into rank 1's slice of unit 0's unsharded gradient, so after
+// the reduce-scatter only rank 1's shard holds it.
 TEST(ShardedEngineTest, InfOnOneRankSkipsTheStepEverywhere) {
   RunSpec spec{ModelKind::kGpt, ShardingStrategy::kFullShard, 2};
   spec.param_dtype = DType::kF16;
   spec.reduce_dtype = DType::kF16;
   spec.steps = 3;
-  std::vector<std::vector<float>> before(2), after(2);
-  const RunResult r = Train(spec, [](ShardedEngine& e, int step) {
-    if (step == 1 && e.shard_layout().rank() == 1) e.PoisonGradShard(3, INFINITY);
+  const RunResult r = Train(spec, [](testing::GradInjector& m, ShardedEngine& e, int step) {
+    const ShardLayout& shards = e.shard_layout();
+    if (step == 1 && shards.rank() == 1) m.InjectOnce(0, shards.unit(0).shard + 3, INFINITY);
   });
   ASSERT_EQ(r.results.size(), 3u);
   EXPECT_FALSE(r.results[0].skipped);

@@ -1,0 +1,97 @@
+#include "runtime/sharding/sharded_optimizer.h"
+
+#include <cmath>
+
+#include "common/status_macros.h"
+#include "kernels/ops/optim.h"
+
+namespace anvil {
+
+ShardedOptimizer::ShardedOptimizer(ShardingContext* ctx, const ParamLayout& layout,
+                                   const ShardedOptimizerOptions& options)
+    : ctx_(ctx), options_(options), scaler_(options.scaler) {
+  const ShardLayout& shards = ctx->shards();
+  const size_t local = shards.local_numel();
+  kernels::Device* device = ctx->device();
+  for (const char* name : {"params", "adam_m", "adam_v"}) {
+    float* p = static_cast<float*>(device->Alloc(local * sizeof(float)));
+    device->Memset(p, 0, local * sizeof(float));
+    state_.push_back(StateBuffer{name, p, local});
+  }
+  ctx->memory().shard_state_bytes += state_.size() * local * sizeof(float);
+  for (const UnitShard& s : shards.units()) {
+    if (s.begin < s.end) {
+      adamw_.push_back(std::make_unique<AdamW>(device, layout, s.global_offset + s.begin,
+                                               s.global_offset + s.end, options_.adamw));
+    } else {
+      adamw_.push_back(nullptr);
+    }
+  }
+}
+
+ShardedOptimizer::~ShardedOptimizer() {
+  for (const StateBuffer& b : state_) ctx_->device()->Free(b.data);
+}
+
+void ShardedOptimizer::set_step(int64_t s) {
+  step_ = s;
+  for (auto& a : adamw_) {
+    if (a != nullptr) a->set_step(s);
+  }
+}
+
+absl::StatusOr<StepResult> ShardedOptimizer::Check(double local_loss, const float* grads) {
+  kernels::Device& device = *ctx_->device();
+  const ShardGroups& g = ctx_->groups();
+  const size_t local = ctx_->shards().local_numel();
+  StepResult res;
+  res.loss_scale = backward_scale();
+  // One all-reduce (sum over the world) carries all the step needs from the
+  // other ranks: the mean loss, the squared global gradient norm, and how
+  // many ranks found inf/NaN. Ranks of a replica group hold equal shards, so
+  // each adds its squared norm divided by the number of replicas.
+  const int world = g.world != nullptr ? g.world->size() : 1;
+  const int shard = g.shard != nullptr ? g.shard->size() : 1;
+  const kernels::TensorView view = kernels::Flat(grads, local);
+  const bool found_local = options_.use_scaler && kernels::HasNonFinite(device, view);
+  const double sq_local = found_local ? 0.0 : kernels::SquaredNorm(device, view);
+  float sums[3] = {static_cast<float>(local_loss / world),
+                   static_cast<float>(sq_local * shard / world), found_local ? 1.0f : 0.0f};
+  if (world > 1) {
+    RETURN_IF_ERROR(ctx_->Wait(g.world->AllReduce(sums, 3, {.op = ReduceOp::kSum})));
+  }
+  res.loss = world > 1 ? sums[0] : local_loss;
+  if (sums[2] > 0) {
+    scaler_.Update(true);
+    res.skipped = true;
+    res.grad_norm = NAN;
+    return res;
+  }
+  const double sq = world > 1 ? sums[1] : sq_local;
+  res.grad_norm = std::sqrt(sq) / res.loss_scale;
+  return res;
+}
+
+absl::Status ShardedOptimizer::Apply(float lr, const StepResult& checked, const float* grads,
+                                     const UnitHook& after_unit) {
+  float clip = 1.0f;
+  if (options_.grad_clip > 0 && checked.grad_norm > options_.grad_clip) {
+    clip = static_cast<float>(options_.grad_clip / (checked.grad_norm + 1e-6));
+  }
+  const float grad_scale = clip / checked.loss_scale;
+  float* params = state_[0].data;
+  float* m = state_[1].data;
+  float* v = state_[2].data;
+  for (size_t u = 0; u < adamw_.size(); ++u) {
+    if (adamw_[u] != nullptr) {
+      const size_t off = ctx_->shards().unit(static_cast<int>(u)).shard_offset;
+      adamw_[u]->Step(params + off, grads + off, m + off, v + off, lr, grad_scale);
+    }
+    RETURN_IF_ERROR(after_unit(static_cast<int>(u)));
+  }
+  if (options_.use_scaler) scaler_.Update(false);
+  ++step_;
+  return absl::OkStatus();
+}
+
+}  // namespace anvil

@@ -1,0 +1,84 @@
+// ShardedOptimizer: the optimizer step on the rank's shard, and the state it
+// keeps.
+//
+// It owns the persistent state as a named list of shard buffers (state()):
+// "params" (fp32 master weights), "adam_m", "adam_v". A step is two calls:
+// Check reduces, in one all-reduce over the world, what the step needs from
+// every rank (the mean loss, the squared global gradient norm, how many ranks
+// found inf/NaN) and decides: a step with a non-finite gradient anywhere is
+// skipped on every rank (the loss scaler backs off); otherwise Apply clips
+// to grad_clip by the global norm, unscales and runs AdamW on each unit's
+// slice of the shard, calling `after_unit(u)` after unit u so the caller can
+// start gathering updated parameters behind the remaining work.
+//
+// Invariants: every rank makes the same skip decision and the same clipping
+// factor (both come from the all-reduced sums); state buffers never move
+// (their addresses are valid for the optimizer's lifetime), so callers may
+// hold pointers into them; padding elements are never updated.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "models/param_layout.h"
+#include "runtime/optim/adamw.h"
+#include "runtime/sharding/loss_scaler.h"
+#include "runtime/sharding/sharding_context.h"
+#include "runtime/sharding/state_buffer.h"
+
+namespace anvil {
+
+struct StepResult {
+  double loss = 0;        // mean over all ranks' micro-batches
+  double grad_norm = 0;   // global, unscaled, before clipping
+  bool skipped = false;   // inf/NaN found on some rank (fp16)
+  float loss_scale = 1;   // scale used for this step
+};
+
+struct ShardedOptimizerOptions {
+  AdamWConfig adamw;
+  float grad_clip = 1.0f;  // <= 0: no clipping
+  bool use_scaler = false;   // dynamic loss scaling (fp16)
+  LossScalerOptions scaler;
+};
+
+class ShardedOptimizer {
+ public:
+  ShardedOptimizer(ShardingContext* ctx, const ParamLayout& layout,
+                   const ShardedOptimizerOptions& options);
+  ~ShardedOptimizer();
+  ShardedOptimizer(const ShardedOptimizer&) = delete;
+  ShardedOptimizer& operator=(const ShardedOptimizer&) = delete;
+
+  // The persistent state, in a fixed order ("params" first).
+  const StateList& state() const { return state_; }
+  float* params() const { return state_[0].data; }
+
+  // The global loss and gradient norm of `grads` (the averaged local
+  // gradient shard), and whether the step must be skipped (then the scaler
+  // has already backed off). `local_loss`: this rank's mean loss.
+  absl::StatusOr<StepResult> Check(double local_loss, const float* grads);
+  // AdamW on the local shard with the clipping and unscaling `checked`
+  // implies; then counts the step.
+  using UnitHook = std::function<absl::Status(int unit)>;
+  absl::Status Apply(float lr, const StepResult& checked, const float* grads,
+                     const UnitHook& after_unit);
+
+  // The scale backward multiplies d(loss) by (1 without loss scaling).
+  float backward_scale() const { return options_.use_scaler ? scaler_.scale() : 1.0f; }
+  LossScaler& scaler() { return scaler_; }
+  int64_t step() const { return step_; }
+  void set_step(int64_t s);
+
+ private:
+  ShardingContext* ctx_;
+  ShardedOptimizerOptions options_;
+  StateList state_;
+  std::vector<std::unique_ptr<AdamW>> adamw_;  // per unit; null for an empty slice
+  LossScaler scaler_;
+  int64_t step_ = 0;
+};
+
+}  // namespace anvil
