@@ -1,5 +1,6 @@
 #include "models/llama/llama_hf.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -8,17 +9,19 @@
 namespace anvil {
 namespace {
 
-// The shortest decimal that reads back as exactly v (JSON number syntax).
+// The shortest decimal that reads back as exactly v (JSON number syntax);
+// whole numbers as "500.0", as Python writes them.
 std::string ShortestFloat(float v) {
   char buf[32];
+  if (v == std::floor(v) && std::fabs(v) < 1e15f) {
+    std::snprintf(buf, sizeof(buf), "%.1f", static_cast<double>(v));
+    return buf;
+  }
   for (int prec = 1; prec <= 9; ++prec) {
     std::snprintf(buf, sizeof(buf), "%.*g", prec, static_cast<double>(v));
     if (std::strtof(buf, nullptr) == v) break;
   }
-  std::string s = buf;
-  // JSON: a bare integer is fine for rope_theta, but keep floats floats.
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
+  return buf;
 }
 
 }  // namespace
@@ -49,7 +52,8 @@ std::string LlamaHfConfigJson(const LlamaConfig& c) {
       "  \"bos_token_id\": ", bos, ",\n",
       "  \"eos_token_id\": ", eos, ",\n",
       "  \"initializer_range\": 0.02,\n"
-      "  \"torch_dtype\": \"float32\"\n"
+      "  \"torch_dtype\": \"float32\",\n"
+      "  \"dtype\": \"float32\"\n"
       "}\n");
 }
 
