@@ -6,11 +6,15 @@
 //   backward  the transpose (inverse) rotation, applied to the gradient.
 // The angle is formed as HF forms it (fp32 inverse frequency times the
 // position, rounded to fp32) and its cos/sin evaluated in double, so the
-// table matches HF's fp32 table to an ulp or so. Rows (b,t,head) are
-// independent: row-parallel, each row widened to fp32 (rows.h).
+// table matches HF's fp32 table to an ulp or so; it is cached (GetTable).
+// Rows (b,t,head) are independent: row-parallel, each row widened to fp32
+// (rows.h).
 #include <omp.h>
 
 #include <cmath>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/rows.h"
@@ -20,27 +24,57 @@
 namespace anvil::kernels::cpu {
 namespace {
 
+// The (T, hd/2) cos and sin tables of one (theta, T, hd), built once and
+// shared: forward and backward of every layer use the same table, so a
+// one-entry cache (rebuilt when a call asks for another shape) hits on
+// every call of a training step. Callers hold the shared_ptr while they
+// read, so a rebuild for another shape never frees a table in use.
+struct RopeTable {
+  float theta = 0;
+  int64_t T = 0, hd = 0;
+  std::vector<float> cos, sin;  // (T, hd/2) each
+};
+
+std::shared_ptr<const RopeTable> GetTable(float theta, int64_t T, int64_t hd) {
+  static std::mutex mu;
+  static std::shared_ptr<const RopeTable> cached;
+  std::lock_guard<std::mutex> lock(mu);
+  if (cached != nullptr && cached->theta == theta && cached->T >= T && cached->hd == hd) {
+    return cached;  // a longer table's first T rows are the same angles
+  }
+  auto t = std::make_shared<RopeTable>();
+  t->theta = theta;
+  t->T = T;
+  t->hd = hd;
+  const int64_t h = hd / 2;
+  t->cos.resize(T * h);
+  t->sin.resize(T * h);
+  for (int64_t i = 0; i < h; ++i) {
+    const float inv_freq = static_cast<float>(
+        1.0 / std::pow(static_cast<double>(theta), static_cast<double>(2 * i) / hd));
+    for (int64_t p = 0; p < T; ++p) {
+      const double a = static_cast<float>(p) * inv_freq;  // fp32 product, like HF
+      t->cos[p * h + i] = static_cast<float>(std::cos(a));
+      t->sin[p * h + i] = static_cast<float>(std::sin(a));
+    }
+  }
+  cached = t;
+  return cached;
+}
+
 // sign +1: forward rotation; -1: its inverse.
 void Rotate(Device& d, const TensorView& x, float theta, float sign) {
   const int64_t B = x.shape[0], T = x.shape[1], NH = x.shape[2], hd = x.shape[3], h = hd / 2;
   const int nt = Threads(d);
-  Scratch buf(d, sizeof(float) * (T * hd + hd * nt));
-  float* cs = buf.f32();  // (T, h) cos then (T, h) sin
-  float* sn = cs + T * h;
-  for (int64_t i = 0; i < h; ++i) {
-    const float inv_freq = static_cast<float>(
-        1.0 / std::pow(static_cast<double>(theta), static_cast<double>(2 * i) / hd));
-    for (int64_t t = 0; t < T; ++t) {
-      const double a = static_cast<float>(t) * inv_freq;  // fp32 product, like HF
-      cs[t * h + i] = static_cast<float>(std::cos(a));
-      sn[t * h + i] = static_cast<float>(sign * std::sin(a));
-    }
-  }
+  const std::shared_ptr<const RopeTable> table = GetTable(theta, T, hd);
+  const float* cs = table->cos.data();
+  const float* sn = table->sin.data();
+  Scratch buf(d, sizeof(float) * hd * nt);
   const int64_t rows = B * T * NH;
   const bool par = rows * hd >= int64_t{kMinParallelElems};
 #pragma omp parallel num_threads(nt) if (par)
   {
-    float* r = buf.f32() + T * hd + hd * omp_get_thread_num();
+    float* r = buf.f32() + hd * omp_get_thread_num();
 #pragma omp for schedule(static)
     for (int64_t row = 0; row < rows; ++row) {
       const int64_t b = row / (T * NH), t = (row / NH) % T, head = row % NH;
@@ -51,8 +85,9 @@ void Rotate(Device& d, const TensorView& x, float theta, float sign) {
 #pragma omp simd
       for (int64_t i = 0; i < h; ++i) {
         const float x1 = r[i], x2 = r[i + h];
-        r[i] = x1 * c[i] - x2 * s[i];
-        r[i + h] = x2 * c[i] + x1 * s[i];
+        const float si = sign * s[i];
+        r[i] = x1 * c[i] - x2 * si;
+        r[i + h] = x2 * c[i] + x1 * si;
       }
       StoreRow(p, x.dtype, r, hd);
     }

@@ -116,6 +116,13 @@ void CheckRope(Device& d, Packed p, double theta) {
 }
 
 TEST_P(LlamaOpsTest, RopeOnPackedQkvSmall) { CheckRope(device(), {2, 5, 4, 2, 8}, 10000.0); }
+// The CPU op caches its cos/sin table: a shorter sequence after a longer one
+// (same theta and head size) reads the longer table's first rows.
+TEST_P(LlamaOpsTest, RopeShorterAfterLonger) {
+  FVec warm(40 * 8, 1.0f);
+  RopeForward(device(), View(warm.data(), {1, 40, 1, 8}), {.theta = 10000.0f});
+  CheckRope(device(), {2, 5, 4, 2, 8}, 10000.0);
+}
 TEST_P(LlamaOpsTest, RopeOnPackedQkvParallel) { CheckRope(device(), {2, 64, 8, 2, 64}, 500000.0); }
 
 TEST_P(LlamaOpsTest, RopeFiniteDifferences) {
