@@ -7,17 +7,15 @@
 // The angle is formed as HF forms it (fp32 inverse frequency times the
 // position, rounded to fp32) and its cos/sin evaluated in double, so the
 // table matches HF's fp32 table to an ulp or so; it is cached (GetTable).
-// Rows (b,t,head) are independent: row-parallel, each row widened to fp32
-// (rows.h).
-#include <omp.h>
-
+// Rows (b,t,head) are independent: row-parallel, fp32 math on F32 or BF16
+// storage (each element widened on load, rounded once on store).
 #include <cmath>
 #include <memory>
 #include <mutex>
 #include <vector>
 
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/parallel.h"
-#include "kernels/cpu/rows.h"
 #include "kernels/cpu/typed.h"
 #include "kernels/cpu/typed_ops.h"
 
@@ -62,35 +60,44 @@ std::shared_ptr<const RopeTable> GetTable(float theta, int64_t T, int64_t hd) {
   return cached;
 }
 
-// sign +1: forward rotation; -1: its inverse.
-void Rotate(Device& d, const TensorView& x, float theta, float sign) {
-  const int64_t B = x.shape[0], T = x.shape[1], NH = x.shape[2], hd = x.shape[3], h = hd / 2;
-  const int nt = Threads(d);
-  const std::shared_ptr<const RopeTable> table = GetTable(theta, T, hd);
-  const float* cs = table->cos.data();
-  const float* sn = table->sin.data();
-  Scratch buf(d, sizeof(float) * hd * nt);
-  const int64_t rows = B * T * NH;
+inline float Load(const float* p, int64_t i) { return p[i]; }
+inline float Load(const uint16_t* p, int64_t i) { return BF16ToF32(p[i]); }
+inline void Store(float* p, int64_t i, float v) { p[i] = v; }
+inline void Store(uint16_t* p, int64_t i, float v) { p[i] = F32ToBF16(v); }
+
+// Rotates every (b,t,head) row of x, stored as S (float or bf16 bits), in
+// place; sign +1: forward rotation, -1: its inverse. Each element is read
+// once and written once, rounded once.
+template <class S>
+void RotateRows(int nt, const TensorView& x, const RopeTable& table, float sign) {
+  const int64_t T = x.shape[1], NH = x.shape[2], hd = x.shape[3], h = hd / 2;
+  const int64_t rows = x.shape[0] * T * NH;
+  const float* cs = table.cos.data();
+  const float* sn = table.sin.data();
+  S* base = static_cast<S*>(x.data);
   const bool par = rows * hd >= int64_t{kMinParallelElems};
-#pragma omp parallel num_threads(nt) if (par)
-  {
-    float* r = buf.f32() + hd * omp_get_thread_num();
-#pragma omp for schedule(static)
-    for (int64_t row = 0; row < rows; ++row) {
-      const int64_t b = row / (T * NH), t = (row / NH) % T, head = row % NH;
-      void* p = ElemPtr(x, b * x.stride[0] + t * x.stride[1] + head * x.stride[2]);
-      LoadRow(r, p, x.dtype, hd);
-      const float* c = cs + t * h;
-      const float* s = sn + t * h;
+#pragma omp parallel for num_threads(nt) schedule(static) if (par)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t b = row / (T * NH), t = (row / NH) % T, head = row % NH;
+    S* p = base + b * x.stride[0] + t * x.stride[1] + head * x.stride[2];
+    const float* c = cs + t * h;
+    const float* s = sn + t * h;
 #pragma omp simd
-      for (int64_t i = 0; i < h; ++i) {
-        const float x1 = r[i], x2 = r[i + h];
-        const float si = sign * s[i];
-        r[i] = x1 * c[i] - x2 * si;
-        r[i + h] = x2 * c[i] + x1 * si;
-      }
-      StoreRow(p, x.dtype, r, hd);
+    for (int64_t i = 0; i < h; ++i) {
+      const float x1 = Load(p, i), x2 = Load(p, i + h);
+      const float si = sign * s[i];
+      Store(p, i, x1 * c[i] - x2 * si);
+      Store(p, i + h, x2 * c[i] + x1 * si);
     }
+  }
+}
+
+void Rotate(Device& d, const TensorView& x, float theta, float sign) {
+  const std::shared_ptr<const RopeTable> table = GetTable(theta, x.shape[1], x.shape[3]);
+  if (x.dtype == DType::kF32) {
+    RotateRows<float>(Threads(d), x, *table, sign);
+  } else {
+    RotateRows<uint16_t>(Threads(d), x, *table, sign);
   }
 }
 

@@ -142,11 +142,13 @@ Batch RandomBatch(int n, int V, uint32_t seed) {
 }
 
 // Central differences on the full model against its analytic gradient, for
-// a random sample of parameters from every tensor, tied and untied.
+// a random sample of parameters from every tensor: untied with grouped-query
+// attention (2 kv heads for 4), tied with multi-query attention (1 kv head).
 TEST(LlamaGradient, MatchesFiniteDifferences) {
   for (bool tied : {false, true}) {
     auto device = kernels::MakeCpuDevice(1);
-    const LlamaConfig c = Tiny(tied);
+    LlamaConfig c = Tiny(tied);
+    if (tied) c.n_kv_head = 1;
     const int B = 2, T = 6;
     auto m = Llama::Create(c, LlamaOptions{B, T}, device.get());
     ASSERT_TRUE(m.ok());
