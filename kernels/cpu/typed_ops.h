@@ -1,5 +1,6 @@
 // CPU ops implemented directly over typed views (F32 or BF16 storage, any
-// mix, fp32 math; see rows.h), registered by their family files:
+// mix, fp32 math: RMSNorm and SwiGLU widen rows (rows.h), RoPE converts
+// element by element), registered by their family files:
 // RMSNorm (rmsnorm.cc, family_norm.cc), rotary embedding (rope.cc,
 // family_embedding_loss.cc), SwiGLU (swiglu.cc, family_basic.cc).
 // Preconditions are checked by the family dispatchers (kernels/ops/*.cc).

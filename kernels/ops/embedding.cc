@@ -32,7 +32,8 @@ namespace {
 void ExpectRope(const TensorView& x, const RopeParams& p, const char* op) {
   internal::Expect(x.present() || x.numel() == 0, op, "missing operand");
   internal::Expect(internal::IsFloat(x), op, "x must be F32 or BF16");
-  internal::Expect(x.ndim == 4 && x.stride[3] == 1, op, "x must be (B,T,NH,hd), last dim contiguous");
+  internal::Expect(x.ndim == 4 && x.stride[3] == 1, op,
+                   "x must be (B,T,NH,hd) with a contiguous last dim");
   internal::Expect(x.shape[3] % 2 == 0, op, "head size must be even");
   internal::Expect(p.theta > 0.0f, op, "theta must be > 0");
 }

@@ -93,7 +93,8 @@ void Llama::BuildLayout() {
     layout_.Add(p + "mlp.up_proj.weight", {F, C}, true);
     const size_t down = layout_.Add(p + "mlp.down_proj.weight", {C, F}, true);
     if (l == 0) {
-      attn_offsets_ = {layout_.OffsetInUnit(norm1), layout_.OffsetInUnit(q), layout_.OffsetInUnit(o)};
+      attn_offsets_ = {layout_.OffsetInUnit(norm1), layout_.OffsetInUnit(q),
+                       layout_.OffsetInUnit(o)};
       mlp_offsets_ = {layout_.OffsetInUnit(norm2), layout_.OffsetInUnit(gate),
                       layout_.OffsetInUnit(down)};
     }
@@ -337,8 +338,9 @@ void Llama::HeadForward(ParamPtrs params) {
   const int64_t C = config_.n_embd, V = config_.vocab_size, N = int64_t{B_} * T_;
   const DType dt = options_.compute_dtype;
   const k::TensorView norm = k::View(params[HeadUnit()], dt, {C});
-  const k::TensorView head = config_.tie_embeddings ? k::View(params[0], dt, {V, C})
-                                                    : k::Offset(k::View(params[HeadUnit()], dt, {V, C}), C);
+  const k::TensorView head = config_.tie_embeddings
+                                 ? k::View(params[0], dt, {V, C})
+                                 : k::Offset(k::View(params[HeadUnit()], dt, {V, C}), C);
   k::Device& d = *device_;
   k::RmsNormForward(d, Act(acts_.lnf, {N, C}), k::View(acts_.rstdf, {N}),
                     k::View(HeadInput(), {N, C}), norm, {.eps = config_.norm_eps});
