@@ -1,12 +1,13 @@
 // The models that ship with anvil: one line each. A model's whole definition
 // lives in its folder (models/<kind>/); this list is all the runtime needs.
 #include "models/gpt/gpt_spec.h"
+#include "models/llama/llama_spec.h"
 #include "models/model_registry.h"
 
 namespace anvil {
 
 void RegisterBuiltinModels() {
-  for (ModelSpec spec : {GptSpec()}) {
+  for (ModelSpec spec : {GptSpec(), LlamaSpec()}) {
     // Built-in kinds are distinct: registration cannot fail.
     (void)RegisterModel(std::move(spec));
   }

@@ -1,10 +1,12 @@
 // CPU implementations of the convert, elementwise and activation families.
 // F32 operands go straight to the fp32 kernels of ops.h (bit-identical to
 // them); other dtypes widen to fp32, run the same kernel, and round once.
+// SwiGLU (swiglu.cc) works on typed rows directly.
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/cpu/register_ops.h"
 #include "kernels/cpu/typed.h"
+#include "kernels/cpu/typed_ops.h"
 #include "kernels/op_registry.h"
 #include "kernels/ops/activation.h"
 #include "kernels/ops/convert.h"
@@ -88,6 +90,10 @@ void RegisterBasicOps() {
   RegisterOp<ScaleFn>(k, "elementwise.scale", &ScaleCpu, {DType::kF32, DType::kBF16});
   RegisterOp<GeluForwardFn>(k, "activation.gelu_forward", &GeluForwardCpu, {DType::kF32, DType::kBF16});
   RegisterOp<GeluBackwardFn>(k, "activation.gelu_backward", &GeluBackwardCpu, {DType::kF32, DType::kBF16});
+  RegisterOp<SwiGluForwardFn>(k, "activation.swiglu_forward", &SwiGluForwardCpu,
+                              {DType::kF32, DType::kBF16});
+  RegisterOp<SwiGluBackwardFn>(k, "activation.swiglu_backward", &SwiGluBackwardCpu,
+                               {DType::kF32, DType::kBF16});
 }
 
 }  // namespace anvil::kernels::cpu

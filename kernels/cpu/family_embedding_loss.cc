@@ -1,7 +1,9 @@
 // CPU implementations of the embedding and loss families over the fp32
 // kernels (encoder.cc, softmax_xent.cc); BF16 operands are widened first.
+// Rotary embedding (rope.cc) works on typed rows directly.
 #include "kernels/cpu/register_ops.h"
 #include "kernels/cpu/typed.h"
+#include "kernels/cpu/typed_ops.h"
 #include "kernels/op_registry.h"
 #include "kernels/ops/embedding.h"
 #include "kernels/ops/loss.h"
@@ -54,6 +56,10 @@ void RegisterEmbeddingLossOps() {
                                  {DType::kF32, DType::kBF16});
   RegisterOp<EmbeddingBackwardFn>(k, "embedding.backward", &EmbeddingBackwardCpu,
                                   {DType::kF32, DType::kBF16});
+  RegisterOp<RopeForwardFn>(k, "embedding.rope_forward", &RopeForwardCpu,
+                            {DType::kF32, DType::kBF16});
+  RegisterOp<RopeBackwardFn>(k, "embedding.rope_backward", &RopeBackwardCpu,
+                             {DType::kF32, DType::kBF16});
   RegisterOp<SoftmaxXentForwardFn>(k, "loss.softmax_xent_forward", &XentForwardCpu,
                                    {DType::kF32, DType::kBF16});
   RegisterOp<SoftmaxXentBackwardFn>(k, "loss.softmax_xent_backward", &XentBackwardCpu,

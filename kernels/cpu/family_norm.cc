@@ -1,8 +1,10 @@
-// CPU implementation of the norm family: LayerNorm. F32 views run the fp32
-// kernel (layernorm.cc) directly; BF16 views are widened to fp32 first, so
-// statistics and normalisation are always fp32.
+// CPU implementation of the norm family: LayerNorm and RMSNorm. LayerNorm's
+// F32 views run the fp32 kernel (layernorm.cc) directly; BF16 views are
+// widened to fp32 first, so statistics and normalisation are always fp32.
+// RMSNorm (rmsnorm.cc) works on typed rows directly.
 #include "kernels/cpu/register_ops.h"
 #include "kernels/cpu/typed.h"
+#include "kernels/cpu/typed_ops.h"
 #include "kernels/op_registry.h"
 #include "kernels/ops/norm.h"
 
@@ -50,6 +52,10 @@ void RegisterNormOps() {
                                  {DType::kF32, DType::kBF16});
   RegisterOp<LayerNormBackwardFn>(k, "norm.layernorm_backward", &LayerNormBackwardCpu,
                                   {DType::kF32, DType::kBF16});
+  RegisterOp<RmsNormForwardFn>(k, "norm.rmsnorm_forward", &RmsNormForwardCpu,
+                               {DType::kF32, DType::kBF16});
+  RegisterOp<RmsNormBackwardFn>(k, "norm.rmsnorm_backward", &RmsNormBackwardCpu,
+                                {DType::kF32, DType::kBF16});
 }
 
 }  // namespace anvil::kernels::cpu

@@ -28,4 +28,27 @@ void EmbeddingBackward(Device& d, const TensorView& dtable, const TensorView& dp
   if (ids.numel() > 0) h.Get(d.kind())(d, dtable, dpos, dout, ids);
 }
 
+namespace {
+void ExpectRope(const TensorView& x, const RopeParams& p, const char* op) {
+  internal::Expect(x.present() || x.numel() == 0, op, "missing operand");
+  internal::Expect(internal::IsFloat(x), op, "x must be F32 or BF16");
+  internal::Expect(x.ndim == 4 && x.stride[3] == 1, op,
+                   "x must be (B,T,NH,hd) with a contiguous last dim");
+  internal::Expect(x.shape[3] % 2 == 0, op, "head size must be even");
+  internal::Expect(p.theta > 0.0f, op, "theta must be > 0");
+}
+}  // namespace
+
+void RopeForward(Device& d, const TensorView& x, const RopeParams& p) {
+  static const OpHandle<RopeForwardFn> h("embedding.rope_forward");
+  ExpectRope(x, p, h.name());
+  if (x.numel() > 0) h.Get(d.kind())(d, x, p);
+}
+
+void RopeBackward(Device& d, const TensorView& dx, const RopeParams& p) {
+  static const OpHandle<RopeBackwardFn> h("embedding.rope_backward");
+  ExpectRope(dx, p, h.name());
+  if (dx.numel() > 0) h.Get(d.kind())(d, dx, p);
+}
+
 }  // namespace anvil::kernels

@@ -36,4 +36,35 @@ void LayerNormBackward(Device& d, const TensorView& dx, const TensorView& dweigh
   if (N > 0) h.Get(d.kind())(d, dx, dweight, dbias, dout, x, weight, mean, rstd, p);
 }
 
+void RmsNormForward(Device& d, const TensorView& out, const TensorView& rstd, const TensorView& x,
+                    const TensorView& weight, const RmsNormParams& p) {
+  static const OpHandle<RmsNormForwardFn> h("norm.rmsnorm_forward");
+  internal::ExpectFloat(out, h.name(), "out");
+  internal::ExpectFloat(x, h.name(), "x");
+  internal::ExpectFloat(weight, h.name(), "weight");
+  internal::ExpectF32(rstd, h.name(), "rstd must be F32");
+  const int64_t N = x.rows(), C = x.cols();
+  internal::Expect(out.numel() == N * C && weight.numel() == C && rstd.numel() >= N, h.name(),
+                   "shapes disagree");
+  internal::Expect(p.eps >= 0.0f, h.name(), "eps must be >= 0");
+  if (N > 0) h.Get(d.kind())(d, out, rstd, x, weight, p);
+}
+
+void RmsNormBackward(Device& d, const TensorView& dx, const TensorView& dweight,
+                     const TensorView& dout, const TensorView& x, const TensorView& weight,
+                     const TensorView& rstd) {
+  static const OpHandle<RmsNormBackwardFn> h("norm.rmsnorm_backward");
+  internal::ExpectFloat(dx, h.name(), "dx");
+  internal::ExpectFloat(dout, h.name(), "dout");
+  internal::ExpectFloat(x, h.name(), "x");
+  internal::ExpectFloat(weight, h.name(), "weight");
+  internal::ExpectF32(dweight, h.name(), "dweight must be F32");
+  internal::ExpectF32(rstd, h.name(), "rstd must be F32");
+  const int64_t N = x.rows(), C = x.cols();
+  internal::Expect(dx.numel() == N * C && dout.numel() == N * C && dweight.numel() == C &&
+                       weight.numel() == C && rstd.numel() >= N,
+                   h.name(), "shapes disagree");
+  if (N > 0) h.Get(d.kind())(d, dx, dweight, dout, x, weight, rstd);
+}
+
 }  // namespace anvil::kernels

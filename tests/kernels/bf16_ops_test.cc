@@ -16,7 +16,10 @@
 #include <vector>
 
 #include "kernels/cpu/convert.h"
+#include "kernels/ops/activation.h"
 #include "kernels/ops/attention.h"
+#include "kernels/ops/embedding.h"
+#include "kernels/ops/norm.h"
 #include "tests/kernels/test_util.h"
 
 namespace anvil::kernels {
@@ -186,6 +189,81 @@ TEST_P(Bf16OpsTest, AttentionMatchesFp32OnRoundedInputs) {
                     v16.k, v16.v, o16, View(lseb.data(), {B, NH, T}));
   // Two chained products after the probabilities: the reduction over T twice.
   EXPECT_TRUE(Close(FromBf16(dqkvb), dqkv, 2 * T, true));
+}
+
+// The Llama ops: RMSNorm (fp32 residual in, bf16 out; bf16 dout into an
+// fp32 dx, the model's mix, and all-bf16), RoPE in place on a bf16 view,
+// SwiGLU on the halves of one bf16 (N,2F) buffer.
+TEST_P(Bf16OpsTest, RmsNormRopeSwiGlu) {
+  Device& d = device();
+  const int N = 70, C = 48;
+  const FVec x = Rounded(testing::Random(N * C, 1, -2.0f, 3.0f));
+  const FVec w = Rounded(testing::Random(C, 2, 0.5f, 1.5f));
+  const U16 xb = ToBf16(x), wb = ToBf16(w);
+  FVec y(N * C), rstd(N), rstd2(N);
+  RmsNormForward(d, View(y.data(), {N, C}), View(rstd.data(), {N}), View(x.data(), {N, C}),
+                 View(w.data(), {C}));
+  U16 yb(N * C);
+  RmsNormForward(d, B16(yb, {N, C}), View(rstd2.data(), {N}), View(x.data(), {N, C}),
+                 B16(wb, {C}));
+  EXPECT_TRUE(Close(FromBf16(yb), y, C, true));
+  EXPECT_TRUE(Close(rstd2, rstd, C, false));
+  const FVec dy = Rounded(testing::Random(N * C, 4));
+  const FVec dx0 = Rounded(testing::Random(N * C, 5));
+  FVec dx = dx0, dw(C, 0.f);
+  RmsNormBackward(d, View(dx.data(), {N, C}), View(dw.data(), {C}), View(dy.data(), {N, C}),
+                  View(x.data(), {N, C}), View(w.data(), {C}), View(rstd.data(), {N}));
+  FVec dx2 = dx0, dw2(C, 0.f);  // fp32 dx from bf16 dout and weight
+  RmsNormBackward(d, View(dx2.data(), {N, C}), View(dw2.data(), {C}), B16(ToBf16(dy), {N, C}),
+                  View(x.data(), {N, C}), B16(wb, {C}), View(rstd.data(), {N}));
+  EXPECT_TRUE(Close(dx2, dx, C, false));
+  EXPECT_TRUE(Close(dw2, dw, N, false));
+  U16 dxb = ToBf16(dx0);  // all bf16
+  FVec dw3(C, 0.f);
+  RmsNormBackward(d, B16(dxb, {N, C}), View(dw3.data(), {C}), B16(ToBf16(dy), {N, C}),
+                  B16(xb, {N, C}), B16(wb, {C}), View(rstd.data(), {N}));
+  EXPECT_TRUE(Close(FromBf16(dxb), dx, C, true));
+  EXPECT_TRUE(Close(dw3, dw, N, false));
+
+  // RoPE: forward and backward on q inside a packed (B,T,3*NH*hd) buffer.
+  const int B = 2, T = 9, NH = 3, hd = 16, W = 3 * NH * hd;
+  const FVec qkv = Rounded(testing::Random(B * T * W, 6, -2.0f, 2.0f));
+  FVec q32 = qkv;
+  U16 q16 = ToBf16(qkv);
+  auto heads = [&](void* p, DType dt) {
+    return Strided(p, dt, {B, T, NH, hd}, {int64_t{T} * W, W, hd, 1});
+  };
+  RopeForward(d, heads(q32.data(), DType::kF32));
+  RopeForward(d, heads(q16.data(), DType::kBF16));
+  EXPECT_TRUE(Close(FromBf16(q16), q32, 2, true));
+  q32 = qkv;
+  q16 = ToBf16(qkv);
+  RopeBackward(d, heads(q32.data(), DType::kF32));
+  RopeBackward(d, heads(q16.data(), DType::kBF16));
+  EXPECT_TRUE(Close(FromBf16(q16), q32, 2, true));
+
+  // SwiGLU on gate | up halves, bf16 out and bf16 accumulated gradients.
+  const int F = 40;
+  const FVec gu = Rounded(testing::Random(N * 2 * F, 7, -6.0f, 6.0f));
+  const FVec dout = Rounded(testing::Random(N * F, 8));
+  const U16 gub = ToBf16(gu), doutb = ToBf16(dout);
+  auto half = [&](const void* p, DType dt, int off) {
+    return Offset(Strided(p, dt, {N, F}, {2 * F, 1}), off);
+  };
+  FVec o(N * F), dgu = Rounded(testing::Random(N * 2 * F, 9));
+  U16 ob(N * F), dgub = ToBf16(dgu);
+  SwiGluForward(d, View(o.data(), {N, F}), half(gu.data(), DType::kF32, 0),
+                half(gu.data(), DType::kF32, F));
+  SwiGluForward(d, B16(ob, {N, F}), half(gub.data(), DType::kBF16, 0),
+                half(gub.data(), DType::kBF16, F));
+  EXPECT_TRUE(Close(FromBf16(ob), o, 1, true));
+  SwiGluBackward(d, half(dgu.data(), DType::kF32, 0), half(dgu.data(), DType::kF32, F),
+                 half(gu.data(), DType::kF32, 0), half(gu.data(), DType::kF32, F),
+                 View(dout.data(), {N, F}));
+  SwiGluBackward(d, half(dgub.data(), DType::kBF16, 0), half(dgub.data(), DType::kBF16, F),
+                 half(gub.data(), DType::kBF16, 0), half(gub.data(), DType::kBF16, F),
+                 B16(doutb, {N, F}));
+  EXPECT_TRUE(Close(FromBf16(dgub), dgu, 1, true));
 }
 
 ANVIL_THREADS_PARAMS(Bf16OpsTest);

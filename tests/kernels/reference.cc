@@ -221,4 +221,77 @@ void AdamW(Vec& param, const Vec& grad, Vec& m, Vec& v, const AdamWParams& p) {
   }
 }
 
+void RmsNormForward(Vec& out, Vec& rstd, const Vec& x, const Vec& weight, int N, int C,
+                    double eps) {
+  out.assign(static_cast<size_t>(N) * C, 0.0);
+  rstd.assign(N, 0.0);
+  for (int i = 0; i < N; ++i) {
+    double ss = 0;
+    for (int c = 0; c < C; ++c) ss += x[i * C + c] * x[i * C + c];
+    const double r = 1.0 / std::sqrt(ss / C + eps);
+    for (int c = 0; c < C; ++c) out[i * C + c] = x[i * C + c] * r * weight[c];
+    rstd[i] = r;
+  }
+}
+
+void RmsNormBackward(Vec& dx, Vec& dweight, const Vec& dout, const Vec& x, const Vec& weight, int N,
+                     int C, double eps) {
+  dx.assign(static_cast<size_t>(N) * C, 0.0);
+  dweight.assign(C, 0.0);
+  for (int i = 0; i < N; ++i) {
+    const double* xi = &x[static_cast<size_t>(i) * C];
+    double ss = 0;
+    for (int c = 0; c < C; ++c) ss += xi[c] * xi[c];
+    const double r = 1.0 / std::sqrt(ss / C + eps);
+    // d out_c / d x_j = w_c (delta_cj r + x_c dr/dx_j), dr/dx_j = -r^3 x_j / C.
+    for (int j = 0; j < C; ++j) {
+      const double drdx = -r * r * r * xi[j] / C;
+      double g = 0;
+      for (int c = 0; c < C; ++c) {
+        g += dout[i * C + c] * weight[c] * ((c == j ? r : 0.0) + xi[c] * drdx);
+      }
+      dx[i * C + j] = g;
+    }
+    for (int c = 0; c < C; ++c) dweight[c] += dout[i * C + c] * xi[c] * r;
+  }
+}
+
+Vec Rope(const Vec& x, int B, int T, int NH, int hd, double theta, bool inverse) {
+  Vec y(x.size());
+  const int h = hd / 2;
+  for (int b = 0; b < B; ++b) {
+    for (int t = 0; t < T; ++t) {
+      for (int n = 0; n < NH; ++n) {
+        const size_t o = ((static_cast<size_t>(b) * T + t) * NH + n) * hd;
+        for (int i = 0; i < h; ++i) {
+          const float inv_freq = static_cast<float>(1.0 / std::pow(theta, 2.0 * i / hd));
+          const double a = static_cast<float>(t) * inv_freq;
+          const double c = std::cos(a), s = inverse ? -std::sin(a) : std::sin(a);
+          y[o + i] = x[o + i] * c - x[o + i + h] * s;
+          y[o + i + h] = x[o + i + h] * c + x[o + i] * s;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+Vec SwiGluForward(const Vec& gate, const Vec& up) {
+  Vec out(gate.size());
+  for (size_t i = 0; i < gate.size(); ++i) {
+    out[i] = gate[i] / (1.0 + std::exp(-gate[i])) * up[i];
+  }
+  return out;
+}
+
+void SwiGluBackward(Vec& dgate, Vec& dup, const Vec& gate, const Vec& up, const Vec& dout) {
+  dgate.assign(gate.size(), 0.0);
+  dup.assign(gate.size(), 0.0);
+  for (size_t i = 0; i < gate.size(); ++i) {
+    const double s = 1.0 / (1.0 + std::exp(-gate[i]));
+    dgate[i] = dout[i] * up[i] * (s + gate[i] * s * (1.0 - s));
+    dup[i] = dout[i] * gate[i] * s;
+  }
+}
+
 }  // namespace anvil::kernels::ref

@@ -43,6 +43,20 @@ void SoftmaxCrossEntropyForward(Vec& losses, Vec& probs, const Vec& logits,
 Vec SoftmaxCrossEntropyBackward(const Vec& logits, const std::vector<int32_t>& targets,
                                 double dloss, int N, int V);
 
+// RMSNorm (eps given); backward by the full Jacobian of out w.r.t. x.
+void RmsNormForward(Vec& out, Vec& rstd, const Vec& x, const Vec& weight, int N, int C, double eps);
+void RmsNormBackward(Vec& dx, Vec& dweight, const Vec& dout, const Vec& x, const Vec& weight, int N,
+                     int C, double eps);
+
+// Rotary embedding of x (B,T,NH,hd) contiguous, HF Llama convention; the
+// angle is HF's fp32 product t * inv_freq, everything else in double.
+// inverse = true applies the transpose (inverse) rotation.
+Vec Rope(const Vec& x, int B, int T, int NH, int hd, double theta, bool inverse);
+
+// SwiGLU over (N,F): out = silu(g) * u; dgate, dup = the gradients.
+Vec SwiGluForward(const Vec& gate, const Vec& up);
+void SwiGluBackward(Vec& dgate, Vec& dup, const Vec& gate, const Vec& up, const Vec& dout);
+
 // One AdamW step on doubles, in place.
 void AdamW(Vec& param, const Vec& grad, Vec& m, Vec& v, const AdamWParams& p);
 

@@ -7,13 +7,13 @@
 #include <cstdint>
 #include <vector>
 
-#include "models/unit_model.h"
+#include "models/token_model.h"
 
 namespace anvil::testing {
 
-class GradInjector : public UnitModel {
+class GradInjector : public TokenModel {
  public:
-  GradInjector(UnitModel* inner, kernels::Device* device) : inner_(inner), device_(device) {}
+  GradInjector(TokenModel* inner, kernels::Device* device) : inner_(inner), device_(device) {}
 
   // The next Backward(unit) adds `value` to element `index` of its gradient.
   void InjectOnce(int unit, size_t index, float value) {
@@ -25,6 +25,7 @@ class GradInjector : public UnitModel {
   const ParamLayout& layout() const override { return inner_->layout(); }
   std::vector<int> UnitDeps(int u) const override { return inner_->UnitDeps(u); }
   void InitParams(float* host, uint64_t seed) const override { inner_->InitParams(host, seed); }
+  using TokenModel::SetBatch;
   absl::Status SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) override {
     return inner_->SetBatch(inputs, targets, B, T);
   }
@@ -44,7 +45,7 @@ class GradInjector : public UnitModel {
   double FlopsPerToken(int T) const override { return inner_->FlopsPerToken(T); }
 
  private:
-  UnitModel* inner_;
+  TokenModel* inner_;
   kernels::Device* device_;
   int unit_ = -1;
   size_t index_ = 0;
