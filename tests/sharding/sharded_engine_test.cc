@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "kernels/device.h"
 #include "models/gpt/gpt.h"
+#include "models/llama/llama.h"
 #include "models/init_rng.h"
 #include "runtime/collectives/gloo/gloo_process_group.h"
 #include "runtime/collectives/hybrid_groups.h"
@@ -24,7 +25,7 @@
 namespace anvil {
 namespace {
 
-enum class ModelKind { kGpt, kMlp };
+enum class ModelKind { kGpt, kLlama, kMlp };
 
 struct RunSpec {
   ModelKind model = ModelKind::kGpt;
@@ -57,6 +58,20 @@ std::unique_ptr<TokenModel> MakeModel(ModelKind kind, kernels::Device* b, int ba
                                      int n_layer = 2) {
   if (kind == ModelKind::kGpt) {
     auto m = Gpt::Create(GptConfig{n_layer, 2, 12, 8, kVocab}, GptOptions{batch, seq}, b);
+    EXPECT_TRUE(m.ok());
+    return std::move(*m);
+  }
+  if (kind == ModelKind::kLlama) {
+    // Grouped-query (2 heads share 1 KV head), untied head, odd vocabulary.
+    LlamaConfig c;
+    c.n_layer = n_layer;
+    c.n_head = 2;
+    c.n_kv_head = 1;
+    c.n_embd = 16;
+    c.ffn_hidden = 24;
+    c.vocab_size = kVocab;
+    c.max_seq_len = 8;
+    auto m = Llama::Create(c, LlamaOptions{batch, seq}, b);
     EXPECT_TRUE(m.ok());
     return std::move(*m);
   }
@@ -200,7 +215,8 @@ TEST_P(Equivalence, MatchesOneRankInFp32) {
 }
 
 std::string CaseName(const ::testing::TestParamInfo<EquivCase>& info) {
-  return std::string(info.param.model == ModelKind::kGpt ? "Gpt" : "Mlp") + "_" +
+  const ModelKind m = info.param.model;
+  return std::string(m == ModelKind::kGpt ? "Gpt" : m == ModelKind::kLlama ? "Llama" : "Mlp") + "_" +
          std::string(ShardingStrategyName(info.param.strategy)) + "_" +
          std::to_string(info.param.world);
 }
@@ -214,6 +230,10 @@ INSTANTIATE_TEST_SUITE_P(
                       EquivCase{ModelKind::kGpt, ShardingStrategy::kFullShard, 2},
                       EquivCase{ModelKind::kGpt, ShardingStrategy::kFullShard, 4},
                       EquivCase{ModelKind::kGpt, ShardingStrategy::kHybridShard, 4},
+                      EquivCase{ModelKind::kLlama, ShardingStrategy::kNoShard, 2},
+                      EquivCase{ModelKind::kLlama, ShardingStrategy::kShardGradOp, 2},
+                      EquivCase{ModelKind::kLlama, ShardingStrategy::kFullShard, 4},
+                      EquivCase{ModelKind::kLlama, ShardingStrategy::kHybridShard, 4},
                       EquivCase{ModelKind::kMlp, ShardingStrategy::kNoShard, 2},
                       EquivCase{ModelKind::kMlp, ShardingStrategy::kFullShard, 4},
                       EquivCase{ModelKind::kMlp, ShardingStrategy::kShardGradOp, 3},

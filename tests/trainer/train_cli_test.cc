@@ -73,6 +73,19 @@ TEST_F(TrainCliTest, RunsAndLogsOneLinePerStep) {
   }
 }
 
+TEST_F(TrainCliTest, LlamaTrainsThroughTheSameBinary) {
+  Result r = RunProcess(ANVIL_TRAIN_BIN, Base({"--model=llama", "--n_kv_head=1", "--ffn_hidden=40",
+                                               "--notie_embeddings", "--rope_theta=500",
+                                               "--log_every=1", "--eval_every=3"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* s : {"model: Llama L=1 H=2 KV=1 C=16 F=40 T=16 V=256 theta=500,", "step     3/3",
+                        "tok/s", "val loss"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+  ExpectBadInput({"--model=llama", "--n_kv_head=3"}, "--n_kv_head");
+  ExpectBadInput({"--model=gpt", "--n_kv_head=1"}, "--n_kv_head is not supported by --model gpt");
+}
+
 TEST_F(TrainCliTest, ModelShapeErrors) {
   ExpectBadInput({"--n_embd=18", "--n_head=4"}, "--n_head");
   ExpectBadInput({"--seq_len=32"}, "--seq_len (32) must be in 1..--max_seq_len (16)");
