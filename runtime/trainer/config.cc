@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "models/model_registry.h"
+#include "runtime/data/data_source.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "runtime/checkpoint/save_signal.h"
@@ -98,11 +99,14 @@ absl::Status MergeConfigFile(const std::string& path, proto::TrainConfig* config
 
 absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
   const auto& d = c.data();
-  if (d.train_pattern().empty()) return absl::InvalidArgumentError("--train_pattern is empty");
   if (d.batch_size() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("--batch_size must be > 0, got ", d.batch_size()));
   }
   RETURN_IF_ERROR(ValidateModelConfig(c));
+  ASSIGN_OR_RETURN(const ModelSpec* spec, FindModel(c.model().kind()));
+  if (spec->data == DataKind::kTokens && d.train_pattern().empty()) {
+    return absl::InvalidArgumentError("--train_pattern is empty");
+  }
   const auto& o = c.optim();
   RETURN_IF_ERROR(InRange("lr", o.lr(), 0, 10));
   RETURN_IF_ERROR(InRange("min_lr_ratio", o.min_lr_ratio(), 0, 1));
@@ -117,8 +121,11 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat("--grad_accum must be > 0, got ", c.grad_accum()));
   }
   if (c.eval_every() < 0) return absl::InvalidArgumentError("--eval_every must be >= 0");
-  if (c.eval_every() > 0 && c.data().val_pattern().empty()) {
-    return absl::InvalidArgumentError("--eval_every is set but --val_pattern is empty");
+  if (c.eval_every() > 0 && !HasValidationData(spec->data, c)) {
+    return absl::InvalidArgumentError(spec->data == DataKind::kTokens
+                                          ? "--eval_every is set but --val_pattern is empty"
+                                          : "--eval_every is set but there is no validation data "
+                                            "(--val_images or --val_image_root)");
   }
   if (c.eval_batches() <= 0) return absl::InvalidArgumentError("--eval_batches must be > 0");
   if (c.log_every() <= 0) return absl::InvalidArgumentError("--log_every must be > 0");

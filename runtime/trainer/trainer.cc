@@ -70,7 +70,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfi
   so.rank = t->options_.rank;
   so.world_size = t->options_.world_size;
   ASSIGN_OR_RETURN(t->train_data_, OpenDataSource(t->spec_->data, config, so));
-  if (!config.data().val_pattern().empty()) {
+  if (HasValidationData(t->spec_->data, config)) {
     so.split = Split::kVal;
     ASSIGN_OR_RETURN(t->val_data_, OpenDataSource(t->spec_->data, config, so));
   }
