@@ -155,11 +155,23 @@ int main(int argc, char** argv) {
   std::printf("anvil %s %s ms_per_step=%.2f tokens_per_s=%.1f gflops=%.1f %s_peak_gflops=%.1f "
               "fraction_of_peak=%.3f\n", mc.kind().c_str(), dtype.c_str(), med, tps, gflops,
               cd == anvil::DType::kBF16 ? "bf16_gemm" : "sgemm", peak, gflops / peak);
+  // The Llama's resolved widths (its spec fills in 0 = the model's default),
+  // read back from the layout so the reference builds the same model.
+  int kv_heads = 0, ffn = 0;
+  if (mc.kind() == "llama") {
+    const anvil::ParamLayout& layout = model.layout();
+    const int hd = mc.n_embd() / mc.n_head();
+    kv_heads = static_cast<int>(
+        layout.params()[layout.Find("model.layers.0.self_attn.k_proj.weight")].shape[0] / hd);
+    ffn = static_cast<int>(
+        layout.params()[layout.Find("model.layers.0.mlp.gate_proj.weight")].shape[0]);
+  }
   if (absl::GetFlag(FLAGS_torch)) {
     const double torch_tps = RunTorch(absl::StrFormat(
-        "--model %s --L %d --H %d --C %d --T %d --V %d --B %d --threads %d --steps %d --dtype %s",
-        mc.kind(), mc.n_layer(), mc.n_head(), mc.n_embd(), T, mc.vocab_size(), B, threads, steps,
-        dtype));
+        "--model %s --L %d --H %d --KV %d --F %d --C %d --T %d --V %d --B %d --threads %d "
+        "--steps %d --dtype %s",
+        mc.kind(), mc.n_layer(), mc.n_head(), kv_heads, ffn, mc.n_embd(), T, mc.vocab_size(), B,
+        threads, steps, dtype));
     if (torch_tps > 0) {
       std::printf("ratio anvil/torch %s %s tokens_per_s = %.2fx\n", mc.kind().c_str(), dtype.c_str(),
                   tps / torch_tps);
