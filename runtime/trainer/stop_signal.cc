@@ -2,12 +2,20 @@
 
 #include <csignal>
 
+#include "runtime/collectives/stop_abort.h"
+
 namespace anvil {
 namespace {
 
 volatile std::sig_atomic_t g_stop_signal = 0;
 
-void OnSignal(int sig) { g_stop_signal = sig; }
+// Async-signal-safe: a flag, and a wake-up for the collectives' watchdog,
+// which aborts a collective still blocked StopAbortDelay() later (a peer
+// that stopped answering must not keep this process past its grace period).
+void OnSignal(int sig) {
+  g_stop_signal = sig;
+  NotifyStopRequested(sig);
+}
 
 }  // namespace
 

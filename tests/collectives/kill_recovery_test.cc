@@ -2,7 +2,8 @@
 // middle of a collective, over many kills at random moments (issue 14,
 // item 2: 4 of ~300 kills used to take the whole timeout, because Gloo's TCP
 // pair never woke a send that was queued on the socket when the connection
-// closed).
+// closed; runtime/collectives/gloo/abortable_transport.h now aborts the
+// group when any of its connections fails).
 //
 // Each trial starts N = 2 or 3 worker processes that all-reduce in a loop
 // (alternating a 256 KiB and a 16 MiB buffer, so kills land both between
@@ -135,13 +136,6 @@ class KillRecoveryTest : public ::testing::Test {
 };
 
 TEST_F(KillRecoveryTest, SurvivorNoticesAKilledPeerAtOnce) {
-  // Issue 14 item 2 is not fixed yet: a broadcast root whose peer dies can
-  // still wait the whole group timeout (2 of 12 trials here). Until the
-  // bounded-wait fix lands this reproduction runs only on request.
-  const char* repro = std::getenv("ANVIL_KILL_REPRO");
-  if (repro == nullptr || std::string(repro) != "1") {
-    GTEST_SKIP() << "known failure (issue 14 item 2 unfixed): set ANVIL_KILL_REPRO=1";
-  }
   for (double ms : Run(12, 14)) EXPECT_LT(ms, kRecoveryBoundMs);
 }
 

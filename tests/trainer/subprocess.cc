@@ -39,6 +39,10 @@ Subprocess::~Subprocess() {
   }
 }
 
+void Subprocess::SignalWhen(const std::string& text, int sig) {
+  OnOutput(text, [this, sig] { kill(pid_, sig); });
+}
+
 ProcessResult Subprocess::Wait(int timeout_s) { return RunAll({this}, timeout_s)[0]; }
 
 std::vector<ProcessResult> RunAll(std::vector<Subprocess*> procs, int timeout_s) {
@@ -76,9 +80,9 @@ std::vector<ProcessResult> RunAll(std::vector<Subprocess*> procs, int timeout_s)
       auto [i, is_out] = owner[k];
       (is_out ? res[i].out : res[i].err).append(buf, static_cast<size_t>(got));
       Subprocess* p = procs[i];
-      if (p->signal_ != 0 && !signalled[i] && res[i].out.find(p->signal_text_) != std::string::npos) {
-        kill(p->pid_, p->signal_);
+      if (p->trigger_ && !signalled[i] && res[i].out.find(p->trigger_text_) != std::string::npos) {
         signalled[i] = true;
+        p->trigger_();
       }
     }
   }

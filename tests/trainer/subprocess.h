@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -23,9 +24,11 @@ class Subprocess {
              const std::map<std::string, std::string>& env = {});
   ~Subprocess();
   // Sends `sig` once stdout contains `text` (at most once).
-  void SignalWhen(const std::string& text, int sig) {
-    signal_text_ = text;
-    signal_ = sig;
+  void SignalWhen(const std::string& text, int sig);
+  // Runs `action` (on the waiting thread) once stdout contains `text`.
+  void OnOutput(const std::string& text, std::function<void()> action) {
+    trigger_text_ = text;
+    trigger_ = std::move(action);
   }
   // Collects output until the child exits or `timeout_s` passes (then SIGKILL).
   ProcessResult Wait(int timeout_s = 60);
@@ -35,8 +38,8 @@ class Subprocess {
   friend std::vector<ProcessResult> RunAll(std::vector<Subprocess*> procs, int timeout_s);
   pid_t pid_ = -1;
   int out_fd_ = -1, err_fd_ = -1;
-  std::string signal_text_;
-  int signal_ = 0;
+  std::string trigger_text_;
+  std::function<void()> trigger_;
 };
 
 // Starts all, waits for all (concurrently draining their pipes).
