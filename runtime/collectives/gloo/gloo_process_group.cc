@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <utility>
@@ -21,6 +22,7 @@
 #include "gloo/rendezvous/context.h"
 #include "gloo/transport/tcp/device.h"
 #include "runtime/collectives/gloo/abortable_transport.h"
+#include "runtime/collectives/gloo/device_address.h"
 #include "runtime/collectives/gloo/gloo_store_adapter.h"
 #include "runtime/collectives/gloo/direct_reduce_scatter.h"
 #include "runtime/collectives/gloo/halving_reduce_scatter.h"
@@ -78,12 +80,6 @@ void IgnoreSigpipeOnce() {
   });
 }
 
-std::string HostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "127.0.0.1";
-  return buf;
-}
-
 absl::Status FromGlooException(const char* what, const std::string& where, const char* msg,
                                bool is_io) {
   const std::string text = absl::StrCat("gloo ", what, " (", where, "): ", msg);
@@ -107,11 +103,21 @@ absl::StatusOr<std::unique_ptr<GlooProcessGroup>> GlooProcessGroup::Create(
     return absl::InvalidArgumentError("GlooOptions.timeout must be positive");
   }
   IgnoreSigpipeOnce();
+  // Gloo gets an interface or a numeric address known to bind (it crashes
+  // on a name that does not resolve).
+  DeviceAddressRequest request;
+  request.iface = options.iface;
+  request.address = options.hostname;
+  request.single_node = options.single_node;
+  ASSIGN_OR_RETURN(const DeviceAddress where, ChooseDeviceAddress(request));
+  if (!where.note.empty() && options.rank == 0) {
+    std::fprintf(stderr, "gloo: %s\n", where.note.c_str());
+  }
   gloo::transport::tcp::attr attr;
-  if (!options.iface.empty()) {
-    attr.iface = options.iface;
+  if (!where.iface.empty()) {
+    attr.iface = where.iface;
   } else {
-    attr.hostname = options.hostname.empty() ? HostName() : options.hostname;
+    attr.hostname = where.address;
   }
   std::shared_ptr<gloo::transport::Device> device;
   try {

@@ -61,9 +61,13 @@ struct GlooOptions {
   // unique per incarnation of the job (e.g. "pg/restart3").
   std::string name = "pg";
   // How peers reach this rank: `iface` (e.g. "eth0") if set, else
-  // `hostname` (an address or name), else this host's gethostname().
+  // `hostname` (an address or name), else this host's gethostname()
+  // (device_address.h). A name that does not resolve to an address of this
+  // host is an InvalidArgument, unless `single_node` (every rank of the job
+  // on this host): then the loopback is used.
   std::string hostname = "";
   std::string iface = "";
+  bool single_node = false;
 };
 
 class GlooProcessGroup : public ProcessGroup {
