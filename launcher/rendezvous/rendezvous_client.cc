@@ -20,7 +20,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/rendezvous.grpc.pb.h"
-#include "runtime/store/grpc_status.h"
 
 namespace anvil {
 namespace {

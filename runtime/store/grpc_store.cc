@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/store.grpc.pb.h"
-#include "runtime/store/grpc_status.h"
 
 namespace anvil {
 namespace {
