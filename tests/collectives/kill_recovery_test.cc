@@ -26,7 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "launcher/server/server.h"
-#include "tests/collectives/worker_process.h"
+#include "tests/common/process.h"
 
 namespace anvil::testing {
 namespace {
@@ -58,16 +58,18 @@ class KillRecoveryTest : public ::testing::Test {
   double Trial(int n, int count, int delay_us, bool freeze_first, const std::string& op) {
     static int run = 0;
     const std::string run_id = absl::StrCat("kill", ++run, "_", getpid());
-    std::vector<std::unique_ptr<WorkerProcess>> workers;
+    std::vector<std::unique_ptr<Process>> workers;
     for (int r = 0; r < n; ++r) {
-      auto w = std::make_unique<WorkerProcess>();
-      if (!w->Start(WorkerPath(),
-                    {"--store=" + address_, "--run_id=" + run_id, absl::StrCat("--rank=", r),
-                     absl::StrCat("--size=", n), "--scenario=victim",
-                     absl::StrCat("--timeout_ms=", kTimeoutMs), absl::StrCat("--count=", count), "--op=" + op},
-                    /*quiet=*/true)) {
-        return -1;
-      }
+      ProcessOptions quiet;
+      quiet.quiet = true;
+      auto w = std::make_unique<Process>(
+          WorkerPath(),
+          std::vector<std::string>{"--store=" + address_, "--run_id=" + run_id,
+                                   absl::StrCat("--rank=", r), absl::StrCat("--size=", n),
+                                   "--scenario=victim", absl::StrCat("--timeout_ms=", kTimeoutMs),
+                                   absl::StrCat("--count=", count), "--op=" + op},
+          quiet);
+      if (!w->started()) return -1;
       workers.push_back(std::move(w));
     }
     const absl::Time ready_deadline = absl::Now() + absl::Seconds(30);

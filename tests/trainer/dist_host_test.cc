@@ -17,13 +17,13 @@
 #include "gtest/gtest.h"
 #include "launcher/server/server.h"
 #include "runtime/data/token_shard.h"
-#include "tests/trainer/subprocess.h"
+#include "tests/common/process.h"
 
 namespace anvil {
 namespace {
 
 using testing::ProcessResult;
-using testing::Subprocess;
+using testing::Process;
 
 constexpr char kUnshare[] = "/usr/bin/unshare";
 constexpr char kNoSuchHost[] = "anvil-no-such-host.invalid";
@@ -52,7 +52,7 @@ class DistHostTest : public ::testing::Test {
   }
 
   // `train` in a fresh UTS namespace whose host name does not resolve.
-  std::unique_ptr<Subprocess> Rank(int rank, int local_world, const std::string& run) {
+  std::unique_ptr<Process> Rank(int rank, int local_world, const std::string& run) {
     const std::vector<std::string> train{
         ANVIL_TRAIN_BIN, "--train_pattern=" + (dir_ / "train_*.bin").string(), "--val_pattern=",
         "--eval_every=0", "--n_layer=1", "--n_head=2", "--n_embd=16", "--max_seq_len=16",
@@ -68,7 +68,7 @@ class DistHostTest : public ::testing::Test {
         {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", port_)},
         {"ANVIL_RUN_ID", run},
         {"ANVIL_STORE_PREFIX", run + "/"}};
-    return std::make_unique<Subprocess>(kUnshare, std::vector<std::string>{"-u", "/bin/sh", "-c", script},
+    return std::make_unique<Process>(kUnshare, std::vector<std::string>{"-u", "/bin/sh", "-c", script},
                                         env);
   }
 
@@ -92,7 +92,7 @@ TEST_F(DistHostTest, OneNodeTrainsOverTheLoopback) {
 
 TEST_F(DistHostTest, AcrossNodesItIsOneLineAndExitTwo) {
   auto r0 = Rank(0, 1, "two_nodes");
-  ProcessResult res = r0->Wait(60);
+  ProcessResult res = r0->Finish(60);
   EXPECT_EQ(res.exit_code, 2) << res.err;
   EXPECT_NE(res.err.find("ANVIL_SOCKET_IFNAME"), std::string::npos) << res.err;
   EXPECT_NE(res.err.find(kNoSuchHost), std::string::npos) << res.err;

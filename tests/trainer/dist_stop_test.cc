@@ -20,13 +20,13 @@
 #include "gtest/gtest.h"
 #include "launcher/server/server.h"
 #include "runtime/data/token_shard.h"
-#include "tests/trainer/subprocess.h"
+#include "tests/common/process.h"
 
 namespace anvil {
 namespace {
 
 using testing::ProcessResult;
-using testing::Subprocess;
+using testing::Process;
 
 TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
   const auto dir =
@@ -56,8 +56,8 @@ TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
                                               {"ANVIL_RUN_ID", "dist_stop"},
                                               {"ANVIL_STOP_ABORT_S", "2"}};
   };
-  Subprocess r0(ANVIL_TRAIN_BIN, args, env(0));
-  Subprocess r1(ANVIL_TRAIN_BIN, args, env(1));
+  Process r0(ANVIL_TRAIN_BIN, args, env(0));
+  Process r1(ANVIL_TRAIN_BIN, args, env(1));
   std::chrono::steady_clock::time_point terminated;
   bool fired = false;
   // Once training runs: freeze rank 1, let rank 0 block on it, then SIGTERM.
@@ -68,7 +68,7 @@ TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
     terminated = std::chrono::steady_clock::now();
     fired = true;
   });
-  const ProcessResult res = r0.Wait(60);
+  const ProcessResult res = r0.Finish(60);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - terminated).count();
   kill(r1.pid(), SIGKILL);  // a stopped process still dies of SIGKILL
