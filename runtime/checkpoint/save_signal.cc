@@ -22,8 +22,8 @@ std::atomic<const SignalFlag*> g_save{nullptr};
 absl::StatusOr<int> ParseSignalName(const std::string& name) {
   absl::StatusOr<int> signo = ParseSignal(name);
   if (!signo.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--save_signal: ", signo.status().message(), " (e.g. USR1, USR2 or a number)"));
+    return absl::InvalidArgumentError(absl::StrCat("--save_signal: ", signo.status().message(),
+                                                   " (e.g. USR1, USR2 or a number)"));
   }
   if (*signo == SIGKILL || *signo == SIGSTOP) {
     return absl::InvalidArgumentError(

@@ -60,8 +60,8 @@ absl::StatusOr<DistEnv> ReadDistEnv() {
   e.tls_ca = Env("ANVIL_TLS_CA");
   e.store_prefix = Env("ANVIL_STORE_PREFIX");
   DeviceAddressRequest where;
-  where.iface = !Env("ANVIL_SOCKET_IFNAME").empty() ? Env("ANVIL_SOCKET_IFNAME")
-                                                      : Env("GLOO_SOCKET_IFNAME");
+  where.iface =
+      !Env("ANVIL_SOCKET_IFNAME").empty() ? Env("ANVIL_SOCKET_IFNAME") : Env("GLOO_SOCKET_IFNAME");
   where.single_node = e.local_world_size == e.world_size;
   where.address = Env("ANVIL_LOCAL_ADDR");
   if (where.address.empty() && (where.single_node || Env("GROUP_RANK") == "0")) {

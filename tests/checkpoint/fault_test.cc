@@ -20,8 +20,8 @@
 #include "runtime/checkpoint/file_io.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/data/token_shard.h"
-#include "tests/common/process.h"
 #include "tests/checkpoint/thread_job.h"
+#include "tests/common/process.h"
 
 namespace anvil {
 namespace {
@@ -43,7 +43,8 @@ class FaultTest : public ::testing::Test {
     for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<uint32_t>((i * 7 + i / 13) % 200);
     ASSERT_TRUE(WriteTokenShard((*root_ / "train_0.bin").string(), t).ok());
     // The uninterrupted run every case must end equal to.
-    Process ref(ANVIL_TRAIN_BIN, Args("ref"), ProcessOptions::Log((*root_ / "ref.log").string(), {}));
+    Process ref(ANVIL_TRAIN_BIN, Args("ref"),
+                ProcessOptions::Log((*root_ / "ref.log").string(), {}));
     ASSERT_EQ(ref.Wait(absl::Seconds(60)), 0) << ref.Output();
     reference_ = new std::map<std::string, std::vector<float>>(
         testing::ReadCheckpoint((*root_ / "ref" / ckpt::StepDirName(kSteps)).string()));
@@ -139,7 +140,8 @@ TEST_P(KillDuringSave, NextStartResumesFromNewestValidAndEndsEqual) {
   const FaultCase& c = GetParam();
   std::string name = c.fault;
   for (char& ch : name) ch = isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
-  Process killed(ANVIL_TRAIN_BIN, Args(name), ProcessOptions::Log(Log(name), {{"ANVIL_CKPT_FAULT", c.fault}}));
+  Process killed(ANVIL_TRAIN_BIN, Args(name),
+                 ProcessOptions::Log(Log(name), {{"ANVIL_CKPT_FAULT", c.fault}}));
   ASSERT_EQ(killed.Wait(absl::Seconds(60)), 128 + SIGKILL) << killed.Output();
   EXPECT_NE(killed.Output().find("ANVIL_CKPT_FAULT: killing rank 0 at"), std::string::npos);
   // Nothing committed was damaged by the kill.
@@ -223,28 +225,33 @@ TEST_F(FaultTest, StandardConfigSavesWithinKubernetesGracePeriod) {
 }
 
 TEST_F(FaultTest, CkptToolListsVerifiesAndExports) {
-  Process list(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")}, ProcessOptions::Log(Log("tool_list"), {}));
+  Process list(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")},
+               ProcessOptions::Log(Log("tool_list"), {}));
   ASSERT_EQ(list.Wait(absl::Seconds(30)), 0);
   EXPECT_NE(list.Output().find("step_00000012"), std::string::npos);
   EXPECT_NE(list.Output().find("<- latest"), std::string::npos);
-  Process verify(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")}, ProcessOptions::Log(Log("tool_verify"), {}));
+  Process verify(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")},
+                 ProcessOptions::Log(Log("tool_verify"), {}));
   ASSERT_EQ(verify.Wait(absl::Seconds(30)), 0) << verify.Output();
   EXPECT_NE(verify.Output().find("step_00000012: ok"), std::string::npos);
   const std::string out = (*root_ / "exported").string();
-  Process exp(ANVIL_CKPT_TOOL_BIN, {"export", Dir("ref"), out}, ProcessOptions::Log(Log("tool_export"), {}));
+  Process exp(ANVIL_CKPT_TOOL_BIN, {"export", Dir("ref"), out},
+              ProcessOptions::Log(Log("tool_export"), {}));
   ASSERT_EQ(exp.Wait(absl::Seconds(30)), 0) << exp.Output();
   EXPECT_TRUE(fs::exists(fs::path(out) / "model.safetensors"));
   EXPECT_TRUE(fs::exists(fs::path(out) / "config.json"));
   // A damaged checkpoint fails verification with the reason.
   fs::resize_file(fs::path(Dir("ref")) / "step_00000009" / "rank_00000.bin", 100);
-  Process bad(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")}, ProcessOptions::Log(Log("tool_bad"), {}));
+  Process bad(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")},
+              ProcessOptions::Log(Log("tool_bad"), {}));
   EXPECT_EQ(bad.Wait(absl::Seconds(30)), 1);
   EXPECT_NE(bad.Output().find("step_00000009: rank_00000.bin is 100 bytes"), std::string::npos)
       << bad.Output();
   // Issue 14: `list` does not call a truncated or manifest-less checkpoint
   // committed.
   fs::remove(fs::path(Dir("ref")) / "step_00000012" / "manifest.pb");
-  Process relist(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")}, ProcessOptions::Log(Log("tool_relist"), {}));
+  Process relist(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")},
+                 ProcessOptions::Log(Log("tool_relist"), {}));
   ASSERT_EQ(relist.Wait(absl::Seconds(30)), 0);
   const std::string listed = relist.Output();
   EXPECT_NE(listed.find("step_00000009"), std::string::npos) << listed;

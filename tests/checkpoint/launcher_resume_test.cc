@@ -21,8 +21,8 @@
 #include "gtest/gtest.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/data/token_shard.h"
-#include "tests/common/process.h"
 #include "tests/checkpoint/thread_job.h"
+#include "tests/common/process.h"
 
 namespace anvil {
 namespace {
@@ -43,7 +43,8 @@ class LauncherResumeTest : public ::testing::Test {
     std::vector<uint32_t> t(60000);
     for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<uint32_t>((i * 7 + i / 13) % 200);
     ASSERT_TRUE(WriteTokenShard((*root_ / "train_0.bin").string(), t).ok());
-    Process ref(ANVIL_LAUNCHER_BIN, LauncherArgs("ref"), ProcessOptions::Log((*root_ / "ref.log").string(), {}));
+    Process ref(ANVIL_LAUNCHER_BIN, LauncherArgs("ref"),
+                ProcessOptions::Log((*root_ / "ref.log").string(), {}));
     ASSERT_EQ(ref.Wait(absl::Seconds(120)), 0) << ref.Output();
     want_ = new std::map<std::string, std::vector<float>>(testing::ReadCheckpoint(Final("ref")));
     ASSERT_FALSE(want_->empty());
@@ -102,11 +103,14 @@ TEST_F(LauncherResumeTest, KilledWorkerIsRestartedAndTheRunEndsBitForBitEqual) {
   std::mt19937 rng(rd());
   const int kill_at = std::uniform_int_distribution<int>(6, 20)(rng);
   const int victim_index = std::uniform_int_distribution<int>(0, 1)(rng);
-  Process job(ANVIL_LAUNCHER_BIN, LauncherArgs("job"), ProcessOptions::Log((*root_ / "job.log").string(), {}));
+  Process job(ANVIL_LAUNCHER_BIN, LauncherArgs("job"),
+              ProcessOptions::Log((*root_ / "job.log").string(), {}));
   // At a random step after the first commit (before it, the restart would
   // rightly start from scratch, which is not what this test is about).
-  ASSERT_TRUE(job.WaitForText("checkpoint step_00000004 committed", absl::Seconds(60))) << job.Output();
-  ASSERT_TRUE(job.WaitForText(absl::StrFormat("step %5d/", kill_at), absl::Seconds(60))) << job.Output();
+  ASSERT_TRUE(job.WaitForText("checkpoint step_00000004 committed", absl::Seconds(60)))
+      << job.Output();
+  ASSERT_TRUE(job.WaitForText(absl::StrFormat("step %5d/", kill_at), absl::Seconds(60)))
+      << job.Output();
   std::vector<pid_t> workers = job.Children("train");
   ASSERT_EQ(workers.size(), 2u) << job.Output();
   ASSERT_EQ(::kill(workers[victim_index], SIGKILL), 0);
@@ -133,7 +137,9 @@ TEST_F(LauncherResumeTest, KilledWorkerIsRestartedAndTheRunEndsBitForBitEqual) {
 }
 
 TEST_F(LauncherResumeTest, RankOneDyingMidShardFileIsRecoveredByTheRestart) {
-  Process job(ANVIL_LAUNCHER_BIN, LauncherArgs("fault"), ProcessOptions::Log((*root_ / "fault.log").string(), {{"ANVIL_CKPT_FAULT", "shard_write@8:1"}}));
+  Process job(ANVIL_LAUNCHER_BIN, LauncherArgs("fault"),
+              ProcessOptions::Log((*root_ / "fault.log").string(),
+                                  {{"ANVIL_CKPT_FAULT", "shard_write@8:1"}}));
   const auto t0 = std::chrono::steady_clock::now();
   ASSERT_EQ(job.Wait(absl::Seconds(120)), 0) << job.Output();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

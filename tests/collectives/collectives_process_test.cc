@@ -27,9 +27,8 @@ class ProcessTest : public ::testing::Test {
   }
 
   // Starts `n` workers; each gets its own run id so tests never share keys.
-  std::vector<std::unique_ptr<Process>> Spawn(int n, const std::string& scenario,
-                                                    int timeout_ms,
-                                                    std::vector<std::string> extra = {}) {
+  std::vector<std::unique_ptr<Process>> Spawn(int n, const std::string& scenario, int timeout_ms,
+                                              std::vector<std::string> extra = {}) {
     static int run = 0;
     const std::string run_id = absl::StrCat("run", ++run, "_", getpid());
     std::vector<std::unique_ptr<Process>> workers;
@@ -63,7 +62,8 @@ TEST_P(ProcessMatrixTest, EveryCollectiveMatchesReference) {
     ASSERT_TRUE(line.has_value()) << "rank " << r << " said nothing";
     EXPECT_EQ(*line, "OK") << "rank " << r;
   }
-  for (int r = 0; r < n; ++r) EXPECT_EQ(workers[r]->Wait(deadline - absl::Now()), 0) << "rank " << r;
+  for (int r = 0; r < n; ++r)
+    EXPECT_EQ(workers[r]->Wait(deadline - absl::Now()), 0) << "rank " << r;
 }
 
 INSTANTIATE_TEST_SUITE_P(WorldSize, ProcessMatrixTest, ::testing::Values(1, 2, 3, 4),
@@ -104,9 +104,9 @@ TEST_P(KilledPeerTest, SurvivorsFailWithinTimeout) {
     if (r == 1) continue;
     std::optional<std::string> line =
         workers[r]->ReadLine(killed + absl::Milliseconds(kTimeoutMs) + absl::Seconds(2));
-    ASSERT_TRUE(line.has_value())
-        << "rank " << r << " said nothing after its peer died; exit status "
-        << workers[r]->Wait(absl::Seconds(1)).value_or(-1);
+    ASSERT_TRUE(line.has_value()) << "rank " << r
+                                  << " said nothing after its peer died; exit status "
+                                  << workers[r]->Wait(absl::Seconds(1)).value_or(-1);
     const absl::Duration took = absl::Now() - killed;
     std::vector<std::string> parts = absl::StrSplit(*line, ' ');
     ASSERT_EQ(parts.size(), 3u) << *line;

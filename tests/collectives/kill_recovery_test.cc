@@ -15,10 +15,10 @@
 // variant runs 12 trials; ANVIL_STRESS=1 runs ANVIL_STRESS_KILLS (default
 // 200) and prints the distribution.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-#include <csignal>
 #include <string>
 #include <vector>
 

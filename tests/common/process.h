@@ -28,14 +28,14 @@ namespace anvil::testing {
 struct ProcessOptions {
   ProcessOptions() = default;
   // Implicit, so that a call can pass just the environment: `{{"K", "V"}}`.
-  ProcessOptions(std::map<std::string, std::string> e) : env(std::move(e)) {}  // NOLINT
+  ProcessOptions(std::map<std::string, std::string> e) : env(std::move(e)) {}         // NOLINT
   ProcessOptions(std::initializer_list<std::pair<const std::string, std::string>> e)  // NOLINT
       : env(e) {}
 
   std::map<std::string, std::string> env;  // added to this process's environment
-  std::string log_path;  // stdout and stderr go to this file; empty: two pipes
-  bool quiet = false;    // pipes: stderr to /dev/null instead
-  bool inherit_stderr = false;  // pipes: stderr to the test's own stderr
+  std::string log_path;                    // stdout and stderr go to this file; empty: two pipes
+  bool quiet = false;                      // pipes: stderr to /dev/null instead
+  bool inherit_stderr = false;             // pipes: stderr to the test's own stderr
 
   static ProcessOptions Log(std::string path, std::map<std::string, std::string> env = {}) {
     ProcessOptions o;

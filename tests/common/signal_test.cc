@@ -1,8 +1,7 @@
 // The one signal-name parser and the recording signal handler
 // (common/signal_names.h, common/signal_flag.h).
-#include <csignal>
-
 #include <atomic>
+#include <csignal>
 
 #include "common/signal_flag.h"
 #include "common/signal_names.h"

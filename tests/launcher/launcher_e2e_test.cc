@@ -3,7 +3,6 @@
 // through the job's store; restarts; kill -9 of a launcher; SIGTERM grace.
 // Every test checks that no worker outlives its launcher.
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <unistd.h>
 
@@ -47,12 +46,13 @@ class LauncherE2E : public ::testing::Test {
   }
 
   std::unique_ptr<Process> Start(std::vector<std::string> args, const std::string& name,
-                                      const std::vector<std::string>& worker,
-                                      const std::map<std::string, std::string>& env = {}) {
+                                 const std::vector<std::string>& worker,
+                                 const std::map<std::string, std::string>& env = {}) {
     args.push_back(ANVIL_TEST_WORKER);
     args.insert(args.end(), worker.begin(), worker.end());
-    return std::make_unique<Process>(LauncherArgv({}, ANVIL_LAUNCHER, args),
-                                     ProcessOptions::Log(absl::StrCat(dir_, "/", name, ".log"), env));
+    return std::make_unique<Process>(
+        LauncherArgv({}, ANVIL_LAUNCHER, args),
+        ProcessOptions::Log(absl::StrCat(dir_, "/", name, ".log"), env));
   }
 
   void ExpectNoWorkersAlive() {

@@ -32,9 +32,10 @@ class LauncherFaults : public ::testing::Test {
   }
 
   std::unique_ptr<Process> Start(const std::vector<std::string>& args, const std::string& name,
-                                      const std::map<std::string, std::string>& env = {}) {
-    return std::make_unique<Process>(LauncherArgv({}, ANVIL_LAUNCHER, args),
-                                     ProcessOptions::Log(absl::StrCat(dir_, "/", name, ".log"), env));
+                                 const std::map<std::string, std::string>& env = {}) {
+    return std::make_unique<Process>(
+        LauncherArgv({}, ANVIL_LAUNCHER, args),
+        ProcessOptions::Log(absl::StrCat(dir_, "/", name, ".log"), env));
   }
 
   // Runs to completion; asserts a non-zero exit within `limit` and exactly one
@@ -55,7 +56,8 @@ class LauncherFaults : public ::testing::Test {
       }
     }
     EXPECT_EQ(error_lines, 1) << p->Output();
-    EXPECT_NE(error.find(std::string(want)), std::string::npos) << "want \"" << want << "\" in: " << p->Output();
+    EXPECT_NE(error.find(std::string(want)), std::string::npos)
+        << "want \"" << want << "\" in: " << p->Output();
   }
 
   std::string dir_;

@@ -4,7 +4,6 @@
 // over the link, and the workers meet through the store across namespaces.
 // Skipped where network namespaces cannot be created (not root, no iproute2).
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <unistd.h>
 

@@ -22,8 +22,8 @@
 namespace anvil {
 namespace {
 
-using testing::ProcessResult;
 using testing::Process;
+using testing::ProcessResult;
 
 constexpr char kUnshare[] = "/usr/bin/unshare";
 constexpr char kNoSuchHost[] = "anvil-no-such-host.invalid";
@@ -54,22 +54,24 @@ class DistHostTest : public ::testing::Test {
   // `train` in a fresh UTS namespace whose host name does not resolve.
   std::unique_ptr<Process> Rank(int rank, int local_world, const std::string& run) {
     const std::vector<std::string> train{
-        ANVIL_TRAIN_BIN, "--train_pattern=" + (dir_ / "train_*.bin").string(), "--val_pattern=",
-        "--eval_every=0", "--n_layer=1", "--n_head=2", "--n_embd=16", "--max_seq_len=16",
-        "--seq_len=16", "--batch_size=2", "--steps=2", "--log_every=1", "--threads=1",
-        "--dist_timeout_s=30"};
+        ANVIL_TRAIN_BIN,  "--train_pattern=" + (dir_ / "train_*.bin").string(),
+        "--val_pattern=", "--eval_every=0",
+        "--n_layer=1",    "--n_head=2",
+        "--n_embd=16",    "--max_seq_len=16",
+        "--seq_len=16",   "--batch_size=2",
+        "--steps=2",      "--log_every=1",
+        "--threads=1",    "--dist_timeout_s=30"};
     const std::string script =
         absl::StrCat("hostname ", kNoSuchHost, " && exec ", absl::StrJoin(train, " "));
-    std::map<std::string, std::string> env{
-        {"RANK", std::to_string(rank)},
-        {"WORLD_SIZE", "2"},
-        {"LOCAL_RANK", std::to_string(rank % local_world)},
-        {"LOCAL_WORLD_SIZE", std::to_string(local_world)},
-        {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", port_)},
-        {"ANVIL_RUN_ID", run},
-        {"ANVIL_STORE_PREFIX", run + "/"}};
-    return std::make_unique<Process>(kUnshare, std::vector<std::string>{"-u", "/bin/sh", "-c", script},
-                                        env);
+    std::map<std::string, std::string> env{{"RANK", std::to_string(rank)},
+                                           {"WORLD_SIZE", "2"},
+                                           {"LOCAL_RANK", std::to_string(rank % local_world)},
+                                           {"LOCAL_WORLD_SIZE", std::to_string(local_world)},
+                                           {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", port_)},
+                                           {"ANVIL_RUN_ID", run},
+                                           {"ANVIL_STORE_PREFIX", run + "/"}};
+    return std::make_unique<Process>(kUnshare,
+                                     std::vector<std::string>{"-u", "/bin/sh", "-c", script}, env);
   }
 
   std::filesystem::path dir_;

@@ -25,8 +25,8 @@
 namespace anvil {
 namespace {
 
-using testing::ProcessResult;
 using testing::Process;
+using testing::ProcessResult;
 
 TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
   const auto dir =
@@ -42,19 +42,28 @@ TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
   auto port = server.Start(so);
   ASSERT_TRUE(port.ok()) << port.status();
 
-  const std::vector<std::string> args{
-      "--train_pattern=" + (dir / "train_*.bin").string(), "--val_pattern=", "--eval_every=0",
-      "--n_layer=1", "--n_head=2", "--n_embd=16", "--max_seq_len=16", "--seq_len=16",
-      "--batch_size=2", "--steps=1000000", "--log_every=1", "--threads=1",
-      "--dist_timeout_s=120"};
+  const std::vector<std::string> args{"--train_pattern=" + (dir / "train_*.bin").string(),
+                                      "--val_pattern=",
+                                      "--eval_every=0",
+                                      "--n_layer=1",
+                                      "--n_head=2",
+                                      "--n_embd=16",
+                                      "--max_seq_len=16",
+                                      "--seq_len=16",
+                                      "--batch_size=2",
+                                      "--steps=1000000",
+                                      "--log_every=1",
+                                      "--threads=1",
+                                      "--dist_timeout_s=120"};
   auto env = [&](int rank) {
-    return std::map<std::string, std::string>{{"RANK", std::to_string(rank)},
-                                              {"WORLD_SIZE", "2"},
-                                              {"LOCAL_RANK", std::to_string(rank)},
-                                              {"LOCAL_WORLD_SIZE", "2"},
-                                              {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", *port)},
-                                              {"ANVIL_RUN_ID", "dist_stop"},
-                                              {"ANVIL_STOP_ABORT_S", "2"}};
+    return std::map<std::string, std::string>{
+        {"RANK", std::to_string(rank)},
+        {"WORLD_SIZE", "2"},
+        {"LOCAL_RANK", std::to_string(rank)},
+        {"LOCAL_WORLD_SIZE", "2"},
+        {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", *port)},
+        {"ANVIL_RUN_ID", "dist_stop"},
+        {"ANVIL_STOP_ABORT_S", "2"}};
   };
   Process r0(ANVIL_TRAIN_BIN, args, env(0));
   Process r1(ANVIL_TRAIN_BIN, args, env(1));

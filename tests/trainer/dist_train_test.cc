@@ -19,8 +19,8 @@
 namespace anvil {
 namespace {
 
-using testing::ProcessResult;
 using testing::Process;
+using testing::ProcessResult;
 
 class DistTrainTest : public ::testing::Test {
  protected:
@@ -86,9 +86,9 @@ TEST_F(DistTrainTest, TwoRanksLogTheLossesOfOneRankOnTheSameGlobalBatch) {
   ASSERT_EQ(ref.size(), 4u) << one.out;
   for (const char* strategy : {"FULL_SHARD", "NO_SHARD"}) {
     Process r0(ANVIL_TRAIN_BIN, Args(2, {absl::StrCat("--sharding=", strategy)}),
-                  Env(0, 2, strategy));
+               Env(0, 2, strategy));
     Process r1(ANVIL_TRAIN_BIN, Args(2, {absl::StrCat("--sharding=", strategy)}),
-                  Env(1, 2, strategy));
+               Env(1, 2, strategy));
     std::vector<ProcessResult> res = testing::RunAll({&r0, &r1}, 90);
     ASSERT_EQ(res[0].exit_code, 0) << res[0].err;
     ASSERT_EQ(res[1].exit_code, 0) << res[1].err;

@@ -138,11 +138,13 @@ TEST_F(TrainCliTest, FailedSaveStopsKeepsWhatWasCommittedAndLeavesNoTmp) {
   EXPECT_EQ(names, (std::vector<std::string>{"latest", "step_00000002", "step_00000004"}));
 
   std::filesystem::remove_all(P("ck"));
-  testing::Process cont(ANVIL_TRAIN_BIN, [&] {
-    auto a = args;
-    a.push_back("--on_save_error=continue");
-    return a;
-  }(), {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
+  testing::Process cont(ANVIL_TRAIN_BIN,
+                        [&] {
+                          auto a = args;
+                          a.push_back("--on_save_error=continue");
+                          return a;
+                        }(),
+                        {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
   r = cont.Finish(60);
   EXPECT_EQ(r.exit_code, 3) << r.err;  // the finished state could not be saved
   EXPECT_NE(r.out.find("step    12/12"), std::string::npos) << r.out;
@@ -158,8 +160,8 @@ TEST_F(TrainCliTest, FailedSaveStopsKeepsWhatWasCommittedAndLeavesNoTmp) {
 // A's pid; A is unharmed.
 TEST_F(TrainCliTest, SecondJobOnALiveCheckpointDirIsRefused) {
   const std::string ck = "--checkpoint_dir=" + P("ck");
-  testing::Process a(ANVIL_TRAIN_BIN, Base({"--steps=100000", "--log_every=100000", ck,
-                                               "--checkpoint_every=50"}));
+  testing::Process a(ANVIL_TRAIN_BIN,
+                     Base({"--steps=100000", "--log_every=100000", ck, "--checkpoint_every=50"}));
   for (int i = 0; i < 200 && !std::filesystem::exists(P("ck/latest")); ++i) {
     usleep(50 * 1000);
   }

@@ -34,9 +34,9 @@ absl::Status CheckInterface(const std::string& iface) {
   }
   freeifaddrs(list);
   if (found) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("ANVIL_SOCKET_IFNAME='", iface, "' is not a network interface with an IP address",
-                   " (this host has: ", absl::StrJoin(names, ", "), ")"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "ANVIL_SOCKET_IFNAME='", iface, "' is not a network interface with an IP address",
+      " (this host has: ", absl::StrJoin(names, ", "), ")"));
 }
 
 // The first numeric address of `name` that this host can bind to.
@@ -47,13 +47,15 @@ absl::StatusOr<std::string> LocalAddressOf(const std::string& name) {
   addrinfo* result = nullptr;
   const int rv = getaddrinfo(name.c_str(), nullptr, &hints, &result);
   if (rv != 0) {
-    return absl::NotFoundError(absl::StrCat("'", name, "' does not resolve (", gai_strerror(rv), ")"));
+    return absl::NotFoundError(
+        absl::StrCat("'", name, "' does not resolve (", gai_strerror(rv), ")"));
   }
   std::vector<std::string> tried;
   std::string chosen;
   for (addrinfo* a = result; a != nullptr && chosen.empty(); a = a->ai_next) {
     char host[NI_MAXHOST] = {};
-    if (getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof(host), nullptr, 0, NI_NUMERICHOST) != 0) {
+    if (getnameinfo(a->ai_addr, a->ai_addrlen, host, sizeof(host), nullptr, 0, NI_NUMERICHOST) !=
+        0) {
       continue;
     }
     const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
@@ -84,7 +86,7 @@ absl::StatusOr<DeviceAddress> ChooseDeviceAddress(const DeviceAddressRequest& re
     return out;
   }
   const bool given = !request.address.empty();
-  const std::string name = given                       ? request.address
+  const std::string name = given                        ? request.address
                            : !request.host_name.empty() ? request.host_name
                                                         : HostName();
   absl::StatusOr<std::string> local = LocalAddressOf(name.empty() ? "localhost" : name);
@@ -92,8 +94,8 @@ absl::StatusOr<DeviceAddress> ChooseDeviceAddress(const DeviceAddressRequest& re
     out.address = *local;
     return out;
   }
-  const std::string what = absl::StrCat(given ? "this node's address " : "host name ",
-                                        local.status().message());
+  const std::string what =
+      absl::StrCat(given ? "this node's address " : "host name ", local.status().message());
   if (request.single_node) {
     out.address = "127.0.0.1";
     out.note = absl::StrCat(what, "; every rank is on this host, so collectives use 127.0.0.1");
