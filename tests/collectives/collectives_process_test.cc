@@ -9,23 +9,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
-#include "launcher/server/server.h"
+#include "tests/collectives/server_fixture.h"
 #include "tests/common/process.h"
 
 namespace anvil::testing {
 namespace {
 
-class ProcessTest : public ::testing::Test {
+class ProcessTest : public LoopbackServerTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.port = 0;
-    absl::StatusOr<int> port = server_.Start(options);
-    ASSERT_TRUE(port.ok()) << port.status();
-    address_ = absl::StrCat("127.0.0.1:", *port);
-  }
-
   // Starts `n` workers; each gets its own run id so tests never share keys.
   std::vector<std::unique_ptr<Process>> Spawn(int n, const std::string& scenario, int timeout_ms,
                                               std::vector<std::string> extra = {}) {
@@ -47,8 +38,6 @@ class ProcessTest : public ::testing::Test {
     return workers;
   }
 
-  RendezvousServer server_;
-  std::string address_;
 };
 
 class ProcessMatrixTest : public ProcessTest, public ::testing::WithParamInterface<int> {};

@@ -25,7 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "launcher/server/server.h"
+#include "tests/collectives/server_fixture.h"
 #include "tests/common/process.h"
 
 namespace anvil::testing {
@@ -42,17 +42,8 @@ std::string WorkerPath() {
   return w != nullptr && *w != '\0' ? w : COLLECTIVES_WORKER_PATH;
 }
 
-class KillRecoveryTest : public ::testing::Test {
+class KillRecoveryTest : public LoopbackServerTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.port = 0;
-    absl::StatusOr<int> port = server_.Start(options);
-    ASSERT_TRUE(port.ok()) << port.status();
-    address_ = absl::StrCat("127.0.0.1:", *port);
-  }
-
   // One trial: milliseconds from the kill to the first survivor's error,
   // or a negative number when the trial could not be set up.
   double Trial(int n, int count, int delay_us, bool freeze_first, const std::string& op) {
@@ -133,8 +124,6 @@ class KillRecoveryTest : public ::testing::Test {
     return times;
   }
 
-  RendezvousServer server_;
-  std::string address_;
 };
 
 TEST_F(KillRecoveryTest, SurvivorNoticesAKilledPeerAtOnce) {
