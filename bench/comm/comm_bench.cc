@@ -61,7 +61,7 @@
 #include "runtime/collectives/gloo/gloo_store_adapter.h"
 #include "runtime/store/grpc_store.h"
 #include "runtime/store/prefix_store.h"
-#include "tests/collectives/worker_process.h"
+#include "tests/common/process.h"
 
 ABSL_FLAG(std::string, worlds, "2,4", "world sizes to run, comma separated");
 ABSL_FLAG(int64_t, min_bytes, 1024, "smallest message");
@@ -391,9 +391,8 @@ int LauncherMain(const char* self) {
   for (absl::string_view ws : absl::StrSplit(absl::GetFlag(FLAGS_worlds), ',')) {
     int n = 0;
     if (!absl::SimpleAtoi(ws, &n) || n < 1) continue;
-    std::vector<std::unique_ptr<testing::WorkerProcess>> workers;
+    std::vector<std::unique_ptr<testing::Process>> workers;
     for (int r = 0; r < n; ++r) {
-      auto wp = std::make_unique<testing::WorkerProcess>();
       std::vector<std::string> args = {
           absl::StrCat("--rank=", r), absl::StrCat("--world=", n),
           absl::StrCat("--store=127.0.0.1:", *port), absl::StrCat("--run_id=bench", n),
@@ -401,7 +400,10 @@ int LauncherMain(const char* self) {
           absl::StrCat("--max_bytes=", absl::GetFlag(FLAGS_max_bytes)),
           absl::StrCat("--rounds=", absl::GetFlag(FLAGS_rounds)),
           absl::StrCat("--bf16_max_bytes=", absl::GetFlag(FLAGS_bf16_max_bytes))};
-      if (!wp->Start(self, args)) {
+      testing::ProcessOptions options;
+      options.inherit_stderr = true;
+      auto wp = std::make_unique<testing::Process>(self, args, options);
+      if (!wp->started()) {
         std::fprintf(stderr, "comm_bench: cannot spawn %s\n", self);
         return 1;
       }
@@ -413,7 +415,7 @@ int LauncherMain(const char* self) {
       std::fflush(stdout);
     }
     for (int r = 0; r < n; ++r) {
-      const int rc = workers[r]->WaitExit(absl::Now() + absl::Seconds(60));
+      const int rc = workers[r]->Wait(absl::Seconds(60)).value_or(-1);
       if (rc != 0) std::fprintf(stderr, "comm_bench: rank %d exited with %d\n", r, rc);
     }
   }

@@ -28,7 +28,9 @@
 namespace {
 
 using anvil::launcher::testing::FreePort;
-using anvil::launcher::testing::LauncherProc;
+using anvil::launcher::testing::LauncherArgv;
+using anvil::launcher::testing::Process;
+using anvil::launcher::testing::ProcessOptions;
 using anvil::launcher::testing::ReadFile;
 
 // Latest start timestamp among files DIR/start_*_<round>, or nullopt until
@@ -81,15 +83,14 @@ double LaunchMs(const std::string& dir, int nodes, int nproc) {
   std::filesystem::create_directories(dir);
   const int port = FreePort();
   const int64_t t0 = absl::ToUnixMicros(absl::Now());
-  std::vector<std::unique_ptr<LauncherProc>> procs;
+  std::vector<std::unique_ptr<Process>> procs;
   for (int n = 0; n < nodes; ++n) {
-    procs.push_back(std::make_unique<LauncherProc>(
-        std::vector<std::string>{}, ANVIL_LAUNCHER,
-        std::vector<std::string>{absl::StrCat("--nnodes=", nodes), absl::StrCat("--nproc_per_node=", nproc),
+    procs.push_back(std::make_unique<Process>(
+        LauncherArgv({}, ANVIL_LAUNCHER, std::vector<std::string>{absl::StrCat("--nnodes=", nodes), absl::StrCat("--nproc_per_node=", nproc),
                                  absl::StrCat("--rdzv_endpoint=127.0.0.1:", port), "--rdzv_id=bench",
                                  absl::StrCat("--local_addr=127.0.0.", n + 1), "--rdzv_conf=join_timeout=20",
-                                 ANVIL_BENCH_WORKER, "exit", dir},
-        absl::StrCat(dir, "/node", n, ".log")));
+                                 ANVIL_BENCH_WORKER, "exit", dir}),
+        ProcessOptions::Log(absl::StrCat(dir, "/node", n, ".log"))));
   }
   for (auto& p : procs) {
     if (!p->Wait(absl::Seconds(30)).has_value()) return -1;
@@ -108,14 +109,13 @@ double FailureDetectionMs(const std::string& dir, absl::Duration heartbeat_timeo
       absl::StrCat("--rdzv_conf=join_timeout=20,last_call_timeout=0.1,heartbeat_timeout=",
                    absl::ToDoubleSeconds(heartbeat_timeout),
                    ",heartbeat_interval=", absl::ToDoubleSeconds(heartbeat_timeout) / 4);
-  std::vector<std::unique_ptr<LauncherProc>> procs;
+  std::vector<std::unique_ptr<Process>> procs;
   for (int n = 0; n < 3; ++n) {
-    procs.push_back(std::make_unique<LauncherProc>(
-        std::vector<std::string>{}, ANVIL_LAUNCHER,
-        std::vector<std::string>{"--nnodes=2:3", absl::StrCat("--rdzv_endpoint=127.0.0.1:", port), "--rdzv_id=bench",
+    procs.push_back(std::make_unique<Process>(
+        LauncherArgv({}, ANVIL_LAUNCHER, std::vector<std::string>{"--nnodes=2:3", absl::StrCat("--rdzv_endpoint=127.0.0.1:", port), "--rdzv_id=bench",
                                  absl::StrCat("--local_addr=127.0.0.", n + 1), conf, "--monitor_interval=0.02",
-                                 "--grace_period=1", ANVIL_BENCH_WORKER, "hold", dir, "2"},
-        absl::StrCat(dir, "/node", n, ".log")));
+                                 "--grace_period=1", ANVIL_BENCH_WORKER, "hold", dir, "2"}),
+        ProcessOptions::Log(absl::StrCat(dir, "/node", n, ".log"))));
   }
   absl::Time deadline = absl::Now() + absl::Seconds(20);
   while (!LatestStart(dir, 3, "").has_value() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));

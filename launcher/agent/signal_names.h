@@ -1,19 +1,18 @@
-// Signal names both ways: "TERM" / "SIGTERM" / "15" -> 15, and 15 -> "SIGTERM".
-// Used by the CLI (--forward_signals) and by root-cause reports.
+// The launcher's signal lists (--forward_signals) over the project's one
+// signal-name parser, common/signal_names.h (ParseSignal, SignalName, which
+// code in anvil::launcher calls unqualified).
 #pragma once
 
-#include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/signal_names.h"
 
 namespace anvil::launcher {
 
-absl::StatusOr<int> ParseSignal(absl::string_view name);
 // "TERM,INT,USR1" -> {15, 2, 10}; duplicates removed, order kept.
 absl::StatusOr<std::vector<int>> ParseSignalList(absl::string_view list);
-std::string SignalName(int signo);  // "SIGTERM"; "signal 99" when unknown
 std::vector<int> DefaultForwardSignals();  // TERM INT HUP USR1 USR2
 
 }  // namespace anvil::launcher

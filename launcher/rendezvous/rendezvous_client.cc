@@ -20,7 +20,6 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/rendezvous.grpc.pb.h"
-#include "runtime/store/grpc_status.h"
 
 namespace anvil {
 namespace {
@@ -202,11 +201,12 @@ class WatchImpl final : public RendezvousWatch {
 }  // namespace
 
 struct RendezvousClient::Impl {
+  Impl(RendezvousClientOptions o, NodeInfo n, ServiceClient<proto::RendezvousService> c)
+      : options(std::move(o)), node(std::move(n)), client(std::move(c)) {}
+
   RendezvousClientOptions options;
   NodeInfo node;
-  ChannelOptions channel_options;
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<proto::RendezvousService::Stub> stub;
+  ServiceClient<proto::RendezvousService> client;
 
   mutable absl::Mutex mu;
   std::optional<RendezvousRound> last_round ABSL_GUARDED_BY(mu);
@@ -250,10 +250,8 @@ struct RendezvousClient::Impl {
       req.set_node_id(node.node_id);
       req.set_round(round);
       proto::RdzvHeartbeatResponse resp;
-      grpc::ClientContext ctx;
-      PrepareContext(ctx, channel_options, rpc_timeout);
-      grpc::Status s = stub->Heartbeat(&ctx, req, &resp);
-      absl::Status st = ContextualizeRpcError(s, *channel, "rendezvous", channel_options.address);
+      absl::Status st =
+          client.Call(&proto::RendezvousService::Stub::Heartbeat, req, &resp, rpc_timeout);
       absl::MutexLock lock(&mu);
       heartbeat_status = std::move(st);
     }
@@ -283,17 +281,12 @@ absl::StatusOr<std::unique_ptr<RendezvousClient>> RendezvousClient::Create(
     node.node_id = absl::StrFormat("%s-%d-%06x", node.host, getpid(),
                                    absl::Uniform<uint32_t>(gen, 0, 1u << 24));
   }
-  auto impl = std::make_unique<Impl>();
-  impl->channel_options.address = NormalizeAddress(options.endpoint);
-  impl->channel_options.run_id = options.run_id;
-  impl->channel_options.token = options.token;
-  impl->channel_options.tls = options.tls;
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(impl->channel_options);
-  if (!channel.ok()) return channel.status();
-  impl->channel = *std::move(channel);
-  impl->stub = proto::RendezvousService::NewStub(impl->channel);
-  impl->options = std::move(options);
-  impl->node = std::move(node);
+  absl::StatusOr<ServiceClient<proto::RendezvousService>> client =
+      ServiceClient<proto::RendezvousService>::Open(
+          ChannelOptions{options.endpoint, options.run_id, options.token, options.tls},
+          "rendezvous");
+  if (!client.ok()) return client.status();
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(node), *std::move(client));
   return std::unique_ptr<RendezvousClient>(new RendezvousClient(std::move(impl)));
 }
 
@@ -316,15 +309,14 @@ absl::StatusOr<RendezvousRound> RendezvousClient::Join() {
   req.set_min_nodes(impl_->options.min_nodes);
   req.set_max_nodes(impl_->options.max_nodes);
   req.set_join_timeout_ms(absl::ToInt64Milliseconds(impl_->options.join_timeout));
-  req.set_endpoint_host(HostOfAddress(impl_->channel_options.address));
+  req.set_endpoint_host(HostOfAddress(impl_->client.options().address));
   req.set_want_rank_table(impl_->options.want_rank_table);
 
   proto::RdzvJoinResponse resp;
-  grpc::ClientContext ctx;
-  PrepareContext(ctx, impl_->channel_options, impl_->options.join_timeout + kJoinSlack);
-  grpc::Status s = impl_->stub->Join(&ctx, req, &resp);
-  if (!s.ok()) {
-    return ContextualizeRpcError(s, *impl_->channel, "rendezvous", impl_->channel_options.address);
+  if (absl::Status s = impl_->client.Call(&proto::RendezvousService::Stub::Join, req, &resp,
+                                          impl_->options.join_timeout + kJoinSlack);
+      !s.ok()) {
+    return s;
   }
   RendezvousRound round = FromProto(resp, impl_->options.run_id);
   {
@@ -341,15 +333,12 @@ absl::Status RendezvousClient::Leave(absl::Duration timeout) {
   proto::RdzvLeaveRequest req;
   req.set_node_id(impl_->node.node_id);
   proto::RdzvLeaveResponse resp;
-  grpc::ClientContext ctx;
-  PrepareContext(ctx, impl_->channel_options,
-                 timeout > absl::ZeroDuration() ? timeout : impl_->options.rpc_timeout);
-  grpc::Status s = impl_->stub->Leave(&ctx, req, &resp);
-  return ContextualizeRpcError(s, *impl_->channel, "rendezvous", impl_->channel_options.address);
+  return impl_->client.Call(&proto::RendezvousService::Stub::Leave, req, &resp,
+                            timeout > absl::ZeroDuration() ? timeout : impl_->options.rpc_timeout);
 }
 
 absl::StatusOr<std::unique_ptr<RendezvousWatch>> RendezvousClient::Watch(WatchOptions options) {
-  auto watch = std::make_unique<WatchImpl>(impl_->channel, impl_->channel_options,
+  auto watch = std::make_unique<WatchImpl>(impl_->client.channel(), impl_->client.options(),
                                            impl_->node.node_id, std::move(options));
   absl::Status started = watch->AwaitStart(impl_->options.rpc_timeout);
   if (!started.ok()) return started;

@@ -184,13 +184,6 @@ absl::Status VerifyFiles(const std::string& dir, const proto::CheckpointManifest
   return absl::OkStatus();
 }
 
-int FindTensor(const proto::CheckpointManifest& m, const std::string& name, proto::StateKind kind) {
-  for (int i = 0; i < m.tensors_size(); ++i) {
-    if (m.tensors(i).kind() == kind && m.tensors(i).name() == name) return i;
-  }
-  return -1;
-}
-
 absl::Status ReadTensorRange(const std::string& dir, const proto::CheckpointManifest& m,
                              const proto::TensorEntry& t, uint64_t begin, uint64_t count,
                              float* dst) {

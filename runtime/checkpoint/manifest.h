@@ -49,9 +49,6 @@ absl::Status VerifyFiles(const std::string& dir, const proto::CheckpointManifest
 
 const char* StateKindName(proto::StateKind k);  // "param" | "exp_avg" | "exp_avg_sq"
 
-// Index of the (name, kind) entry, or -1.
-int FindTensor(const proto::CheckpointManifest& m, const std::string& name, proto::StateKind kind);
-
 // Reads elements [begin, begin + count) of a tensor into dst, from whichever
 // files hold them (positioned reads; nothing else is loaded).
 absl::Status ReadTensorRange(const std::string& dir, const proto::CheckpointManifest& m,

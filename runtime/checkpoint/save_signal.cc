@@ -1,44 +1,44 @@
+// The save signal over common/signal_names.h and common/signal_flag.h. Like
+// SIGTERM, it also wakes the collectives' stop-abort (a blocked collective
+// cannot reach the save anyway).
 #include "runtime/checkpoint/save_signal.h"
 
+#include <atomic>
 #include <csignal>
 #include <string>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/signal_flag.h"
+#include "common/signal_names.h"
+#include "runtime/collectives/stop_abort.h"
 
 namespace anvil::ckpt {
 namespace {
 
-volatile std::sig_atomic_t g_received = 0;
-
-void OnSignal(int sig) { g_received = sig; }
+std::atomic<const SignalFlag*> g_save{nullptr};
 
 }  // namespace
 
 absl::StatusOr<int> ParseSignalName(const std::string& name) {
-  std::string s = absl::AsciiStrToUpper(name);
-  if (absl::StartsWith(s, "SIG")) s = s.substr(3);
-  int n = 0;
-  if (absl::SimpleAtoi(s, &n) && n > 0 && n < 65) return n;
-  if (s == "USR1") return SIGUSR1;
-  if (s == "USR2") return SIGUSR2;
-  if (s == "TERM") return SIGTERM;
-  if (s == "INT") return SIGINT;
-  if (s == "HUP") return SIGHUP;
-  return absl::InvalidArgumentError(absl::StrCat("--save_signal: unknown signal '", name,
-                                                 "' (USR1, USR2, TERM, INT, HUP or a number)"));
+  absl::StatusOr<int> signo = ParseSignal(name);
+  if (!signo.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--save_signal: ", signo.status().message(),
+                                                   " (e.g. USR1, USR2 or a number)"));
+  }
+  if (*signo == SIGKILL || *signo == SIGSTOP) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--save_signal: ", SignalName(*signo), " cannot be caught"));
+  }
+  return *signo;
 }
 
 void InstallSaveSignal(int signo) {
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(signo, &sa, nullptr);
+  g_save.store(&SignalFlag::Catch({signo}, NotifyStopRequested), std::memory_order_release);
 }
 
-int SaveSignalReceived() { return g_received; }
+int SaveSignalReceived() {
+  const SignalFlag* flag = g_save.load(std::memory_order_acquire);
+  return flag == nullptr ? 0 : flag->received();
+}
 
 }  // namespace anvil::ckpt

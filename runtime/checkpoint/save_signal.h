@@ -10,7 +10,8 @@
 
 namespace anvil::ckpt {
 
-// "USR1", "SIGUSR1", "usr2", "10", ... -> the signal number.
+// "USR1", "SIGUSR1", "usr2", "10", ... -> the signal number
+// (common/signal_names.h); KILL and STOP cannot be caught.
 absl::StatusOr<int> ParseSignalName(const std::string& name);
 void InstallSaveSignal(int signo);
 // The configured signal number once it arrived, else 0.

@@ -15,7 +15,6 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "runtime/store/grpc_status.h"
 
 namespace anvil {
 namespace {

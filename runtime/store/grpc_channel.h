@@ -1,5 +1,6 @@
 // Client-side connection settings shared by every gRPC client of the launcher
-// services (GrpcStore, RendezvousClient): address, run id, token, TLS.
+// services (GrpcStore, RendezvousClient): address, run id, token, TLS, and
+// ServiceClient, the one way those clients open a channel and make a call.
 // Invariants: every RPC a client sends carries the run id and token as
 // metadata (kRunIdMetadataKey, kTokenMetadataKey); the server refuses a call
 // whose token or run id does not match with PERMISSION_DENIED. TLS is on iff
@@ -9,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -72,5 +74,44 @@ absl::Status ContextualizeRpcError(const grpc::Status& status, grpc::Channel& ch
 // stderr by default; binaries that promise one clear error line call this
 // once at start to drop them for the rest of the process.
 void SilenceGrpcLogging();
+
+// One gRPC service's client end: its channel options, channel and stub.
+// `what` names the service in errors ("the store", "rendezvous").
+template <typename Service>
+class ServiceClient {
+ public:
+  // Normalises `options.address` (default port) and builds the channel.
+  static absl::StatusOr<ServiceClient> Open(ChannelOptions options, std::string what) {
+    options.address = NormalizeAddress(options.address);
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
+    if (!channel.ok()) return channel.status();
+    return ServiceClient(std::move(options), *std::move(channel), std::move(what));
+  }
+
+  // One unary call of `method` (e.g. &Service::Stub::Get) with the run id
+  // and token, a deadline `timeout` away, and errors as ContextualizeRpcError.
+  template <typename Req, typename Resp, typename Method>
+  absl::Status Call(Method method, const Req& req, Resp* resp, absl::Duration timeout) const {
+    grpc::ClientContext ctx;
+    PrepareContext(ctx, options_, timeout);
+    const grpc::Status s = (stub_.get()->*method)(&ctx, req, resp);
+    return ContextualizeRpcError(s, *channel_, what_, options_.address);
+  }
+
+  const ChannelOptions& options() const { return options_; }
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+
+ private:
+  ServiceClient(ChannelOptions options, std::shared_ptr<grpc::Channel> channel, std::string what)
+      : options_(std::move(options)),
+        channel_(std::move(channel)),
+        stub_(Service::NewStub(channel_)),
+        what_(std::move(what)) {}
+
+  ChannelOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<typename Service::Stub> stub_;
+  std::string what_;
+};
 
 }  // namespace anvil

@@ -1,4 +1,5 @@
-// Conversions between grpc::Status and absl::Status.
+// absl::Status to grpc::Status for the servers (clients read a grpc::Status
+// through ContextualizeRpcError, grpc_channel.h).
 // Invariant: the numeric codes are identical in both libraries, so a code
 // crosses the RPC boundary unchanged; only the message is carried along.
 #pragma once
@@ -9,11 +10,6 @@
 #include "grpcpp/support/status.h"
 
 namespace anvil {
-
-inline absl::Status FromGrpcStatus(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
 
 inline grpc::Status ToGrpcStatus(const absl::Status& s) {
   if (s.ok()) return grpc::Status::OK;

@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "proto/store.grpc.pb.h"
-#include "runtime/store/grpc_status.h"
 
 namespace anvil {
 namespace {
@@ -24,35 +23,26 @@ int64_t TimeoutMs(absl::Duration timeout) {
 }  // namespace
 
 struct GrpcStore::Impl {
-  ChannelOptions channel_options;
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<proto::StoreService::Stub> stub;
+  ServiceClient<proto::StoreService> client;
 
-  // Runs one RPC with the options' metadata and a deadline `timeout` away.
   template <typename Req, typename Resp, typename Method>
   absl::Status Call(Method method, const Req& req, Resp* resp, absl::Duration timeout) {
-    grpc::ClientContext ctx;
-    PrepareContext(ctx, channel_options, timeout);
-    grpc::Status s = (stub.get()->*method)(&ctx, req, resp);
-    return ContextualizeRpcError(s, *channel, "the store", channel_options.address);
+    return client.Call(method, req, resp, timeout);
   }
 };
 
 absl::StatusOr<std::unique_ptr<GrpcStore>> GrpcStore::Create(const GrpcStoreOptions& options) {
   if (options.run_id.empty()) return absl::InvalidArgumentError("GrpcStore needs a run_id");
-  auto impl = std::make_unique<Impl>();
-  impl->channel_options.address = NormalizeAddress(options.address);
-  impl->channel_options.run_id = options.run_id;
-  impl->channel_options.token = options.token;
-  impl->channel_options.tls = options.tls;
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(impl->channel_options);
-  if (!channel.ok()) return channel.status();
-  impl->channel = *std::move(channel);
-  impl->stub = proto::StoreService::NewStub(impl->channel);
+  absl::StatusOr<ServiceClient<proto::StoreService>> client =
+      ServiceClient<proto::StoreService>::Open(
+          ChannelOptions{options.address, options.run_id, options.token, options.tls}, "the store");
+  if (!client.ok()) return client.status();
+  auto impl = std::make_unique<Impl>(Impl{*std::move(client)});
   if (options.connect_timeout > absl::ZeroDuration() &&
-      !impl->channel->WaitForConnected(absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
+      !impl->client.channel()->WaitForConnected(
+          absl::ToChronoTime(absl::Now() + options.connect_timeout))) {
     return absl::UnavailableError(absl::StrCat("cannot reach the store at ",
-                                               impl->channel_options.address, " within ",
+                                               impl->client.options().address, " within ",
                                                absl::FormatDuration(options.connect_timeout)));
   }
   return std::unique_ptr<GrpcStore>(new GrpcStore(options, std::move(impl)));

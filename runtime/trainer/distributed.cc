@@ -1,5 +1,6 @@
 #include "runtime/trainer/distributed.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
@@ -59,6 +60,15 @@ absl::StatusOr<DistEnv> ReadDistEnv() {
   e.token = Env("ANVIL_TOKEN");
   e.tls_ca = Env("ANVIL_TLS_CA");
   e.store_prefix = Env("ANVIL_STORE_PREFIX");
+  DeviceAddressRequest where;
+  where.iface =
+      !Env("ANVIL_SOCKET_IFNAME").empty() ? Env("ANVIL_SOCKET_IFNAME") : Env("GLOO_SOCKET_IFNAME");
+  where.single_node = e.local_world_size == e.world_size;
+  where.address = Env("ANVIL_LOCAL_ADDR");
+  if (where.address.empty() && (where.single_node || Env("GROUP_RANK") == "0")) {
+    where.address = Env("MASTER_ADDR");  // node 0's own --local_addr
+  }
+  ASSIGN_OR_RETURN(e.gloo_address, ChooseDeviceAddress(where));
   return e;
 }
 
@@ -83,6 +93,11 @@ absl::StatusOr<DistContext> Connect(const DistEnv& env, const proto::TrainConfig
   go.size = env.world_size;
   go.timeout = timeout;
   go.name = "pg";
+  go.iface = env.gloo_address.iface;
+  go.hostname = env.gloo_address.address;
+  if (!env.gloo_address.note.empty() && env.rank == 0) {
+    std::fprintf(stderr, "train: %s\n", env.gloo_address.note.c_str());
+  }
   ASSIGN_OR_RETURN(ctx.world, GlooProcessGroup::Create(go));
   if (config.sharding() == "HYBRID_SHARD") {
     ASSIGN_OR_RETURN(ctx.hybrid, SplitHybrid(*ctx.world, env.local_world_size));

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "proto/config.pb.h"
+#include "runtime/collectives/gloo/device_address.h"
 #include "runtime/collectives/hybrid_groups.h"
 #include "runtime/collectives/process_group.h"
 #include "runtime/sharding/sharded_engine.h"
@@ -33,6 +34,11 @@ struct DistEnv {
   std::string token;
   std::string tls_ca;
   std::string store_prefix;
+  // Where the Gloo device binds (runtime/collectives/gloo/device_address.h):
+  // ANVIL_SOCKET_IFNAME (or GLOO_SOCKET_IFNAME), else ANVIL_LOCAL_ADDR, else
+  // MASTER_ADDR on the launcher's node 0 (its own --local_addr), else the
+  // host name; the loopback when that does not resolve on a single node.
+  DeviceAddress gloo_address;
 };
 
 // Parses the environment; errors name the variable.

@@ -1,26 +1,32 @@
+// The trainer's stop flag over common/signal_flag.h; the flag's notifier
+// wakes the collectives' stop-abort watchdog, which aborts a collective
+// still blocked StopAbortDelay() later (a peer that stopped answering must
+// not keep this process past its grace period).
 #include "runtime/trainer/stop_signal.h"
 
+#include <atomic>
 #include <csignal>
+
+#include "common/signal_flag.h"
+#include "runtime/collectives/stop_abort.h"
 
 namespace anvil {
 namespace {
 
-volatile std::sig_atomic_t g_stop_signal = 0;
-
-void OnSignal(int sig) { g_stop_signal = sig; }
+std::atomic<const SignalFlag*> g_stop{nullptr};
 
 }  // namespace
 
 void InstallStopHandlers() {
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  static const SignalFlag& flag = SignalFlag::Catch({SIGINT, SIGTERM}, NotifyStopRequested);
+  g_stop.store(&flag, std::memory_order_release);
 }
 
-bool StopRequested() { return g_stop_signal != 0; }
-int StopSignal() { return g_stop_signal; }
+bool StopRequested() { return StopSignal() != 0; }
+
+int StopSignal() {
+  const SignalFlag* flag = g_stop.load(std::memory_order_acquire);
+  return flag == nullptr ? 0 : flag->received();
+}
 
 }  // namespace anvil

@@ -1,5 +1,8 @@
 // Clean stop on SIGINT/SIGTERM: the handler only sets a flag; the training
-// loop checks it at step boundaries, so a step is never cut in half.
+// loop checks it at step boundaries, so a step is never cut in half. When a
+// collective stays blocked (a peer stopped answering), the collectives'
+// stop-abort (runtime/collectives/stop_abort.h) aborts it after
+// ANVIL_STOP_ABORT_S, so the process still exits within the grace period.
 #pragma once
 
 #include "common/exit_codes.h"

@@ -20,14 +20,15 @@
 #include "runtime/checkpoint/file_io.h"
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/data/token_shard.h"
-#include "tests/checkpoint/child_process.h"
 #include "tests/checkpoint/thread_job.h"
+#include "tests/common/process.h"
 
 namespace anvil {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::ChildProcess;
+using testing::Process;
+using testing::ProcessOptions;
 
 constexpr int kSteps = 12;
 
@@ -42,8 +43,9 @@ class FaultTest : public ::testing::Test {
     for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<uint32_t>((i * 7 + i / 13) % 200);
     ASSERT_TRUE(WriteTokenShard((*root_ / "train_0.bin").string(), t).ok());
     // The uninterrupted run every case must end equal to.
-    ChildProcess ref(ANVIL_TRAIN_BIN, Args("ref"), {}, (*root_ / "ref.log").string());
-    ASSERT_EQ(ref.Wait(60), 0) << ref.Output();
+    Process ref(ANVIL_TRAIN_BIN, Args("ref"),
+                ProcessOptions::Log((*root_ / "ref.log").string(), {}));
+    ASSERT_EQ(ref.Wait(absl::Seconds(60)), 0) << ref.Output();
     reference_ = new std::map<std::string, std::vector<float>>(
         testing::ReadCheckpoint((*root_ / "ref" / ckpt::StepDirName(kSteps)).string()));
     ASSERT_EQ(reference_->size(), 3u * (4 + 12 * 2));
@@ -93,8 +95,8 @@ class FaultTest : public ::testing::Test {
   // Reruns without faults and checks the end state against the reference.
   static void ResumeAndCompare(const std::string& ckpt, int64_t resume_from,
                                const std::string& skipped) {
-    ChildProcess again(ANVIL_TRAIN_BIN, Args(ckpt), {}, Log(ckpt + "_2"));
-    ASSERT_EQ(again.Wait(60), 0) << again.Output();
+    Process again(ANVIL_TRAIN_BIN, Args(ckpt), ProcessOptions::Log(Log(ckpt + "_2"), {}));
+    ASSERT_EQ(again.Wait(absl::Seconds(60)), 0) << again.Output();
     const std::string out = again.Output();
     EXPECT_NE(out.find("resumed from " + Dir(ckpt) + "/" + ckpt::StepDirName(resume_from)),
               std::string::npos)
@@ -138,8 +140,9 @@ TEST_P(KillDuringSave, NextStartResumesFromNewestValidAndEndsEqual) {
   const FaultCase& c = GetParam();
   std::string name = c.fault;
   for (char& ch : name) ch = isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
-  ChildProcess killed(ANVIL_TRAIN_BIN, Args(name), {{"ANVIL_CKPT_FAULT", c.fault}}, Log(name));
-  ASSERT_EQ(killed.Wait(60), 128 + SIGKILL) << killed.Output();
+  Process killed(ANVIL_TRAIN_BIN, Args(name),
+                 ProcessOptions::Log(Log(name), {{"ANVIL_CKPT_FAULT", c.fault}}));
+  ASSERT_EQ(killed.Wait(absl::Seconds(60)), 128 + SIGKILL) << killed.Output();
   EXPECT_NE(killed.Output().find("ANVIL_CKPT_FAULT: killing rank 0 at"), std::string::npos);
   // Nothing committed was damaged by the kill.
   EXPECT_EQ(CommittedSteps(name), c.committed_after_kill);
@@ -173,10 +176,10 @@ TEST_F(FaultTest, PreemptionSavesExitsSeventyFiveAndResumesExactly) {
     const std::string name = absl::StrCat("preempt", sig);
     std::vector<std::string> args = Args(name);
     if (!extra.empty()) args.push_back(extra);
-    ChildProcess p(ANVIL_TRAIN_BIN, args, {}, Log(name));
-    ASSERT_TRUE(p.WaitForText("step     4/", 30)) << p.Output();
+    Process p(ANVIL_TRAIN_BIN, args, ProcessOptions::Log(Log(name), {}));
+    ASSERT_TRUE(p.WaitForText("step     4/", absl::Seconds(30))) << p.Output();
     ::kill(p.pid(), sig);
-    ASSERT_EQ(p.Wait(30), 75) << p.Output();
+    ASSERT_EQ(p.Wait(absl::Seconds(30)), 75) << p.Output();
     const std::string out = p.Output();
     const size_t at = out.find("stopping at step ");
     ASSERT_NE(at, std::string::npos) << out;
@@ -209,11 +212,11 @@ TEST_F(FaultTest, StandardConfigSavesWithinKubernetesGracePeriod) {
                                       "--steps=1000",
                                       "--log_every=1",
                                       "--checkpoint_dir=" + Dir("standard")};
-  ChildProcess p(ANVIL_TRAIN_BIN, args, {}, Log("standard"));
-  ASSERT_TRUE(p.WaitForText("step     2/", 60)) << p.Output();
+  Process p(ANVIL_TRAIN_BIN, args, ProcessOptions::Log(Log("standard"), {}));
+  ASSERT_TRUE(p.WaitForText("step     2/", absl::Seconds(60))) << p.Output();
   const auto t0 = std::chrono::steady_clock::now();
   ::kill(p.pid(), SIGTERM);
-  ASSERT_EQ(p.Wait(60), 75) << p.Output();
+  ASSERT_EQ(p.Wait(absl::Seconds(60)), 75) << p.Output();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("standard config: SIGTERM to exit (finish step, save 130 MB, commit) %.2f s\n", s);
   EXPECT_LT(s, 30.0);
@@ -222,29 +225,34 @@ TEST_F(FaultTest, StandardConfigSavesWithinKubernetesGracePeriod) {
 }
 
 TEST_F(FaultTest, CkptToolListsVerifiesAndExports) {
-  ChildProcess list(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")}, {}, Log("tool_list"));
-  ASSERT_EQ(list.Wait(30), 0);
+  Process list(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")},
+               ProcessOptions::Log(Log("tool_list"), {}));
+  ASSERT_EQ(list.Wait(absl::Seconds(30)), 0);
   EXPECT_NE(list.Output().find("step_00000012"), std::string::npos);
   EXPECT_NE(list.Output().find("<- latest"), std::string::npos);
-  ChildProcess verify(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")}, {}, Log("tool_verify"));
-  ASSERT_EQ(verify.Wait(30), 0) << verify.Output();
+  Process verify(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")},
+                 ProcessOptions::Log(Log("tool_verify"), {}));
+  ASSERT_EQ(verify.Wait(absl::Seconds(30)), 0) << verify.Output();
   EXPECT_NE(verify.Output().find("step_00000012: ok"), std::string::npos);
   const std::string out = (*root_ / "exported").string();
-  ChildProcess exp(ANVIL_CKPT_TOOL_BIN, {"export", Dir("ref"), out}, {}, Log("tool_export"));
-  ASSERT_EQ(exp.Wait(30), 0) << exp.Output();
+  Process exp(ANVIL_CKPT_TOOL_BIN, {"export", Dir("ref"), out},
+              ProcessOptions::Log(Log("tool_export"), {}));
+  ASSERT_EQ(exp.Wait(absl::Seconds(30)), 0) << exp.Output();
   EXPECT_TRUE(fs::exists(fs::path(out) / "model.safetensors"));
   EXPECT_TRUE(fs::exists(fs::path(out) / "config.json"));
   // A damaged checkpoint fails verification with the reason.
   fs::resize_file(fs::path(Dir("ref")) / "step_00000009" / "rank_00000.bin", 100);
-  ChildProcess bad(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")}, {}, Log("tool_bad"));
-  EXPECT_EQ(bad.Wait(30), 1);
+  Process bad(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")},
+              ProcessOptions::Log(Log("tool_bad"), {}));
+  EXPECT_EQ(bad.Wait(absl::Seconds(30)), 1);
   EXPECT_NE(bad.Output().find("step_00000009: rank_00000.bin is 100 bytes"), std::string::npos)
       << bad.Output();
   // Issue 14: `list` does not call a truncated or manifest-less checkpoint
   // committed.
   fs::remove(fs::path(Dir("ref")) / "step_00000012" / "manifest.pb");
-  ChildProcess relist(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")}, {}, Log("tool_relist"));
-  ASSERT_EQ(relist.Wait(30), 0);
+  Process relist(ANVIL_CKPT_TOOL_BIN, {"list", Dir("ref")},
+                 ProcessOptions::Log(Log("tool_relist"), {}));
+  ASSERT_EQ(relist.Wait(absl::Seconds(30)), 0);
   const std::string listed = relist.Output();
   EXPECT_NE(listed.find("step_00000009"), std::string::npos) << listed;
   EXPECT_NE(listed.find("INVALID: rank_00000.bin is 100 bytes"), std::string::npos) << listed;

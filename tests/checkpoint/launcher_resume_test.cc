@@ -21,14 +21,15 @@
 #include "gtest/gtest.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/data/token_shard.h"
-#include "tests/checkpoint/child_process.h"
 #include "tests/checkpoint/thread_job.h"
+#include "tests/common/process.h"
 
 namespace anvil {
 namespace {
 
 namespace fs = std::filesystem;
-using testing::ChildProcess;
+using testing::Process;
+using testing::ProcessOptions;
 
 constexpr int kSteps = 30;
 
@@ -42,8 +43,9 @@ class LauncherResumeTest : public ::testing::Test {
     std::vector<uint32_t> t(60000);
     for (size_t i = 0; i < t.size(); ++i) t[i] = static_cast<uint32_t>((i * 7 + i / 13) % 200);
     ASSERT_TRUE(WriteTokenShard((*root_ / "train_0.bin").string(), t).ok());
-    ChildProcess ref(ANVIL_LAUNCHER_BIN, LauncherArgs("ref"), {}, (*root_ / "ref.log").string());
-    ASSERT_EQ(ref.Wait(120), 0) << ref.Output();
+    Process ref(ANVIL_LAUNCHER_BIN, LauncherArgs("ref"),
+                ProcessOptions::Log((*root_ / "ref.log").string(), {}));
+    ASSERT_EQ(ref.Wait(absl::Seconds(120)), 0) << ref.Output();
     want_ = new std::map<std::string, std::vector<float>>(testing::ReadCheckpoint(Final("ref")));
     ASSERT_FALSE(want_->empty());
   }
@@ -101,15 +103,18 @@ TEST_F(LauncherResumeTest, KilledWorkerIsRestartedAndTheRunEndsBitForBitEqual) {
   std::mt19937 rng(rd());
   const int kill_at = std::uniform_int_distribution<int>(6, 20)(rng);
   const int victim_index = std::uniform_int_distribution<int>(0, 1)(rng);
-  ChildProcess job(ANVIL_LAUNCHER_BIN, LauncherArgs("job"), {}, (*root_ / "job.log").string());
+  Process job(ANVIL_LAUNCHER_BIN, LauncherArgs("job"),
+              ProcessOptions::Log((*root_ / "job.log").string(), {}));
   // At a random step after the first commit (before it, the restart would
   // rightly start from scratch, which is not what this test is about).
-  ASSERT_TRUE(job.WaitForText("checkpoint step_00000004 committed", 60)) << job.Output();
-  ASSERT_TRUE(job.WaitForText(absl::StrFormat("step %5d/", kill_at), 60)) << job.Output();
+  ASSERT_TRUE(job.WaitForText("checkpoint step_00000004 committed", absl::Seconds(60)))
+      << job.Output();
+  ASSERT_TRUE(job.WaitForText(absl::StrFormat("step %5d/", kill_at), absl::Seconds(60)))
+      << job.Output();
   std::vector<pid_t> workers = job.Children("train");
   ASSERT_EQ(workers.size(), 2u) << job.Output();
   ASSERT_EQ(::kill(workers[victim_index], SIGKILL), 0);
-  const int rc = job.Wait(120);
+  const int rc = job.Wait(absl::Seconds(120)).value_or(-1);
   const std::string out = job.Output();
   ASSERT_EQ(rc, 0) << out;
   SCOPED_TRACE(absl::StrFormat("killed worker %d of 2 after step %d", victim_index, kill_at));
@@ -122,8 +127,8 @@ TEST_F(LauncherResumeTest, KilledWorkerIsRestartedAndTheRunEndsBitForBitEqual) {
   std::vector<std::string> args = TrainArgs("job");
   args.push_back("--sharding=NO_SHARD");
   args.push_back("--steps=" + std::to_string(kSteps + 2));
-  ChildProcess single(ANVIL_TRAIN_BIN, args, {}, (*root_ / "single.log").string());
-  ASSERT_EQ(single.Wait(60), 0) << single.Output();
+  Process single(ANVIL_TRAIN_BIN, args, ProcessOptions::Log((*root_ / "single.log").string(), {}));
+  ASSERT_EQ(single.Wait(absl::Seconds(60)), 0) << single.Output();
   EXPECT_NE(single.Output().find(
                 "step_00000030 (saved by 2 rank(s) FULL_SHARD, loaded by 1 rank(s) NO_SHARD)"),
             std::string::npos)
@@ -132,10 +137,11 @@ TEST_F(LauncherResumeTest, KilledWorkerIsRestartedAndTheRunEndsBitForBitEqual) {
 }
 
 TEST_F(LauncherResumeTest, RankOneDyingMidShardFileIsRecoveredByTheRestart) {
-  ChildProcess job(ANVIL_LAUNCHER_BIN, LauncherArgs("fault"),
-                   {{"ANVIL_CKPT_FAULT", "shard_write@8:1"}}, (*root_ / "fault.log").string());
+  Process job(ANVIL_LAUNCHER_BIN, LauncherArgs("fault"),
+              ProcessOptions::Log((*root_ / "fault.log").string(),
+                                  {{"ANVIL_CKPT_FAULT", "shard_write@8:1"}}));
   const auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(job.Wait(120), 0) << job.Output();
+  ASSERT_EQ(job.Wait(absl::Seconds(120)), 0) << job.Output();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::string out = job.Output();
   EXPECT_NE(out.find("ANVIL_CKPT_FAULT: killing rank 1 at shard_write (step 8)"), std::string::npos)

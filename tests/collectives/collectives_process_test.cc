@@ -9,45 +9,35 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
-#include "launcher/server/server.h"
-#include "tests/collectives/worker_process.h"
+#include "tests/collectives/server_fixture.h"
+#include "tests/common/process.h"
 
 namespace anvil::testing {
 namespace {
 
-class ProcessTest : public ::testing::Test {
+class ProcessTest : public LoopbackServerTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.port = 0;
-    absl::StatusOr<int> port = server_.Start(options);
-    ASSERT_TRUE(port.ok()) << port.status();
-    address_ = absl::StrCat("127.0.0.1:", *port);
-  }
-
   // Starts `n` workers; each gets its own run id so tests never share keys.
-  std::vector<std::unique_ptr<WorkerProcess>> Spawn(int n, const std::string& scenario,
-                                                    int timeout_ms,
-                                                    std::vector<std::string> extra = {}) {
+  std::vector<std::unique_ptr<Process>> Spawn(int n, const std::string& scenario, int timeout_ms,
+                                              std::vector<std::string> extra = {}) {
     static int run = 0;
     const std::string run_id = absl::StrCat("run", ++run, "_", getpid());
-    std::vector<std::unique_ptr<WorkerProcess>> workers;
+    std::vector<std::unique_ptr<Process>> workers;
     for (int r = 0; r < n; ++r) {
-      auto w = std::make_unique<WorkerProcess>();
       std::vector<std::string> args = {
           "--store=" + address_, "--run_id=" + run_id, absl::StrCat("--rank=", r),
           absl::StrCat("--size=", n), "--scenario=" + scenario,
           absl::StrCat("--timeout_ms=", timeout_ms)};
       args.insert(args.end(), extra.begin(), extra.end());
-      EXPECT_TRUE(w->Start(COLLECTIVES_WORKER_PATH, args));
+      ProcessOptions options;
+      options.inherit_stderr = true;
+      auto w = std::make_unique<Process>(COLLECTIVES_WORKER_PATH, args, options);
+      EXPECT_TRUE(w->started());
       workers.push_back(std::move(w));
     }
     return workers;
   }
 
-  RendezvousServer server_;
-  std::string address_;
 };
 
 class ProcessMatrixTest : public ProcessTest, public ::testing::WithParamInterface<int> {};
@@ -61,7 +51,8 @@ TEST_P(ProcessMatrixTest, EveryCollectiveMatchesReference) {
     ASSERT_TRUE(line.has_value()) << "rank " << r << " said nothing";
     EXPECT_EQ(*line, "OK") << "rank " << r;
   }
-  for (int r = 0; r < n; ++r) EXPECT_EQ(workers[r]->WaitExit(deadline), 0) << "rank " << r;
+  for (int r = 0; r < n; ++r)
+    EXPECT_EQ(workers[r]->Wait(deadline - absl::Now()), 0) << "rank " << r;
 }
 
 INSTANTIATE_TEST_SUITE_P(WorldSize, ProcessMatrixTest, ::testing::Values(1, 2, 3, 4),
@@ -102,18 +93,18 @@ TEST_P(KilledPeerTest, SurvivorsFailWithinTimeout) {
     if (r == 1) continue;
     std::optional<std::string> line =
         workers[r]->ReadLine(killed + absl::Milliseconds(kTimeoutMs) + absl::Seconds(2));
-    ASSERT_TRUE(line.has_value())
-        << "rank " << r << " said nothing after its peer died; exit status "
-        << workers[r]->WaitExit(absl::Now() + absl::Seconds(1));
+    ASSERT_TRUE(line.has_value()) << "rank " << r
+                                  << " said nothing after its peer died; exit status "
+                                  << workers[r]->Wait(absl::Seconds(1)).value_or(-1);
     const absl::Duration took = absl::Now() - killed;
     std::vector<std::string> parts = absl::StrSplit(*line, ' ');
     ASSERT_EQ(parts.size(), 3u) << *line;
     EXPECT_EQ(parts[0], "ERROR") << *line;
     EXPECT_TRUE(parts[1] == "UNAVAILABLE" || parts[1] == "DEADLINE_EXCEEDED") << *line;
     EXPECT_LE(took, absl::Milliseconds(kTimeoutMs) + absl::Seconds(1)) << "rank " << r;
-    EXPECT_EQ(workers[r]->WaitExit(absl::Now() + absl::Seconds(5)), 0) << "rank " << r;
+    EXPECT_EQ(workers[r]->Wait(absl::Seconds(5)), 0) << "rank " << r;
   }
-  EXPECT_EQ(workers[1]->WaitExit(absl::Now() + absl::Seconds(5)), 128 + SIGKILL);
+  EXPECT_EQ(workers[1]->Wait(absl::Seconds(5)), 128 + SIGKILL);
 }
 
 INSTANTIATE_TEST_SUITE_P(WorldSize, KilledPeerTest, ::testing::Values(3, 4),

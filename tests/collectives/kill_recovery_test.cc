@@ -2,7 +2,8 @@
 // middle of a collective, over many kills at random moments (issue 14,
 // item 2: 4 of ~300 kills used to take the whole timeout, because Gloo's TCP
 // pair never woke a send that was queued on the socket when the connection
-// closed).
+// closed; runtime/collectives/gloo/abortable_transport.h now aborts the
+// group when any of its connections fails).
 //
 // Each trial starts N = 2 or 3 worker processes that all-reduce in a loop
 // (alternating a 256 KiB and a 16 MiB buffer, so kills land both between
@@ -14,18 +15,18 @@
 // variant runs 12 trials; ANVIL_STRESS=1 runs ANVIL_STRESS_KILLS (default
 // 200) and prints the distribution.
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
-#include <csignal>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "launcher/server/server.h"
-#include "tests/collectives/worker_process.h"
+#include "tests/collectives/server_fixture.h"
+#include "tests/common/process.h"
 
 namespace anvil::testing {
 namespace {
@@ -41,32 +42,25 @@ std::string WorkerPath() {
   return w != nullptr && *w != '\0' ? w : COLLECTIVES_WORKER_PATH;
 }
 
-class KillRecoveryTest : public ::testing::Test {
+class KillRecoveryTest : public LoopbackServerTest {
  protected:
-  void SetUp() override {
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.port = 0;
-    absl::StatusOr<int> port = server_.Start(options);
-    ASSERT_TRUE(port.ok()) << port.status();
-    address_ = absl::StrCat("127.0.0.1:", *port);
-  }
-
   // One trial: milliseconds from the kill to the first survivor's error,
   // or a negative number when the trial could not be set up.
   double Trial(int n, int count, int delay_us, bool freeze_first, const std::string& op) {
     static int run = 0;
     const std::string run_id = absl::StrCat("kill", ++run, "_", getpid());
-    std::vector<std::unique_ptr<WorkerProcess>> workers;
+    std::vector<std::unique_ptr<Process>> workers;
     for (int r = 0; r < n; ++r) {
-      auto w = std::make_unique<WorkerProcess>();
-      if (!w->Start(WorkerPath(),
-                    {"--store=" + address_, "--run_id=" + run_id, absl::StrCat("--rank=", r),
-                     absl::StrCat("--size=", n), "--scenario=victim",
-                     absl::StrCat("--timeout_ms=", kTimeoutMs), absl::StrCat("--count=", count), "--op=" + op},
-                    /*quiet=*/true)) {
-        return -1;
-      }
+      ProcessOptions quiet;
+      quiet.quiet = true;
+      auto w = std::make_unique<Process>(
+          WorkerPath(),
+          std::vector<std::string>{"--store=" + address_, "--run_id=" + run_id,
+                                   absl::StrCat("--rank=", r), absl::StrCat("--size=", n),
+                                   "--scenario=victim", absl::StrCat("--timeout_ms=", kTimeoutMs),
+                                   absl::StrCat("--count=", count), "--op=" + op},
+          quiet);
+      if (!w->started()) return -1;
       workers.push_back(std::move(w));
     }
     const absl::Time ready_deadline = absl::Now() + absl::Seconds(30);
@@ -130,18 +124,9 @@ class KillRecoveryTest : public ::testing::Test {
     return times;
   }
 
-  RendezvousServer server_;
-  std::string address_;
 };
 
 TEST_F(KillRecoveryTest, SurvivorNoticesAKilledPeerAtOnce) {
-  // Issue 14 item 2 is not fixed yet: a broadcast root whose peer dies can
-  // still wait the whole group timeout (2 of 12 trials here). Until the
-  // bounded-wait fix lands this reproduction runs only on request.
-  const char* repro = std::getenv("ANVIL_KILL_REPRO");
-  if (repro == nullptr || std::string(repro) != "1") {
-    GTEST_SKIP() << "known failure (issue 14 item 2 unfixed): set ANVIL_KILL_REPRO=1";
-  }
   for (double ms : Run(12, 14)) EXPECT_LT(ms, kRecoveryBoundMs);
 }
 

@@ -280,7 +280,7 @@ TEST(ValidateTest, ModelFieldsGptHasNoKnobForAreRefusedAndParsersAreTheEngines) 
   EXPECT_NE(err([](proto::TrainConfig* c) { c->set_sharding("ZERO9"); }).find("--sharding must be"),
             std::string::npos);
   EXPECT_NE(err([](proto::TrainConfig* c) { c->set_save_signal("USR9"); })
-                .find("--save_signal: unknown signal 'USR9'"),
+                .find("--save_signal: unknown signal \"USR9\""),
             std::string::npos);
   // The defaults equal to GPT-2's choices are accepted when set explicitly.
   proto::TrainConfig c = DefaultTrainConfig();

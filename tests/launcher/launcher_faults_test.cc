@@ -11,6 +11,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "tests/launcher/launcher_harness.h"
 
 namespace anvil::launcher::testing {
@@ -29,10 +31,11 @@ class LauncherFaults : public ::testing::Test {
     if (!HasFailure()) std::filesystem::remove_all(dir_);
   }
 
-  std::unique_ptr<LauncherProc> Start(const std::vector<std::string>& args, const std::string& name,
-                                      const std::map<std::string, std::string>& env = {}) {
-    return std::make_unique<LauncherProc>(std::vector<std::string>{}, ANVIL_LAUNCHER, args,
-                                          absl::StrCat(dir_, "/", name, ".log"), env);
+  std::unique_ptr<Process> Start(const std::vector<std::string>& args, const std::string& name,
+                                 const std::map<std::string, std::string>& env = {}) {
+    return std::make_unique<Process>(
+        LauncherArgv({}, ANVIL_LAUNCHER, args),
+        ProcessOptions::Log(absl::StrCat(dir_, "/", name, ".log"), env));
   }
 
   // Runs to completion; asserts a non-zero exit within `limit` and exactly one
@@ -41,19 +44,20 @@ class LauncherFaults : public ::testing::Test {
                           const std::map<std::string, std::string>& env = {}) {
     auto p = Start(args, "launcher", env);
     std::optional<int> code = p->Wait(limit + absl::Seconds(3));
-    ASSERT_TRUE(code.has_value()) << "hung past " << limit << ":\n" << p->output();
+    ASSERT_TRUE(code.has_value()) << "hung past " << limit << ":\n" << p->Output();
     EXPECT_NE(*code, 0);
-    EXPECT_LE(p->took(), limit + absl::Seconds(1)) << p->output();
+    EXPECT_LE(p->took(), limit + absl::Seconds(1)) << p->Output();
     int error_lines = 0;
     std::string error;
-    for (absl::string_view line : absl::StrSplit(p->output(), '\n')) {
+    for (absl::string_view line : absl::StrSplit(p->Output(), '\n')) {
       if (absl::StartsWith(line, "launcher: error: ")) {
         ++error_lines;
         error = std::string(line);
       }
     }
-    EXPECT_EQ(error_lines, 1) << p->output();
-    EXPECT_NE(error.find(std::string(want)), std::string::npos) << "want \"" << want << "\" in: " << p->output();
+    EXPECT_EQ(error_lines, 1) << p->Output();
+    EXPECT_NE(error.find(std::string(want)), std::string::npos)
+        << "want \"" << want << "\" in: " << p->Output();
   }
 
   std::string dir_;
@@ -121,7 +125,7 @@ TEST_F(LauncherFaults, KilledLauncherTakesItsWorkersAlong) {
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (WorkerPids(dir_).size() < 2 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
   std::vector<pid_t> workers = WorkerPids(dir_);
-  ASSERT_EQ(workers.size(), 2u) << p->output();
+  ASSERT_EQ(workers.size(), 2u) << p->Output();
   p->Signal(SIGKILL);
   ASSERT_TRUE(p->Wait(absl::Seconds(2)).has_value());
   absl::SleepFor(absl::Milliseconds(200));
@@ -136,7 +140,7 @@ TEST_F(LauncherFaults, StrayGrandchildrenAreCleanedUp) {
                  "launcher");
   std::optional<int> code = p->Wait(absl::Seconds(5));
   ASSERT_TRUE(code.has_value());
-  EXPECT_EQ(*code, 0) << p->output();
+  EXPECT_EQ(*code, 0) << p->Output();
   absl::SleepFor(absl::Milliseconds(100));
   for (pid_t w : WorkerPids(dir_)) EXPECT_FALSE(ProcessAlive(w)) << "daemon " << w << " survived";
 }
@@ -146,10 +150,10 @@ std::string DryRun(const std::map<std::string, std::string>& env, std::vector<st
   // Only the variables given: none inherited from wherever the test runs.
   std::vector<std::string> prefix = {"env", "-u", "SLURM_JOB_ID", "-u", "JOB_COMPLETION_INDEX"};
   for (const auto& [k, v] : env) prefix.push_back(absl::StrCat(k, "=", v));
-  LauncherProc p(prefix, ANVIL_LAUNCHER, args, dir + "/dry.log");
+  Process p(LauncherArgv(prefix, ANVIL_LAUNCHER, args), ProcessOptions::Log(dir + "/dry.log"));
   std::optional<int> code = p.Wait(absl::Seconds(5));
-  EXPECT_TRUE(code.has_value() && *code == 0) << p.output();
-  return p.output();
+  EXPECT_TRUE(code.has_value() && *code == 0) << p.Output();
+  return p.Output();
 }
 
 TEST_F(LauncherFaults, SlurmEnvironmentBecomesFlags) {

@@ -4,12 +4,16 @@
 // over the link, and the workers meet through the store across namespaces.
 // Skipped where network namespaces cannot be created (not root, no iproute2).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "tests/launcher/launcher_harness.h"
 
 namespace anvil::launcher::testing {
@@ -63,15 +67,17 @@ TEST_F(LauncherNetns, TwoHostsFormOneJobOverAVethLink) {
     args->push_back(dir_);
   }
   // Port 29400 is free in the fresh namespace whatever runs on the host.
-  LauncherProc pa({"ip", "netns", "exec", a_}, ANVIL_LAUNCHER, args_a, dir_ + "/a.log");
-  LauncherProc pb({"ip", "netns", "exec", b_}, ANVIL_LAUNCHER, args_b, dir_ + "/b.log");
-  for (LauncherProc* p : {&pa, &pb}) {
+  Process pa(LauncherArgv({"ip", "netns", "exec", a_}, ANVIL_LAUNCHER, args_a),
+             ProcessOptions::Log(dir_ + "/a.log"));
+  Process pb(LauncherArgv({"ip", "netns", "exec", b_}, ANVIL_LAUNCHER, args_b),
+             ProcessOptions::Log(dir_ + "/b.log"));
+  for (Process* p : {&pa, &pb}) {
     std::optional<int> code = p->Wait(absl::Seconds(20));
-    ASSERT_TRUE(code.has_value()) << p->output();
-    EXPECT_EQ(*code, 0) << p->output();
+    ASSERT_TRUE(code.has_value()) << p->Output();
+    EXPECT_EQ(*code, 0) << p->Output();
   }
-  EXPECT_NE(pa.output().find("hosting the rendezvous"), std::string::npos) << pa.output();
-  EXPECT_EQ(pb.output().find("hosting the rendezvous"), std::string::npos) << pb.output();
+  EXPECT_NE(pa.Output().find("hosting the rendezvous"), std::string::npos) << pa.Output();
+  EXPECT_EQ(pb.Output().find("hosting the rendezvous"), std::string::npos) << pb.Output();
   for (int r = 0; r < 4; ++r) {
     EXPECT_NE(ReadFile(absl::StrCat(dir_, "/rank_", r)).find("world=4"), std::string::npos) << "rank " << r;
   }

@@ -14,13 +14,13 @@
 #include "gtest/gtest.h"
 #include "launcher/server/server.h"
 #include "runtime/data/token_shard.h"
-#include "tests/trainer/subprocess.h"
+#include "tests/common/process.h"
 
 namespace anvil {
 namespace {
 
+using testing::Process;
 using testing::ProcessResult;
-using testing::Subprocess;
 
 class DistTrainTest : public ::testing::Test {
  protected:
@@ -85,10 +85,10 @@ TEST_F(DistTrainTest, TwoRanksLogTheLossesOfOneRankOnTheSameGlobalBatch) {
   const std::vector<double> ref = Losses(one.out);
   ASSERT_EQ(ref.size(), 4u) << one.out;
   for (const char* strategy : {"FULL_SHARD", "NO_SHARD"}) {
-    Subprocess r0(ANVIL_TRAIN_BIN, Args(2, {absl::StrCat("--sharding=", strategy)}),
-                  Env(0, 2, strategy));
-    Subprocess r1(ANVIL_TRAIN_BIN, Args(2, {absl::StrCat("--sharding=", strategy)}),
-                  Env(1, 2, strategy));
+    Process r0(ANVIL_TRAIN_BIN, Args(2, {absl::StrCat("--sharding=", strategy)}),
+               Env(0, 2, strategy));
+    Process r1(ANVIL_TRAIN_BIN, Args(2, {absl::StrCat("--sharding=", strategy)}),
+               Env(1, 2, strategy));
     std::vector<ProcessResult> res = testing::RunAll({&r0, &r1}, 90);
     ASSERT_EQ(res[0].exit_code, 0) << res[0].err;
     ASSERT_EQ(res[1].exit_code, 0) << res[1].err;
@@ -107,8 +107,8 @@ TEST_F(DistTrainTest, FailedSaveOnOneRankStopsEveryRank) {
                                        "--checkpoint_dir=" + (dir_ / "ck").string()};
   std::map<std::string, std::string> e0 = Env(0, 2, "save_fail"), e1 = Env(1, 2, "save_fail");
   e0["ANVIL_CKPT_FAULT"] = e1["ANVIL_CKPT_FAULT"] = "disk_full@4:1";
-  Subprocess r0(ANVIL_TRAIN_BIN, Args(2, extra), e0);
-  Subprocess r1(ANVIL_TRAIN_BIN, Args(2, extra), e1);
+  Process r0(ANVIL_TRAIN_BIN, Args(2, extra), e0);
+  Process r1(ANVIL_TRAIN_BIN, Args(2, extra), e1);
   std::vector<ProcessResult> res = testing::RunAll({&r0, &r1}, 60);
   for (const ProcessResult& r : res) {
     EXPECT_EQ(r.exit_code, 3) << r.err;
@@ -121,8 +121,8 @@ TEST_F(DistTrainTest, FailedSaveOnOneRankStopsEveryRank) {
 }
 
 TEST_F(DistTrainTest, MismatchedConfigsFailFastNamingTheField) {
-  Subprocess r0(ANVIL_TRAIN_BIN, Args(2), Env(0, 2, "mismatch"));
-  Subprocess r1(ANVIL_TRAIN_BIN, Args(2, {"--n_layer=3"}), Env(1, 2, "mismatch"));
+  Process r0(ANVIL_TRAIN_BIN, Args(2), Env(0, 2, "mismatch"));
+  Process r1(ANVIL_TRAIN_BIN, Args(2, {"--n_layer=3"}), Env(1, 2, "mismatch"));
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<ProcessResult> res = testing::RunAll({&r0, &r1}, 60);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -137,8 +137,8 @@ TEST_F(DistTrainTest, MismatchedConfigsFailFastNamingTheField) {
 TEST_F(DistTrainTest, MissingStoreAddressIsAClearError) {
   std::map<std::string, std::string> env = Env(0, 2, "x");
   env["ANVIL_STORE_ADDR"] = "";
-  Subprocess p(ANVIL_TRAIN_BIN, Args(2), env);
-  ProcessResult r = p.Wait(30);
+  Process p(ANVIL_TRAIN_BIN, Args(2), env);
+  ProcessResult r = p.Finish(30);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("ANVIL_STORE_ADDR is not set"), std::string::npos) << r.err;
 }

@@ -17,7 +17,7 @@
 #include "gtest/gtest.h"
 #include "runtime/config/schema.h"
 #include "runtime/data/token_shard.h"
-#include "tests/trainer/subprocess.h"
+#include "tests/common/process.h"
 
 namespace anvil {
 namespace {
@@ -141,8 +141,8 @@ TEST_F(TrainCliTest, HostileInputIsBoundedBeforeAllocation) {
 TEST_F(TrainCliTest, FailedSaveStopsKeepsWhatWasCommittedAndLeavesNoTmp) {
   const std::vector<std::string> args = Base({"--steps=12", "--checkpoint_every=2",
                                               "--log_every=1", "--checkpoint_dir=" + P("ck")});
-  testing::Subprocess stop(ANVIL_TRAIN_BIN, args, {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
-  Result r = stop.Wait(60);
+  testing::Process stop(ANVIL_TRAIN_BIN, args, {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
+  Result r = stop.Finish(60);
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_NE(r.err.find("checkpoint step_00000006 could not be saved"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("newest committed checkpoint is step_00000004"), std::string::npos) << r.err;
@@ -155,12 +155,14 @@ TEST_F(TrainCliTest, FailedSaveStopsKeepsWhatWasCommittedAndLeavesNoTmp) {
   EXPECT_EQ(names, (std::vector<std::string>{"latest", "step_00000002", "step_00000004"}));
 
   std::filesystem::remove_all(P("ck"));
-  testing::Subprocess cont(ANVIL_TRAIN_BIN, [&] {
-    auto a = args;
-    a.push_back("--on_save_error=continue");
-    return a;
-  }(), {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
-  r = cont.Wait(60);
+  testing::Process cont(ANVIL_TRAIN_BIN,
+                        [&] {
+                          auto a = args;
+                          a.push_back("--on_save_error=continue");
+                          return a;
+                        }(),
+                        {{"ANVIL_CKPT_FAULT", "disk_full@6"}});
+  r = cont.Finish(60);
   EXPECT_EQ(r.exit_code, 3) << r.err;  // the finished state could not be saved
   EXPECT_NE(r.out.find("step    12/12"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("checkpoint step_00000008 FAILED"), std::string::npos) << r.out;
@@ -175,8 +177,8 @@ TEST_F(TrainCliTest, FailedSaveStopsKeepsWhatWasCommittedAndLeavesNoTmp) {
 // A's pid; A is unharmed.
 TEST_F(TrainCliTest, SecondJobOnALiveCheckpointDirIsRefused) {
   const std::string ck = "--checkpoint_dir=" + P("ck");
-  testing::Subprocess a(ANVIL_TRAIN_BIN, Base({"--steps=100000", "--log_every=100000", ck,
-                                               "--checkpoint_every=50"}));
+  testing::Process a(ANVIL_TRAIN_BIN,
+                     Base({"--steps=100000", "--log_every=100000", ck, "--checkpoint_every=50"}));
   for (int i = 0; i < 200 && !std::filesystem::exists(P("ck/latest")); ++i) {
     usleep(50 * 1000);
   }
@@ -187,7 +189,7 @@ TEST_F(TrainCliTest, SecondJobOnALiveCheckpointDirIsRefused) {
   EXPECT_NE(b.err.find("is in use by another job"), std::string::npos) << b.err;
   EXPECT_NE(b.err.find("pid " + std::to_string(a.pid())), std::string::npos) << b.err;
   ::kill(a.pid(), SIGTERM);
-  Result ra = a.Wait(60);
+  Result ra = a.Finish(60);
   EXPECT_EQ(ra.exit_code, 75) << ra.err;
   // Later, B still does not silently continue A's run.
   Result later = RunProcess(ANVIL_TRAIN_BIN, Base({"--seed=9", ck}));

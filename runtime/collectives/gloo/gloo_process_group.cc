@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <utility>
@@ -20,13 +21,16 @@
 #include "gloo/common/error.h"
 #include "gloo/rendezvous/context.h"
 #include "gloo/transport/tcp/device.h"
-#include "runtime/collectives/gloo/gloo_store_adapter.h"
+#include "kernels/cpu/ops.h"
+#include "runtime/collectives/gloo/abortable_transport.h"
+#include "runtime/collectives/gloo/device_address.h"
 #include "runtime/collectives/gloo/direct_reduce_scatter.h"
+#include "runtime/collectives/gloo/gloo_store_adapter.h"
 #include "runtime/collectives/gloo/halving_reduce_scatter.h"
 #include "runtime/collectives/gloo/ring_reduce_scatter.h"
-#include "kernels/cpu/ops.h"
 #include "runtime/collectives/reduce_kernels.h"
 #include "runtime/collectives/split_plan.h"
+#include "runtime/collectives/stop_abort.h"
 #include "runtime/store/prefix_store.h"
 
 namespace anvil {
@@ -76,12 +80,6 @@ void IgnoreSigpipeOnce() {
   });
 }
 
-std::string HostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "127.0.0.1";
-  return buf;
-}
-
 absl::Status FromGlooException(const char* what, const std::string& where, const char* msg,
                                bool is_io) {
   const std::string text = absl::StrCat("gloo ", what, " (", where, "): ", msg);
@@ -105,11 +103,21 @@ absl::StatusOr<std::unique_ptr<GlooProcessGroup>> GlooProcessGroup::Create(
     return absl::InvalidArgumentError("GlooOptions.timeout must be positive");
   }
   IgnoreSigpipeOnce();
+  // Gloo gets an interface or a numeric address known to bind (it crashes
+  // on a name that does not resolve).
+  DeviceAddressRequest request;
+  request.iface = options.iface;
+  request.address = options.hostname;
+  request.single_node = options.single_node;
+  ASSIGN_OR_RETURN(const DeviceAddress where, ChooseDeviceAddress(request));
+  if (!where.note.empty() && options.rank == 0) {
+    std::fprintf(stderr, "gloo: %s\n", where.note.c_str());
+  }
   gloo::transport::tcp::attr attr;
-  if (!options.iface.empty()) {
-    attr.iface = options.iface;
+  if (!where.iface.empty()) {
+    attr.iface = where.iface;
   } else {
-    attr.hostname = options.hostname.empty() ? HostName() : options.hostname;
+    attr.hostname = where.address;
   }
   std::shared_ptr<gloo::transport::Device> device;
   try {
@@ -128,10 +136,14 @@ absl::StatusOr<std::unique_ptr<GlooProcessGroup>> GlooProcessGroup::Create(
 absl::StatusOr<std::unique_ptr<GlooProcessGroup>> GlooProcessGroup::Connect(Bootstrap b) {
   auto store = std::make_shared<PrefixStore>(b.name, b.base_store);
   auto context = std::make_shared<gloo::rendezvous::Context>(b.rank, b.size);
+  // The context's timeout bounds every wait that names none of its own.
   context->setTimeout(absl::ToChronoMilliseconds(b.timeout));
   GlooStoreAdapter adapter(store, b.timeout);
+  auto abort_state = std::make_shared<collectives_internal::AbortState>();
   try {
-    context->connectFullMesh(adapter, b.device);
+    std::shared_ptr<gloo::transport::Device> device =
+        collectives_internal::MakeAbortableDevice(b.device, abort_state);
+    context->connectFullMesh(adapter, device);
   } catch (const std::exception& e) {
     return AnnotateStatus(
         FromGlooException("connectFullMesh",
@@ -139,10 +151,13 @@ absl::StatusOr<std::unique_ptr<GlooProcessGroup>> GlooProcessGroup::Connect(Boot
                           e.what(), /*is_io=*/true),
         __FILE__, __LINE__);
   }
-  return std::unique_ptr<GlooProcessGroup>(new GlooProcessGroup(std::move(b), std::move(context)));
+  collectives_internal::WatchForStop(abort_state);
+  return std::unique_ptr<GlooProcessGroup>(
+      new GlooProcessGroup(std::move(b), std::move(context), std::move(abort_state)));
 }
 
-GlooProcessGroup::GlooProcessGroup(Bootstrap b, std::shared_ptr<gloo::Context> context)
+GlooProcessGroup::GlooProcessGroup(Bootstrap b, std::shared_ptr<gloo::Context> context,
+                                   std::shared_ptr<collectives_internal::AbortState> abort_state)
     : base_store_(b.base_store),
       store_(std::make_shared<PrefixStore>(b.name, b.base_store)),
       device_(std::move(b.device)),
@@ -150,6 +165,7 @@ GlooProcessGroup::GlooProcessGroup(Bootstrap b, std::shared_ptr<gloo::Context> c
       rank_(b.rank),
       size_(b.size),
       timeout_(b.timeout),
+      abort_(std::move(abort_state)),
       context_(std::move(context)),
       queue_(b.name) {}
 
@@ -175,7 +191,16 @@ absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag,
   }
   std::string error;
   bool io = true;
+  // A group aborted while idle (its peer's connection closed, or a stop)
+  // fails its next collective without touching the network.
+  struct Bracket {
+    collectives_internal::AbortState& state;
+    explicit Bracket(collectives_internal::AbortState& s) : state(s) { state.OpStarted(); }
+    ~Bracket() { state.OpFinished(); }
+  };
   try {
+    Bracket bracket(*abort_);
+    if (abort_->aborted()) throw gloo::IoException(abort_->reason());
     body();
     return absl::OkStatus();
   } catch (const gloo::IoException& e) {

@@ -7,9 +7,14 @@
 // gloo::Context and the scratch buffers are touched only by the OpQueue's
 // single executor after Create. Gloo
 // exceptions become Status (DeadlineExceeded for timeouts, Unavailable for
-// lost peers) tagged with file:line; on the first failure the group drops
-// its connections, so peers waiting on this rank fail at once too rather
-// than at their timeout, and every later Work fails fast. Sub-groups share
+// lost peers) tagged with file:line. Every wait is bounded by the op's
+// timeout (default: the group timeout, i.e. --dist_timeout_s). A peer
+// connection that fails aborts the group at once (abortable_transport.h):
+// every wait of the group, running or later, fails within milliseconds; a
+// stop request aborts a collective still blocked StopAbortDelay() later
+// (stop_abort.h). On the first failure the group drops its connections, so
+// peers waiting on this rank fail at once too rather than at their
+// timeout, and every later Work fails fast. Sub-groups share
 // the parent's TCP device (one event loop thread per process) but have
 // their own connections and OpQueue. Create() sets SIGPIPE to ignored
 // when it has the default action (a write to a dead peer must fail with
@@ -41,6 +46,10 @@ class Device;
 
 namespace anvil {
 
+namespace collectives_internal {
+class AbortState;
+}  // namespace collectives_internal
+
 struct GlooOptions {
   // The job's store (GrpcStore in workers, HashStore in thread tests).
   std::shared_ptr<Store> store = nullptr;
@@ -52,9 +61,13 @@ struct GlooOptions {
   // unique per incarnation of the job (e.g. "pg/restart3").
   std::string name = "pg";
   // How peers reach this rank: `iface` (e.g. "eth0") if set, else
-  // `hostname` (an address or name), else this host's gethostname().
+  // `hostname` (an address or name), else this host's gethostname()
+  // (device_address.h). A name that does not resolve to an address of this
+  // host is an InvalidArgument, unless `single_node` (every rank of the job
+  // on this host): then the loopback is used.
   std::string hostname = "";
   std::string iface = "";
+  bool single_node = false;
 };
 
 class GlooProcessGroup : public ProcessGroup {
@@ -88,7 +101,8 @@ class GlooProcessGroup : public ProcessGroup {
     absl::Duration timeout;
   };
   static absl::StatusOr<std::unique_ptr<GlooProcessGroup>> Connect(Bootstrap bootstrap);
-  explicit GlooProcessGroup(Bootstrap bootstrap, std::shared_ptr<gloo::Context> context);
+  GlooProcessGroup(Bootstrap bootstrap, std::shared_ptr<gloo::Context> context,
+                   std::shared_ptr<collectives_internal::AbortState> abort_state);
 
   std::chrono::milliseconds OpTimeout(absl::Duration requested) const;
   // Runs `body` (which may throw Gloo exceptions) and converts failures.
@@ -112,6 +126,9 @@ class GlooProcessGroup : public ProcessGroup {
   const int size_;
   const absl::Duration timeout_;
   std::atomic<int> split_seq_{0};
+  // Aborted when a peer's connection fails or a stop outlasts the delay
+  // (abortable_transport.h, stop_abort.h); shared with the transport.
+  const std::shared_ptr<collectives_internal::AbortState> abort_;
 
   // Executor state (touched only by ops).
   std::shared_ptr<gloo::Context> context_;
