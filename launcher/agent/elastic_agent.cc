@@ -210,6 +210,7 @@ absl::Status ElasticAgent::Impl::StartWorkers() {
     in.store_addr = hosted_.address;
     in.token = o_.token;
     in.tls_ca = o_.tls_ca;
+    in.local_addr = o_.local_addr;
     in.round = round_.round;
     WorkerSpec s;
     s.local_rank = lr;

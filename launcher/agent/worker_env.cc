@@ -37,6 +37,7 @@ std::map<std::string, std::string> BuildWorkerEnv(const WorkerEnvInputs& in) {
     env.erase(kEnvToken);
   }
   if (!in.tls_ca.empty()) env[kEnvTlsCa] = in.tls_ca;
+  if (!in.local_addr.empty()) env[kEnvLocalAddr] = in.local_addr;
   return env;
 }
 

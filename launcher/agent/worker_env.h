@@ -17,6 +17,7 @@ inline constexpr char kEnvStoreAddr[] = "ANVIL_STORE_ADDR";      // host:port of
 inline constexpr char kEnvRunId[] = "ANVIL_RUN_ID";              // the store namespace (= rdzv id)
 inline constexpr char kEnvToken[] = "ANVIL_TOKEN";               // shared secret for the store
 inline constexpr char kEnvTlsCa[] = "ANVIL_TLS_CA";              // CA file when TLS is on
+inline constexpr char kEnvLocalAddr[] = "ANVIL_LOCAL_ADDR";      // --local_addr: this node's address for collectives
 inline constexpr char kEnvStorePrefix[] = "ANVIL_STORE_PREFIX";  // key prefix unique to this attempt
 inline constexpr char kEnvRound[] = "ANVIL_RDZV_ROUND";          // rendezvous round of this attempt
 
@@ -38,6 +39,7 @@ struct WorkerEnvInputs {
   std::string store_addr;
   std::string token;
   std::string tls_ca;
+  std::string local_addr;  // --local_addr ("": not given; a user's ANVIL_LOCAL_ADDR stays)
   long long round = 0;
 };
 

@@ -284,6 +284,10 @@ TEST(WorkerEnv, TorchrunVariables) {
   in.local_world_size = 1;
   in.base.erase("OMP_NUM_THREADS");
   EXPECT_FALSE(BuildWorkerEnv(in).contains("OMP_NUM_THREADS"));
+  // --local_addr reaches the workers, which bind their collectives to it.
+  EXPECT_FALSE(BuildWorkerEnv(in).contains("ANVIL_LOCAL_ADDR"));
+  in.local_addr = "10.0.0.7";
+  EXPECT_EQ(BuildWorkerEnv(in)["ANVIL_LOCAL_ADDR"], "10.0.0.7");
 }
 
 }  // namespace
