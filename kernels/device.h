@@ -21,7 +21,7 @@
 #include <string_view>
 
 #include "kernels/caching_allocator.h"
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil::kernels {
 

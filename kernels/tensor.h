@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <initializer_list>
 
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil::kernels {
 

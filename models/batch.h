@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil {
 

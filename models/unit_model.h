@@ -19,7 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 #include "models/batch.h"
 #include "models/param_layout.h"
 

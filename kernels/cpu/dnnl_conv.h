@@ -31,7 +31,7 @@
 
 #include <cstdint>
 
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil::kernels::cpu {
 

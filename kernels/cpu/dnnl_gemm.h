@@ -38,7 +38,7 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil::kernels::cpu {
 

@@ -18,7 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil::kernels::cpu {
 

@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 #include "kernels/ops/optim.h"
 
 namespace anvil::kernels::cuda {

@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "absl/time/time.h"
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil {
 

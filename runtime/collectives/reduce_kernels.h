@@ -9,7 +9,7 @@
 #include <cstddef>
 
 #include "absl/status/status.h"
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 #include "runtime/collectives/collective_options.h"
 
 namespace anvil::collectives_internal {

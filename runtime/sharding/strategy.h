@@ -15,7 +15,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil {
 

@@ -17,7 +17,7 @@
 
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 #include "runtime/collectives/gloo/gloo_process_group.h"
 #include "kernels/cpu/convert.h"
 #include "runtime/store/hash_store.h"

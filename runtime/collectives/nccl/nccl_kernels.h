@@ -10,7 +10,7 @@
 
 #include <cuda_runtime.h>
 
-#include "kernels/dtype.h"
+#include "common/dtype.h"
 
 namespace anvil::nccl_internal {
 
