@@ -115,6 +115,7 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
   RETURN_IF_ERROR(InRange("beta2", o.beta2(), 0, 0.999999999));
   RETURN_IF_ERROR(InRange("eps", o.eps(), 0, 1));
   RETURN_IF_ERROR(InRange("grad_clip", o.grad_clip(), -1, 1e9));
+  RETURN_IF_ERROR(InRange("ema_decay", o.ema_decay(), 0, 0.99999999));
   if (o.warmup_steps() < 0) return absl::InvalidArgumentError("--warmup_steps must be >= 0");
   if (c.steps() < 0) return absl::InvalidArgumentError(absl::StrCat("--steps must be >= 0, got ", c.steps()));
   if (c.grad_accum() <= 0) {
