@@ -55,8 +55,8 @@ absl::Status PickCheckpoint(const SampleToolOptions& o, std::string* path,
   };
   if (!o.checkpoint.empty()) {
     absl::Status s = try_one(o.checkpoint);
-    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("--checkpoint ", o.checkpoint, ": ", s.message()));
-    return s;
+    if (s.ok()) return s;
+    return absl::Status(s.code(), absl::StrCat("--checkpoint ", o.checkpoint, ": ", s.message()));
   }
   std::string skipped;
   for (const ckpt::DirEntry& e : ckpt::CommittedCheckpoints(o.checkpoint_dir)) {
@@ -206,9 +206,10 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
                            images.data()));
     for (int i = 0; i < B; ++i) {
       const float* img = images.data() + static_cast<int64_t>(i) * H * W * C;
+      const size_t top = static_cast<size_t>(row) * (H + kBorder) + kBorder;
+      const size_t left = static_cast<size_t>(i) * (W + kBorder) + kBorder;
       for (int y = 0; y < H; ++y) {
-        uint8_t* dst = grid.data() + ((static_cast<size_t>(row) * (H + kBorder) + kBorder + y) * gw +
-                                      static_cast<size_t>(i) * (W + kBorder) + kBorder) * C;
+        uint8_t* dst = grid.data() + ((top + y) * gw + left) * C;
         for (int k = 0; k < W * C; ++k) dst[k] = ToPixel(img[y * W * C + k]);
       }
     }

@@ -52,7 +52,8 @@ void FillBatch(int step, int first, int rows, std::vector<float>* x, std::vector
     for (int i = 0; i < n; ++i) {
       const uint64_t h = SplitMix64(row * 4096 + i);
       (*x)[r * n + i] = static_cast<float>(static_cast<double>(h % 2001) / 1000.0 - 1.0);
-      (*target)[r * n + i] = static_cast<float>(static_cast<double>((h >> 24) % 2001) / 1000.0 - 1.0);
+      const double v = static_cast<double>((h >> 24) % 2001) / 1000.0 - 1.0;
+      (*target)[r * n + i] = static_cast<float>(v);
     }
   }
 }
@@ -166,7 +167,8 @@ TEST(EmaTest, EqualsAHandComputedEmaOfTheWeights) {
     const double d = EmaDecayAt(run.ema_decay, s - 1);
     for (size_t i = 0; i < want.size(); ++i) want[i] = d * want[i] + (1 - d) * tr.params[s][i];
     for (size_t i = 0; i < want.size(); ++i) {
-      ASSERT_NEAR(tr.ema[s][i], want[i], 1e-6 * (1 + std::fabs(want[i]))) << "step " << s << " i " << i;
+      ASSERT_NEAR(tr.ema[s][i], want[i], 1e-6 * (1 + std::fabs(want[i])))
+          << "step " << s << " i " << i;
     }
   }
   // The weights moved, and the EMA lags behind them.
@@ -202,7 +204,8 @@ TEST_P(EmaEquivalence, MatchesOneRank) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllStrategies, EmaEquivalence,
-    ::testing::Values(EmaCase{ShardingStrategy::kNoShard, 2}, EmaCase{ShardingStrategy::kNoShard, 4},
+    ::testing::Values(EmaCase{ShardingStrategy::kNoShard, 2},
+                      EmaCase{ShardingStrategy::kNoShard, 4},
                       EmaCase{ShardingStrategy::kShardGradOp, 2},
                       EmaCase{ShardingStrategy::kShardGradOp, 4},
                       EmaCase{ShardingStrategy::kFullShard, 2},
