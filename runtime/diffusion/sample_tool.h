@@ -11,6 +11,9 @@
 // (round((x + 1) * 127.5)), laid out with a 2-pixel black border, and are
 // written as a PNG. The result depends only on the checkpoint and the
 // options: the sampler's noise is a function of (seed, t, sample index).
+// The diffusion settings (schedule, T, prediction, classes) are the
+// checkpoint's; a config with --num_classes -1 (the data set's) reads the
+// training labels the config names to count the classes.
 #pragma once
 
 #include <cstdint>

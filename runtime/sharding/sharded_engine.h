@@ -118,7 +118,8 @@ class ShardedEngine {
   int64_t step() const { return optimizer_->step(); }
   void set_step(int64_t s) { optimizer_->set_step(s); }
   // The rank's persistent state as named shard buffers ("params", "adam_m",
-  // "adam_v", in that order; see state_buffer.h), for checkpoints. After
+  // "adam_v", then "ema" with ema_decay > 0; see state_buffer.h), for
+  // checkpoints. After
   // writing into them (a restore), call OnStateLoaded before the next step.
   const StateList& state() const { return optimizer_->state(); }
   // Drops gathered parameter copies and refreshes the compute copy from the
