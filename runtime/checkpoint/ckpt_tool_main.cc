@@ -3,16 +3,19 @@
 //   ckpt_tool list   DIR               every entry and its state (manifest and
 //                                      file sizes checked; verify adds checksums)
 //   ckpt_tool verify DIR [--step N]    manifest + size + xxh3 of every file
-//   ckpt_tool show   DIR [--step N]    manifest summary (config, files, tensors)
+//   ckpt_tool show   DIR [--step N]    manifest summary (config, files, tensors,
+//                                      state buffers: params, adam_m, adam_v, ema)
 //   ckpt_tool export DIR OUT [--step N]
 //       OUT/model.safetensors (HF GPT-2 names, Conv1D layout, lm_head tied)
 //       and OUT/config.json: GPT2LMHeadModel.from_pretrained(OUT) loads it.
 // Without --step: the newest checkpoint that verifies. Exit codes: 0 ok,
 // 1 a checkpoint failed verification or an error, 2 bad usage.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <system_error>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -146,6 +149,27 @@ int main(int argc, char** argv) {
     }
     std::printf("%d tensor entries, %llu parameters\n", m.tensors_size(),
                 static_cast<unsigned long long>(m.total_numel()));
+    // The state buffers, in the order they were saved ("ema": the weights'
+    // EMA, which `sample` uses).
+    std::vector<std::pair<std::string, int>> states;
+    for (const auto& t : m.tensors()) {
+      const std::string name = anvil::ckpt::EntryStateName(t);
+      auto it = std::find_if(states.begin(), states.end(),
+                             [&](const auto& s) { return s.first == name; });
+      if (it == states.end()) {
+        states.emplace_back(name, 1);
+      } else {
+        ++it->second;
+      }
+    }
+    std::string line;
+    for (const auto& [name, count] : states) {
+      absl::StrAppend(&line, line.empty() ? "" : ", ", name, " (", count, " tensors)");
+    }
+    std::printf("state buffers: %s%s\n", line.c_str(),
+                m.config().optim().ema_decay() > 0
+                    ? absl::StrFormat("; EMA decay %g", m.config().optim().ema_decay()).c_str()
+                    : "");
     return 0;
   }
   if (cmd == "export") {

@@ -64,6 +64,7 @@ absl::StatusOr<std::unique_ptr<ShardedEngine>> ShardedEngine::Create(UnitModel* 
   oo.grad_clip = options.grad_clip;
   oo.use_scaler = options.param_dtype == DType::kF16 || options.reduce_dtype == DType::kF16;
   oo.scaler = options.scaler;
+  oo.ema_decay = options.ema_decay;
   e->optimizer_ = std::make_unique<ShardedOptimizer>(e->ctx_.get(), model->layout(), oo);
   e->gatherer_ = std::make_unique<ParamGatherer>(e->ctx_.get(), model, options.param_dtype,
                                                  options.max_inflight_gathers,
@@ -93,6 +94,7 @@ absl::Status ShardedEngine::SetFullParams(const float* host_full) {
                                    (s.end - s.begin) * sizeof(float));
     }
   }
+  optimizer_->ResetEma();
   gatherer_->RefreshComputeCopy();
   return absl::OkStatus();
 }
@@ -104,9 +106,17 @@ absl::Status ShardedEngine::InitParams(uint64_t seed) {
 }
 
 absl::Status ShardedEngine::GetFullParams(float* host_full) {
+  return GetFullState("params", host_full);
+}
+
+absl::Status ShardedEngine::GetFullState(const std::string& name, float* host_full) {
   kernels::Device* device = ctx_->device();
   const ShardLayout& shards = ctx_->shards();
-  const float* master = optimizer_->params();
+  const float* master = nullptr;
+  for (const StateBuffer& b : optimizer_->state()) {
+    if (b.name == name) master = b.data;
+  }
+  if (master == nullptr) return absl::NotFoundError(absl::StrCat("no state buffer '", name, "'"));
   ProcessGroup* group = ctx_->groups().shard;
   if (group == nullptr) {
     for (const UnitShard& s : shards.units()) {

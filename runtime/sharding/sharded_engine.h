@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -65,6 +66,7 @@ struct EngineOptions {
   AdamWConfig adamw;
   float grad_clip = 1.0f;  // <= 0: no clipping
   LossScalerOptions scaler;  // used when param_dtype or reduce_dtype is fp16
+  float ema_decay = 0;       // > 0: an "ema" state buffer (sharded_optimizer.h)
 };
 
 // Groups the engine communicates over. All null: a single process.
@@ -86,8 +88,15 @@ class ShardedEngine {
   // Every rank initialises its own shard, identically to a single process.
   absl::Status InitParams(uint64_t seed);
   // Loads / gathers the full fp32 parameter vector (model layout, host memory).
+  // SetFullParams also starts the EMA (when there is one) at these weights.
   absl::Status SetFullParams(const float* host_full);
   absl::Status GetFullParams(float* host_full);
+  // Gathers the full vector of any named state buffer ("params", "ema", ...).
+  absl::Status GetFullState(const std::string& name, float* host_full);
+  // Whether the state holds an "ema" buffer; ResetEma sets it to the
+  // current weights (a checkpoint saved without an EMA).
+  bool has_ema() const { return optimizer_->ema() != nullptr; }
+  void ResetEma() { optimizer_->ResetEma(); }
 
   // Forward + backward of the batch already set on the model. `loss_factor`
   // scales d(loss) (1/grad_accum); on the last micro-batch of a step the
@@ -109,7 +118,8 @@ class ShardedEngine {
   int64_t step() const { return optimizer_->step(); }
   void set_step(int64_t s) { optimizer_->set_step(s); }
   // The rank's persistent state as named shard buffers ("params", "adam_m",
-  // "adam_v", in that order; see state_buffer.h), for checkpoints. After
+  // "adam_v", then "ema" with ema_decay > 0; see state_buffer.h), for
+  // checkpoints. After
   // writing into them (a restore), call OnStateLoaded before the next step.
   const StateList& state() const { return optimizer_->state(); }
   // Drops gathered parameter copies and refreshes the compute copy from the

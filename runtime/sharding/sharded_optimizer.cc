@@ -1,11 +1,19 @@
 #include "runtime/sharding/sharded_optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/status_macros.h"
+#include "kernels/ops/elementwise.h"
 #include "kernels/ops/optim.h"
 
 namespace anvil {
+
+float EmaDecayAt(float ema_decay, int64_t t) {
+  if (t <= 0) return 0.0f;
+  const double warm = (1.0 + static_cast<double>(t)) / (10.0 + static_cast<double>(t));
+  return static_cast<float>(std::min(static_cast<double>(ema_decay), warm));
+}
 
 ShardedOptimizer::ShardedOptimizer(ShardingContext* ctx, const ParamLayout& layout,
                                    const ShardedOptimizerOptions& options)
@@ -13,12 +21,22 @@ ShardedOptimizer::ShardedOptimizer(ShardingContext* ctx, const ParamLayout& layo
   const ShardLayout& shards = ctx->shards();
   const size_t local = shards.local_numel();
   kernels::Device* device = ctx->device();
-  for (const char* name : {"params", "adam_m", "adam_v"}) {
+  std::vector<const char*> names = {"params", "adam_m", "adam_v"};
+  if (options_.ema_decay > 0) {
+    ema_index_ = static_cast<int>(names.size());
+    names.push_back("ema");
+  }
+  for (const char* name : names) {
     float* p = static_cast<float*>(device->Alloc(local * sizeof(float)));
     device->Memset(p, 0, local * sizeof(float));
     state_.push_back(StateBuffer{name, p, local});
   }
   ctx->memory().shard_state_bytes += state_.size() * local * sizeof(float);
+  if (ema_index_ >= 0) {
+    // Bounded scratch: the update runs in chunks of at most 1M elements.
+    ema_scratch_numel_ = std::min<size_t>(std::max<size_t>(local, 1), size_t{1} << 20);
+    ema_scratch_ = static_cast<float*>(device->Alloc(ema_scratch_numel_ * sizeof(float)));
+  }
   for (const UnitShard& s : shards.units()) {
     if (s.begin < s.end) {
       adamw_.push_back(std::make_unique<AdamW>(device, layout, s.global_offset + s.begin,
@@ -31,6 +49,27 @@ ShardedOptimizer::ShardedOptimizer(ShardingContext* ctx, const ParamLayout& layo
 
 ShardedOptimizer::~ShardedOptimizer() {
   for (const StateBuffer& b : state_) ctx_->device()->Free(b.data);
+  if (ema_scratch_ != nullptr) ctx_->device()->Free(ema_scratch_);
+}
+
+void ShardedOptimizer::ResetEma() {
+  if (ema_index_ < 0) return;
+  ctx_->device()->Copy(ema(), params(), ctx_->shards().local_numel() * sizeof(float));
+}
+
+void ShardedOptimizer::UpdateEma(size_t offset, size_t n, float decay) {
+  kernels::Device& device = *ctx_->device();
+  float* e = ema() + offset;
+  const float* p = params() + offset;
+  for (size_t done = 0; done < n; done += ema_scratch_numel_) {
+    const size_t k = std::min(ema_scratch_numel_, n - done);
+    // ema = d * ema + (1 - d) * params, as fl(fl(d * ema) + fl((1 - d) * params)).
+    device.Copy(ema_scratch_, p + done, k * sizeof(float));
+    kernels::Scale(device, kernels::Flat(ema_scratch_, k), 1.0f - decay);
+    kernels::Scale(device, kernels::Flat(e + done, k), decay);
+    kernels::Accumulate(device, kernels::Flat(e + done, k),
+                        kernels::Flat(static_cast<const float*>(ema_scratch_), k));
+  }
 }
 
 void ShardedOptimizer::set_step(int64_t s) {
@@ -82,10 +121,13 @@ absl::Status ShardedOptimizer::Apply(float lr, const StepResult& checked, const 
   float* params = state_[0].data;
   float* m = state_[1].data;
   float* v = state_[2].data;
+  const float decay = EmaDecayAt(options_.ema_decay, step_);
   for (size_t u = 0; u < adamw_.size(); ++u) {
     if (adamw_[u] != nullptr) {
-      const size_t off = ctx_->shards().unit(static_cast<int>(u)).shard_offset;
+      const UnitShard& s = ctx_->shards().unit(static_cast<int>(u));
+      const size_t off = s.shard_offset;
       adamw_[u]->Step(params + off, grads + off, m + off, v + off, lr, grad_scale);
+      if (ema_index_ >= 0) UpdateEma(off, s.end - s.begin, decay);
     }
     RETURN_IF_ERROR(after_unit(static_cast<int>(u)));
   }

@@ -11,6 +11,14 @@
 // slice of the shard, calling `after_unit(u)` after unit u so the caller can
 // start gathering updated parameters behind the remaining work.
 //
+// With ema_decay > 0 the state holds one more buffer, "ema": an exponential
+// moving average of the fp32 weights, on the local shard like the rest,
+// initialised to the initial weights (ResetEma) and updated right after each
+// unit's AdamW step with diffusers' warm-up: the t-th applied step
+// (t = step() before it, 0-based) uses d_t = 0 for t = 0, else
+// min(ema_decay, (1 + t) / (10 + t)); ema = d_t * ema + (1 - d_t) * params.
+// A skipped step updates neither the weights nor the EMA.
+//
 // Invariants: every rank makes the same skip decision and the same clipping
 // factor (both come from the all-reduced sums); state buffers never move
 // (their addresses are valid for the optimizer's lifetime), so callers may
@@ -42,7 +50,11 @@ struct ShardedOptimizerOptions {
   float grad_clip = 1.0f;  // <= 0: no clipping
   bool use_scaler = false;   // dynamic loss scaling (fp16)
   LossScalerOptions scaler;
+  float ema_decay = 0;  // > 0: keep the "ema" state buffer
 };
+
+// The EMA decay the t-th applied optimizer step (0-based) uses.
+float EmaDecayAt(float ema_decay, int64_t t);
 
 class ShardedOptimizer {
  public:
@@ -55,6 +67,10 @@ class ShardedOptimizer {
   // The persistent state, in a fixed order ("params" first).
   const StateList& state() const { return state_; }
   float* params() const { return state_[0].data; }
+  // The "ema" buffer, or null without an EMA.
+  float* ema() const { return ema_index_ >= 0 ? state_[ema_index_].data : nullptr; }
+  // ema = params (a fresh start, or a checkpoint saved without an EMA).
+  void ResetEma();
 
   // The global loss and gradient norm of `grads` (the averaged local
   // gradient shard), and whether the step must be skipped (then the scaler
@@ -77,8 +93,13 @@ class ShardedOptimizer {
   ShardedOptimizerOptions options_;
   StateList state_;
   std::vector<std::unique_ptr<AdamW>> adamw_;  // per unit; null for an empty slice
+  void UpdateEma(size_t offset, size_t n, float decay);
+
   LossScaler scaler_;
   int64_t step_ = 0;
+  int ema_index_ = -1;            // index of "ema" in state_
+  float* ema_scratch_ = nullptr;  // (1 - d) * params, chunk by chunk
+  size_t ema_scratch_numel_ = 0;
 };
 
 }  // namespace anvil

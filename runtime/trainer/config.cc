@@ -115,6 +115,7 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
   RETURN_IF_ERROR(InRange("beta2", o.beta2(), 0, 0.999999999));
   RETURN_IF_ERROR(InRange("eps", o.eps(), 0, 1));
   RETURN_IF_ERROR(InRange("grad_clip", o.grad_clip(), -1, 1e9));
+  RETURN_IF_ERROR(InRange("ema_decay", o.ema_decay(), 0, 0.99999999));
   if (o.warmup_steps() < 0) return absl::InvalidArgumentError("--warmup_steps must be >= 0");
   if (c.steps() < 0) return absl::InvalidArgumentError(absl::StrCat("--steps must be >= 0, got ", c.steps()));
   if (c.grad_accum() <= 0) {
@@ -177,9 +178,10 @@ absl::Status ValidateModelConfig(const proto::TrainConfig& c) {
 absl::Status CheckFitsInMemory(const proto::TrainConfig& c) {
   ASSIGN_OR_RETURN(const ModelSpec* spec, FindModel(c.model().kind()));
   const double params = spec->param_count(c.model());
-  // fp32 weights, gradients and AdamW's two moments; sharding divides some of
-  // it, but one rank may hold it all (NO_SHARD), so bound the worst case.
-  const double state_bytes = params * 16;
+  // fp32 weights, gradients, AdamW's two moments and the EMA; sharding
+  // divides some of it, but one rank may hold it all (NO_SHARD), so bound the
+  // worst case.
+  const double state_bytes = params * (c.optim().ema_decay() > 0 ? 20 : 16);
   const double act_bytes = spec->activation_bytes(c);
   const double need = state_bytes + act_bytes;
   const double have = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
@@ -187,10 +189,10 @@ absl::Status CheckFitsInMemory(const proto::TrainConfig& c) {
   if (have > 0 && need > have) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "the model does not fit in memory: %.4g parameters need %.3g GB (weights, gradients, "
-        "AdamW state) and --batch_size %d x --seq_len %d needs %.3g GB of activations, but this "
+        "AdamW state%s) and --batch_size %d x --seq_len %d needs %.3g GB of activations, but this "
         "machine has %.3g GB",
-        params, state_bytes / 1e9, c.data().batch_size(), c.data().seq_len(), act_bytes / 1e9,
-        have / 1e9));
+        params, state_bytes / 1e9, c.optim().ema_decay() > 0 ? ", EMA" : "",
+        c.data().batch_size(), c.data().seq_len(), act_bytes / 1e9, have / 1e9));
   }
   return absl::OkStatus();
 }

@@ -1,5 +1,6 @@
 #include "runtime/trainer/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "runtime/checkpoint/checkpoint_loader.h"
 #include "runtime/checkpoint/config_compat.h"
 #include "runtime/checkpoint/hf_interchange.h"
+#include "runtime/checkpoint/manifest.h"
 #include "runtime/checkpoint/save_signal.h"
 #include "runtime/checkpoint/shard_slices.h"
 #include "runtime/trainer/config.h"
@@ -40,6 +42,7 @@ absl::StatusOr<EngineOptions> EngineOptionsFromConfig(const proto::TrainConfig& 
   const auto& o = config.optim();
   e.adamw = AdamWConfig{o.beta1(), o.beta2(), o.eps(), o.weight_decay()};
   e.grad_clip = o.grad_clip();
+  e.ema_decay = o.ema_decay();
   if (config.has_bucket_mb()) e.bucket_bytes = static_cast<size_t>(config.bucket_mb()) << 20;
   return e;
 }
@@ -166,10 +169,24 @@ absl::Status Trainer::Resume(bool* resumed) {
   }
   ckpt::ShardTarget target{&model_->layout(), &engine_->shard_layout(), device_,
                            engine_->state()};
+  // A checkpoint saved without an EMA (--ema_decay 0, or older): the EMA
+  // starts from the loaded weights.
+  bool ema_from_params = false;
+  if (engine_->has_ema()) {
+    ema_from_params = std::none_of(m.tensors().begin(), m.tensors().end(),
+                                   [](const auto& t) { return ckpt::EntryStateName(t) == "ema"; });
+    if (ema_from_params) {
+      std::erase_if(target.state, [](const StateBuffer& b) { return b.name == "ema"; });
+    }
+  }
   absl::StatusOr<ckpt::LoadStats> loaded = ckpt::LoadShard(point, target);
   if (!loaded.ok()) {
     return absl::Status(loaded.status().code(),
                         absl::StrCat("loading ", point.path, ": ", loaded.status().message()));
+  }
+  if (ema_from_params) {
+    engine_->ResetEma();
+    Log(absl::StrCat(name, " holds no EMA of the weights: the EMA starts from its weights"));
   }
   engine_->OnStateLoaded();
   const proto::TrainingState& st = m.state();

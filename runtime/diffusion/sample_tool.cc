@@ -1,0 +1,221 @@
+#include "runtime/diffusion/sample_tool.h"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/status_macros.h"
+#include "kernels/device.h"
+#include "models/batch.h"
+#include "models/diffusion_model.h"
+#include "models/model_registry.h"
+#include "runtime/checkpoint/checkpoint_dir.h"
+#include "runtime/checkpoint/file_io.h"
+#include "runtime/checkpoint/manifest.h"
+#include "runtime/data/image_data_config.h"
+#include "runtime/data/png_io.h"
+#include "runtime/diffusion/sampling.h"
+#include "runtime/diffusion/schedule.h"
+
+namespace anvil::diffusion {
+namespace {
+
+constexpr int kBorder = 2;
+
+absl::Status CheckOptions(const SampleToolOptions& o) {
+  if (o.checkpoint_dir.empty() == o.checkpoint.empty()) {
+    return absl::InvalidArgumentError("pass one of --checkpoint_dir and --checkpoint");
+  }
+  if (o.out.empty()) return absl::InvalidArgumentError("--out is empty");
+  if (o.sampler != "ddpm" && o.sampler != "ddim") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--sampler must be ddpm or ddim, got '", o.sampler, "'"));
+  }
+  if (o.steps < 1) return absl::InvalidArgumentError("--steps must be >= 1");
+  if (!(o.eta >= 0 && o.eta <= 1)) return absl::InvalidArgumentError("--eta must be in [0, 1]");
+  if (!std::isfinite(o.guidance)) return absl::InvalidArgumentError("--guidance must be finite");
+  if (o.per_class < 1 || o.per_class > 256) {
+    return absl::InvalidArgumentError("--per_class must be in [1, 256]");
+  }
+  return absl::OkStatus();
+}
+
+// The step directory to read and its manifest (files verified).
+absl::Status PickCheckpoint(const SampleToolOptions& o, std::string* path,
+                            proto::CheckpointManifest* m) {
+  auto try_one = [&](const std::string& p) -> absl::Status {
+    ASSIGN_OR_RETURN(*m, ckpt::ReadManifest(p));
+    RETURN_IF_ERROR(ckpt::VerifyFiles(p, *m));
+    *path = p;
+    return absl::OkStatus();
+  };
+  if (!o.checkpoint.empty()) {
+    absl::Status s = try_one(o.checkpoint);
+    if (s.ok()) return s;
+    return absl::Status(s.code(), absl::StrCat("--checkpoint ", o.checkpoint, ": ", s.message()));
+  }
+  std::string skipped;
+  for (const ckpt::DirEntry& e : ckpt::CommittedCheckpoints(o.checkpoint_dir)) {
+    absl::Status s = try_one(ckpt::JoinPath(o.checkpoint_dir, e.name));
+    if (s.ok()) return s;
+    absl::StrAppend(&skipped, "; ", e.name, ": ", s.message());
+  }
+  return absl::NotFoundError(
+      absl::StrCat("no committed checkpoint that verifies in ", o.checkpoint_dir, skipped));
+}
+
+// Reads state `state` of every layout tensor into host (model layout).
+absl::Status ReadWeights(const std::string& path, const proto::CheckpointManifest& m,
+                         const ParamLayout& layout, const std::string& state, float* host) {
+  for (const ParamInfo& p : layout.params()) {
+    const proto::TensorEntry* entry = nullptr;
+    for (const proto::TensorEntry& t : m.tensors()) {
+      if (t.name() == p.name && ckpt::EntryStateName(t) == state) entry = &t;
+    }
+    if (entry == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " has no ", state, " tensor ", p.name, " (the model's config and its "
+                       "weights disagree)"));
+    }
+    uint64_t n = 1;
+    for (int64_t d : entry->shape()) n *= static_cast<uint64_t>(d);
+    if (n != p.numel) {
+      return absl::FailedPreconditionError(absl::StrCat(path, ": tensor ", p.name, " holds ", n,
+                                                        " values, the model's ", p.numel));
+    }
+    RETURN_IF_ERROR(ckpt::ReadTensorRange(path, m, *entry, 0, n, host + p.offset));
+  }
+  return absl::OkStatus();
+}
+
+uint8_t ToPixel(float x) {
+  const double v = std::round((static_cast<double>(x) + 1.0) * 127.5);
+  return static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
+}
+
+}  // namespace
+
+std::string SampleToolResult::Describe(const SampleToolOptions& o) const {
+  return absl::StrFormat(
+      "wrote %s: %d x %d samples (%s) of %s step %d (%s weights), %s%s, eta %g, guidance %g, "
+      "seed %d",
+      o.out, rows, cols,
+      num_classes > 0 ? absl::StrCat("one row per class, ", num_classes, " classes")
+                      : std::string("unconditional"),
+      checkpoint, step, weights, o.sampler,
+      o.sampler == "ddim" ? absl::StrCat(" ", o.steps, " steps") : std::string(" all steps"),
+      o.eta, o.guidance, o.seed);
+}
+
+absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
+  RETURN_IF_ERROR(CheckOptions(o));
+  SampleToolResult r;
+  proto::CheckpointManifest m;
+  RETURN_IF_ERROR(PickCheckpoint(o, &r.checkpoint, &m));
+  r.step = m.step();
+  proto::TrainConfig config = m.config();
+  // Checkpoints from before the model registry name no kind: they are GPTs.
+  if (config.model().kind().empty()) config.mutable_model()->set_kind("gpt");
+  ASSIGN_OR_RETURN(const ModelSpec* spec, FindModel(config.model().kind()));
+  if (spec->data != DataKind::kDiffusion) {
+    return absl::InvalidArgumentError(absl::StrCat(r.checkpoint, " holds a '", spec->kind,
+                                                   "' model, which is no diffusion model"));
+  }
+  // The diffusion process the model was trained with (the data source's
+  // fallbacks for unset fields; -1 classes: the data set's).
+  const proto::DiffusionConfig& dc = config.diffusion();
+  ScheduleOptions sch;
+  if (!dc.schedule().empty()) {
+    ASSIGN_OR_RETURN(sch.kind, ParseScheduleKind(dc.schedule()));
+  }
+  if (dc.has_timesteps()) sch.timesteps = dc.timesteps();
+  ASSIGN_OR_RETURN(const NoiseSchedule schedule, NoiseSchedule::Create(sch));
+  SamplingOptions so;
+  if (!dc.prediction().empty()) {
+    ASSIGN_OR_RETURN(so.prediction, ParsePrediction(dc.prediction()));
+  }
+  r.num_classes = dc.num_classes();
+  if (r.num_classes < 0) {
+    ASSIGN_OR_RETURN(const ImageDataset data, LoadImageData(config.data(), Split::kTrain));
+    r.num_classes = data.num_classes;
+  }
+  if (o.sampler == "ddim" && o.steps > schedule.timesteps()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--steps must be <= the model's T = ", schedule.timesteps()));
+  }
+  so.kind = o.sampler == "ddpm" ? SamplerKind::kDdpm : SamplerKind::kDdim;
+  so.steps = o.steps;
+  so.eta = o.eta;
+  so.guidance = o.guidance;
+  so.seed = o.seed;
+  so.null_class = r.num_classes;
+
+  // The model, in fp32, one grid row per batch.
+  r.cols = o.per_class;
+  r.rows = r.num_classes > 0 ? r.num_classes : o.per_class;
+  config.mutable_data()->set_batch_size(r.cols);
+  config.set_param_dtype("fp32");
+  config.set_recompute("none");
+  std::unique_ptr<kernels::Device> device = kernels::MakeCpuDevice(o.threads);
+  ASSIGN_OR_RETURN(std::unique_ptr<UnitModel> unit_model, CreateModel(config, device.get()));
+  auto* model = dynamic_cast<DiffusionModel*>(unit_model.get());
+  if (model == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("model '", spec->kind, "' declares diffusion data but is no DiffusionModel"));
+  }
+  const ParamLayout& layout = model->layout();
+  bool has_ema = false;
+  for (const proto::TensorEntry& t : m.tensors()) has_ema |= ckpt::EntryStateName(t) == "ema";
+  r.weights = o.use_ema && has_ema ? "ema" : "params";
+  std::vector<float> host(layout.total_numel());
+  RETURN_IF_ERROR(ReadWeights(r.checkpoint, m, layout, r.weights, host.data()));
+  void* params = device->Alloc(host.size() * sizeof(float));
+  device->CopyFromHost(params, host.data(), host.size() * sizeof(float));
+  std::unique_ptr<void, std::function<void(void*)>> free_params(
+      params, [&device](void* p) { device->Free(p); });
+
+  const int H = model->image_height(), W = model->image_width(), C = model->image_channels();
+  if (C != 1 && C != 3) {
+    return absl::InvalidArgumentError(absl::StrCat("images of ", C, " channels: PNG needs 1 or 3"));
+  }
+  const int B = r.cols;
+  ModelFn fn = [&](const float* x_t, const int32_t* t, const int32_t* labels,
+                   float* out) -> absl::Status {
+    Batch b;
+    b.Set("x_t", {DType::kF32, {B, H, W, C}, const_cast<float*>(x_t)});
+    b.Set("timesteps", {DType::kI32, {B}, const_cast<int32_t*>(t)});
+    b.Set("labels", {DType::kI32, {B}, const_cast<int32_t*>(labels)});
+    RETURN_IF_ERROR(model->SetBatch(b));
+    model->ForwardAll(params);
+    model->CopyPrediction(out);
+    return absl::OkStatus();
+  };
+  const SampleShape shape{B, H, W, C};
+  const int gh = r.rows * (H + kBorder) + kBorder, gw = r.cols * (W + kBorder) + kBorder;
+  std::vector<uint8_t> grid(static_cast<size_t>(gh) * gw * C, 0);
+  std::vector<float> images(shape.numel());
+  std::vector<int32_t> labels(B);
+  for (int row = 0; row < r.rows; ++row) {
+    std::fill(labels.begin(), labels.end(), row);
+    so.first_sample = static_cast<uint64_t>(row) * B;
+    RETURN_IF_ERROR(Sample(schedule, fn, shape, r.num_classes > 0 ? labels.data() : nullptr, so,
+                           images.data()));
+    for (int i = 0; i < B; ++i) {
+      const float* img = images.data() + static_cast<int64_t>(i) * H * W * C;
+      const size_t top = static_cast<size_t>(row) * (H + kBorder) + kBorder;
+      const size_t left = static_cast<size_t>(i) * (W + kBorder) + kBorder;
+      for (int y = 0; y < H; ++y) {
+        uint8_t* dst = grid.data() + ((top + y) * gw + left) * C;
+        for (int k = 0; k < W * C; ++k) dst[k] = ToPixel(img[y * W * C + k]);
+      }
+    }
+  }
+  RETURN_IF_ERROR(WritePng(o.out, gh, gw, C, grid.data()));
+  return r;
+}
+
+}  // namespace anvil::diffusion

@@ -1,0 +1,53 @@
+// The `sample` tool: draws a grid of images from a diffusion checkpoint.
+//
+// It reads the newest committed checkpoint of a directory that verifies (or
+// one named step directory), rebuilds the model from the manifest's config
+// through the model registry (CreateModel, fp32, batch = one grid row), loads
+// its weights with the checkpoint reader — the EMA ("ema" state) when the
+// checkpoint has one and use_ema, else "params" — and runs the DDPM or DDIM
+// sampler of this folder with classifier-free guidance: one row per class
+// when the model is conditional (labels 0..K-1, K rows), a square grid of
+// unconditional samples otherwise. Images in [-1, 1] become 8-bit pixels
+// (round((x + 1) * 127.5)), laid out with a 2-pixel black border, and are
+// written as a PNG. The result depends only on the checkpoint and the
+// options: the sampler's noise is a function of (seed, t, sample index).
+// The diffusion settings (schedule, T, prediction, classes) are the
+// checkpoint's; a config with --num_classes -1 (the data set's) reads the
+// training labels the config names to count the classes.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace anvil::diffusion {
+
+struct SampleToolOptions {
+  std::string checkpoint_dir;  // newest committed checkpoint that verifies
+  std::string checkpoint;      // or this step directory
+  std::string out;             // PNG path
+  bool use_ema = true;
+  std::string sampler = "ddim";  // ddpm | ddim
+  int steps = 50;                // DDIM steps (DDPM always takes T)
+  double eta = 0.0;
+  double guidance = 3.0;
+  uint64_t seed = 0;
+  int per_class = 10;  // images per row
+  int threads = 0;     // 0: the machine's cores
+};
+
+struct SampleToolResult {
+  std::string checkpoint;  // the step directory read
+  int64_t step = 0;
+  std::string weights;  // "ema" | "params"
+  int rows = 0, cols = 0;
+  int num_classes = 0;  // 0: unconditional
+  std::string Describe(const SampleToolOptions& o) const;
+};
+
+// Errors are one line (bad options, no checkpoint, a checkpoint of a model
+// that is no diffusion model, a missing tensor, an unwritable output).
+absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& options);
+
+}  // namespace anvil::diffusion
