@@ -1,6 +1,7 @@
 #include "models/unet/unet_config.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -45,15 +46,31 @@ absl::Status ValidateUNetConfig(const UNetConfig& c) {
                          {"norm_groups", c.norm_groups}, {"n_head", c.n_head}}) {
     if (v <= 0) return absl::InvalidArgumentError(absl::StrCat("--", name, " must be > 0, got ", v));
   }
+  // Bounds that keep every size in int and int64 arithmetic (hostile flags
+  // are refused here, before anything is sized from them).
+  for (auto [name, v, hi] : {std::tuple{"image_size", c.image_size, 1 << 14},
+                             {"image_channels", c.image_channels, 1 << 12},
+                             {"unet_channels", c.channels, 1 << 16},
+                             {"unet_blocks", c.blocks_per_level, 64},
+                             {"n_head", c.n_head, 1 << 12},
+                             {"image_classes", c.num_classes, 1 << 24}}) {
+    if (v > hi) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " must be <= ", hi, ", got ", v));
+    }
+  }
   if (c.num_classes < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--num_classes must be >= 0 (0: unconditional), got ", c.num_classes));
+        absl::StrCat("--image_classes must be >= 0 (0: unconditional), got ", c.num_classes));
   }
   if (c.channel_mult.empty()) {
     return absl::InvalidArgumentError("--unet_channel_mult needs at least one level");
   }
   for (int m : c.channel_mult) {
-    if (m <= 0) {
+    if (m <= 0 || m > (1 << 16) / c.channels) {
+      if (m > 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--unet_channels x --unet_channel_mult must be <= 65536, got ", c.channels, " x ", m));
+      }
       return absl::InvalidArgumentError(
           absl::StrCat("--unet_channel_mult entries must be > 0, got ", m));
     }
