@@ -123,34 +123,66 @@ absl::Status UNet::AllocateArena() {
   for (size_t t = 0; t < ntensors; ++t) {
     c(&acts_.t_act[t], B * plan_.tensors[t].res * plan_.tensors[t].res * plan_.tensors[t].c);
   }
+  // Per-stage activations; with recompute one set sized for the largest
+  // stage serves every stage (backward reruns the stage's forward first).
+  struct Sizes {
+    int64_t cat = 0, in = 0, out = 0, tproj = 0, skip = 0, attn = 0, qkv = 0, lse = 0, up = 0;
+  };
+  auto sizes = [&](const UNetStage& s) {
+    const int64_t n = int64_t{s.res} * s.res, ci = s.cin, co = s.cout;
+    Sizes z;
+    z.cat = s.in_b >= 0 ? B * n * ci : 0;
+    z.in = B * n * ci;
+    z.out = B * n * co;
+    z.tproj = B * co;
+    z.skip = ci != co ? B * n * co : 0;
+    z.attn = s.attn ? B * n * co : 0;
+    z.qkv = s.attn ? B * n * 3 * co : 0;
+    z.lse = s.attn ? B * NH * n : 0;
+    z.up = s.resample == Resample::kUp ? B * 4 * n * co : 0;
+    return z;
+  };
+  auto add_stage = [&](StageActs& a, const Sizes& z) {
+    if (z.cat > 0) c(&a.cat, z.cat);
+    c(&a.gn1, z.in);
+    c(&a.silu1, z.in);
+    for (void** p : {&a.h1, &a.gn2, &a.silu2, &a.h2}) c(p, z.out);
+    c(&a.tproj, z.tproj);
+    if (z.skip > 0) c(&a.skip, z.skip);
+    for (float** p : {&a.mean1, &a.rstd1, &a.mean2, &a.rstd2}) f(p, B * G);
+    if (z.attn > 0) {
+      for (void** p : {&a.rbout, &a.gna, &a.atty}) c(p, z.attn);
+      c(&a.qkv, z.qkv);
+      f(&a.meana, B * G);
+      f(&a.rstda, B * G);
+      f(&a.lse, z.lse);
+    }
+    if (z.up > 0) c(&a.up, z.up);
+  };
   acts_.stages.assign(plan_.stages.size(), StageActs{});
+  StageActs shared;
+  Sizes most;
   int64_t scratch = std::max({S2 * ch, S2 * IC, E});
   for (size_t i = 0; i < plan_.stages.size(); ++i) {
     const UNetStage& s = plan_.stages[i];
-    StageActs& a = acts_.stages[i];
-    const int64_t n = int64_t{s.res} * s.res, ci = s.cin, co = s.cout;
-    if (s.in_b >= 0) c(&a.cat, B * n * ci);
-    c(&a.gn1, B * n * ci);
-    c(&a.silu1, B * n * ci);
-    c(&a.h1, B * n * co);
-    c(&a.tproj, B * co);
-    c(&a.gn2, B * n * co);
-    c(&a.silu2, B * n * co);
-    c(&a.h2, B * n * co);
-    if (ci != co) c(&a.skip, B * n * co);
-    for (float** p : {&a.mean1, &a.rstd1, &a.mean2, &a.rstd2}) f(p, B * G);
-    if (s.attn) {
-      c(&a.rbout, B * n * co);
-      c(&a.gna, B * n * co);
-      c(&a.qkv, B * n * 3 * co);
-      c(&a.atty, B * n * co);
-      f(&a.meana, B * G);
-      f(&a.rstda, B * G);
-      f(&a.lse, B * NH * n);
+    const Sizes z = sizes(s);
+    if (options_.recompute) {
+      most.cat = std::max(most.cat, z.cat);
+      most.in = std::max(most.in, z.in);
+      most.out = std::max(most.out, z.out);
+      most.tproj = std::max(most.tproj, z.tproj);
+      most.skip = std::max(most.skip, z.skip);
+      most.attn = std::max(most.attn, z.attn);
+      most.qkv = std::max(most.qkv, z.qkv);
+      most.lse = std::max(most.lse, z.lse);
+      most.up = std::max(most.up, z.up);
+    } else {
+      add_stage(acts_.stages[i], z);
     }
-    if (s.resample == Resample::kUp) c(&a.up, B * 4 * n * co);
-    scratch = std::max({scratch, n * ci, 4 * n * co});
+    const int64_t n = int64_t{s.res} * s.res;
+    scratch = std::max({scratch, n * s.cin, 4 * n * s.cout});
   }
+  if (options_.recompute) add_stage(shared, most);
   c(&acts_.gno, B * S2 * ch);
   c(&acts_.so, B * S2 * ch);
   f(&acts_.meano, B * G);
@@ -176,6 +208,7 @@ absl::Status UNet::AllocateArena() {
     *p.first = cursor;
     cursor += p.second;
   }
+  if (options_.recompute) acts_.stages.assign(plan_.stages.size(), shared);
   if (options_.compute_dtype == DType::kF32) acts_.x_cd = acts_.x_t;  // no copy needed
   return absl::OkStatus();
 }
@@ -328,6 +361,7 @@ void UNet::Backward(int unit, ParamPtrs params, GradPtrs grads, float loss_scale
     EmbedBackward(params, grads);
   } else {
     const int s = unit - 1;
+    if (options_.recompute) StageForward(s, Params(s, params[unit], options_.compute_dtype));
     StageBackward(s, Params(s, params[unit], options_.compute_dtype),
                   Params(s, grads[unit], DType::kF32));
   }

@@ -17,8 +17,10 @@
 // dtype (bf16 x bf16 GEMMs and convolutions with fp32 accumulation), while
 // GroupNorm statistics, temb, the prediction, the loss, every stage output's
 // gradient and the parameter gradients are fp32. All activations live in one
-// arena sized at construction for max_batch images. `recompute` is accepted
-// and does nothing yet (no activation memory is saved).
+// arena sized at construction for max_batch images. With recompute, the
+// stages' internal activations share one set sized for the largest stage
+// and each stage unit's backward reruns its forward from the kept stage
+// outputs: bit-identical gradients, less memory.
 #pragma once
 
 #include <initializer_list>
@@ -37,7 +39,7 @@ namespace anvil {
 struct UNetOptions {
   int max_batch = 8;                  // B the arena is sized for
   DType compute_dtype = DType::kF32;  // F32 or BF16
-  bool recompute = false;             // accepted; a no-op for now
+  bool recompute = false;             // rerun each stage's forward in backward
 };
 
 class UNet : public DiffusionModel {

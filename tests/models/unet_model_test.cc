@@ -1,7 +1,7 @@
 // UNet model: plan and layout (units per block, names, counts), config and
 // batch errors naming the flag or tensor, a finite-difference check of the
 // whole model's gradients (fp32), bf16 compute against fp32, run-to-run
-// determinism, and a timing of the default config (batch 64, 2 threads).
+// determinism, recomputation (bit-identical, less memory), and a timing of the default config (batch 64, 2 threads).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -221,6 +221,26 @@ TEST(UNetBf16, TracksFp32LossAndGradients) {
   const Result again = RunOnce(c, UNetOptions{4}, p, d, 2);
   EXPECT_EQ(again.loss, f32.loss);
   EXPECT_EQ(again.grads, f32.grads);
+}
+
+TEST(UNetRecompute, BitIdenticalGradientsWithLessMemory) {
+  UNetConfig c = TinyUNet();
+  c.image_size = 16;
+  c.attention_res = {16, 8};
+  auto dev = kernels::MakeCpuDevice(1);
+  auto m = UNet::Create(c, UNetOptions{3}, dev.get());
+  ASSERT_TRUE(m.ok()) << m.status();
+  const std::vector<float> p = RandomParams(**m, 7, 0.1f);
+  const DiffusionData d = RandomDiffusion(3, 16, 2, 3, 4);
+  for (DType dt : {DType::kF32, DType::kBF16}) {
+    const Result keep = RunOnce(c, UNetOptions{3, dt, false}, p, d, 2);
+    const Result redo = RunOnce(c, UNetOptions{3, dt, true}, p, d, 2);
+    EXPECT_EQ(redo.loss, keep.loss) << DTypeName(dt);
+    EXPECT_EQ(redo.grads, keep.grads) << DTypeName(dt);
+    EXPECT_LT(redo.arena, keep.arena * 3 / 4) << DTypeName(dt);
+    std::printf("unet recompute (%s): arena %zu -> %zu bytes\n",
+                std::string(DTypeName(dt)).c_str(), keep.arena, redo.arena);
+  }
 }
 
 // The default config's size and the time of a training step (forward +
