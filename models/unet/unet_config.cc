@@ -252,20 +252,31 @@ double UNetFlopsPerImage(const UNetConfig& c) {
 }
 
 double UNetActivationBytesEstimate(const UNetConfig& c, int batch) {
+  // What UNet::AllocateArena lays out with fp32 activations and no
+  // recomputation, in double precision (sizes of any flags stay finite).
   const UNetPlan plan = BuildUNetPlan(c);
-  double elems = 0, scratch = 0;
+  const double S2 = static_cast<double>(c.image_size) * c.image_size, ch = c.channels,
+               IC = c.image_channels, E = UNetEmbedWidth(c), G = c.norm_groups;
+  double elems = 0, scratch = std::max({S2 * ch, S2 * IC, E}), wide = E;
   for (const UNetTensor& t : plan.tensors) elems += 2.0 * t.res * t.res * t.c;  // act + grad
   for (const UNetStage& s : plan.stages) {
     const double n = static_cast<double>(s.res) * s.res, ci = s.cin, co = s.cout;
-    double st = n * (3 * ci + 5 * co);  // cat, gn1, silu1; h1, gn2, silu2, h2, skip
-    if (s.attn) st += n * 6 * co + n * c.n_head;
+    double st = n * (2 * ci + 4 * co) + co + 4 * G;  // gn1, silu1, h1, gn2, silu2, h2, tproj
+    if (s.in_b >= 0) st += n * ci;                    // the concatenated input
+    if (s.cin != s.cout) st += n * co;                // the 1x1 skip
+    if (s.attn) st += n * 6 * co + n * c.n_head + 2 * G;
     if (s.resample == Resample::kUp) st += 4 * n * co;
     elems += st;
-    scratch = std::max(scratch, n * (2 * ci + 4 * co) + 4 * n * co);
+    scratch = std::max({scratch, n * ci, 4 * n * co});
+    wide = std::max(wide, co);
   }
-  const double S2 = static_cast<double>(c.image_size) * c.image_size;
-  elems += S2 * (4.0 * c.image_channels + 2.0 * c.channels) + scratch;
-  return elems * batch * 4 + 64.0 * 1024;
+  // x_t, target, its compute copy, the prediction; the out unit's GroupNorm
+  // and SiLU; the time embedding; six backward scratch buffers.
+  elems += 4 * S2 * IC + 2 * S2 * ch + 2 * G + 6 * E + ch + 6 * scratch + 2 * wide + 4;
+  // Each of ~20 pieces per stage is rounded up to 64 bytes.
+  const double rounding = 64.0 * (20.0 * static_cast<double>(plan.stages.size()) +
+                                  2.0 * static_cast<double>(plan.tensors.size()) + 40);
+  return elems * batch * 4 + rounding;
 }
 
 }  // namespace anvil

@@ -87,8 +87,9 @@ void DeclareUNetParams(const UNetConfig& c, const UNetPlan& plan, ParamLayout* l
 // Parameters, and training FLOPs (forward + backward = 3 x forward) per image.
 int64_t UNetNumParams(const UNetConfig& c);
 double UNetFlopsPerImage(const UNetConfig& c);
-// Bytes of activations for a micro-batch with fp32 activations (an upper
-// bound of what UNet allocates; bf16 lowers it).
+// Bytes of the activation arena for a micro-batch with fp32 activations and
+// no recomputation: an upper bound within a few percent of what UNet
+// allocates (bf16 and recompute only lower it).
 double UNetActivationBytesEstimate(const UNetConfig& c, int batch);
 
 }  // namespace anvil

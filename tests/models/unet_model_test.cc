@@ -243,6 +243,20 @@ TEST(UNetRecompute, BitIdenticalGradientsWithLessMemory) {
   }
 }
 
+TEST(UNetArena, EstimateBoundsTheArenaClosely) {
+  auto dev = kernels::MakeCpuDevice(1);
+  for (UNetConfig c : {TinyUNet(), UNetConfig{}}) {
+    for (int B : {1, 5}) {
+      auto m = UNet::Create(c, UNetOptions{B}, dev.get());
+      ASSERT_TRUE(m.ok()) << m.status();
+      const double got = static_cast<double>((*m)->arena_bytes());
+      const double est = UNetActivationBytesEstimate(c, B);
+      EXPECT_GE(est, got) << "B=" << B;
+      EXPECT_LE(est, got * 1.05 + 64 * 1024) << "B=" << B;
+    }
+  }
+}
+
 // The default config's size and the time of a training step (forward +
 // backward, no optimizer) at batch 64 on 2 threads: printed, not asserted.
 TEST(UNetTiming, DefaultConfigStep) {
