@@ -250,7 +250,7 @@ absl::Status UNet::SetDiffusionBatch(const DiffusionBatch& b) {
       return absl::InvalidArgumentError(
           absl::StrCat("timestep ", b.timesteps[i], " of image ", i, " is negative"));
     }
-    if (b.labels[i] < 0 || b.labels[i] > K) {
+    if (K > 0 && (b.labels[i] < 0 || b.labels[i] > K)) {  // unconditional: labels unread
       return absl::InvalidArgumentError(absl::StrCat("label ", b.labels[i], " of image ", i,
                                                      " outside 0..", K, " (", K,
                                                      " = the null class)"));

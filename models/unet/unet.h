@@ -57,6 +57,8 @@ class UNet : public DiffusionModel {
   void Backward(int unit, ParamPtrs params, GradPtrs grads, float loss_scale) override;
   double Loss() override;
 
+  // Labels are checked (0..K, K the null class) and read only when
+  // conditional (K > 0); an unconditional UNet ignores them.
   absl::Status SetDiffusionBatch(const DiffusionBatch& b) override;
   void CopyPrediction(float* host) const override;
   double FlopsPerImage() const override { return UNetFlopsPerImage(config_); }

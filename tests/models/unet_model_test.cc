@@ -110,6 +110,13 @@ TEST(UNetErrors, ConfigAndBatchErrorsNameTheCulprit) {
   d.labels[1] = 4;  // beyond the null class 3
   absl::Status s = (*m)->SetBatch(d.batch());
   EXPECT_NE(std::string(s.message()).find("label 4"), std::string::npos) << s;
+  {  // An unconditional UNet ignores labels, whatever the data set's classes.
+    UNetConfig u = TinyUNet();
+    u.num_classes = 0;
+    auto um = UNet::Create(u, UNetOptions{2}, device.get());
+    ASSERT_TRUE(um.ok());
+    EXPECT_TRUE((*um)->SetBatch(d.batch()).ok());
+  }
   d = RandomDiffusion(3, 8, 2, 3, 1);  // beyond the arena
   EXPECT_FALSE((*m)->SetBatch(d.batch()).ok());
   d = RandomDiffusion(2, 4, 2, 3, 1);  // wrong image size
