@@ -134,7 +134,8 @@ class UNet : public DiffusionModel {
     float *meano = nullptr, *rstdo = nullptr, *pred = nullptr, *loss = nullptr;
     // Backward scratch shared by all units.
     float *f0 = nullptr, *f1 = nullptr, *fb = nullptr;  // fp32: big, big, (B, max(E, C))
-    void *c0 = nullptr, *c1 = nullptr, *c2 = nullptr, *c3 = nullptr, *cb = nullptr;  // compute dtype
+    // compute dtype
+    void *c0 = nullptr, *c1 = nullptr, *c2 = nullptr, *c3 = nullptr, *cb = nullptr;
   } acts_;
   std::vector<std::vector<int>> stage_idx_;  // [stage][slot] layout index or -1
   void* arena_ = nullptr;

@@ -41,10 +41,13 @@ absl::StatusOr<std::vector<int>> ParseIntList(const std::string& s, const std::s
 }
 
 absl::Status ValidateUNetConfig(const UNetConfig& c) {
-  for (auto [name, v] : {std::pair{"image_size", c.image_size}, {"image_channels", c.image_channels},
+  for (auto [name, v] : {std::pair{"image_size", c.image_size},
+                         {"image_channels", c.image_channels},
                          {"unet_channels", c.channels}, {"unet_blocks", c.blocks_per_level},
                          {"norm_groups", c.norm_groups}, {"n_head", c.n_head}}) {
-    if (v <= 0) return absl::InvalidArgumentError(absl::StrCat("--", name, " must be > 0, got ", v));
+    if (v <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " must be > 0, got ", v));
+    }
   }
   // Bounds that keep every size in int and int64 arithmetic (hostile flags
   // are refused here, before anything is sized from them).
@@ -100,17 +103,10 @@ absl::Status ValidateUNetConfig(const UNetConfig& c) {
   const UNetPlan plan = BuildUNetPlan(c);
   for (const UNetStage& s : plan.stages) {
     const std::string what = absl::StrCat("block ", s.name, "'s");
-    if (absl::Status st = Divisible(s.cin, c.norm_groups, what + " input width", groups); !st.ok()) {
-      return st;
-    }
-    if (absl::Status st = Divisible(s.cout, c.norm_groups, what + " width", groups); !st.ok()) {
-      return st;
-    }
-    if (s.attn) {
-      if (absl::Status st = Divisible(s.cout, c.n_head, what + " width", "n_head"); !st.ok()) {
-        return st;
-      }
-    }
+    absl::Status st = Divisible(s.cin, c.norm_groups, what + " input width", groups);
+    if (st.ok()) st = Divisible(s.cout, c.norm_groups, what + " width", groups);
+    if (st.ok() && s.attn) st = Divisible(s.cout, c.n_head, what + " width", "n_head");
+    if (!st.ok()) return st;
   }
   return absl::OkStatus();
 }

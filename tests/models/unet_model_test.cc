@@ -1,7 +1,8 @@
 // UNet model: plan and layout (units per block, names, counts), config and
 // batch errors naming the flag or tensor, a finite-difference check of the
 // whole model's gradients (fp32), bf16 compute against fp32, run-to-run
-// determinism, recomputation (bit-identical, less memory), and a timing of the default config (batch 64, 2 threads).
+// determinism, recomputation (bit-identical, less memory), the activation
+// estimate, and a timing of the default config (batch 64, 2 threads).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -159,7 +160,8 @@ TEST(UNetGradient, MatchesFiniteDifferences) {
       for (int k = 0; k < 3; ++k) {
         size_t i = info.offset + rng() % info.numel;
         if (info.name == "class_embed.weight") {  // a row some label uses
-          i = info.offset + static_cast<size_t>(d.labels[0]) * info.shape[1] + rng() % info.shape[1];
+          const size_t row = static_cast<size_t>(d.labels[0]) * info.shape[1];
+          i = info.offset + row + rng() % info.shape[1];
         }
         const float h = 1e-2f;
         const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
