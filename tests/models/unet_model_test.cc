@@ -232,6 +232,34 @@ TEST(UNetBf16, TracksFp32LossAndGradients) {
   EXPECT_EQ(again.grads, f32.grads);
 }
 
+// A batch without "target" (a sampler's) runs the forward only: the same
+// prediction as with a target, loss 0.
+TEST(UNetSampling, ForwardOnlyBatchPredictsTheSame) {
+  auto dev = kernels::MakeCpuDevice(1);
+  auto m = UNet::Create(TinyUNet(), UNetOptions{2}, dev.get());
+  ASSERT_TRUE(m.ok());
+  UNet& model = **m;
+  std::vector<float> p = RandomParams(model, 2, 0.1f);
+  const DiffusionData d = RandomDiffusion(2, 8, 2, 3, 6);
+  ASSERT_TRUE(model.SetBatch(d.batch()).ok());
+  model.ForwardAll(p.data());
+  EXPECT_GT(model.Loss(), 0.0);
+  std::vector<float> with(d.x_t.size()), without(d.x_t.size());
+  model.CopyPrediction(with.data());
+  Batch b;
+  b.Set("x_t", {DType::kF32, {2, 8, 8, 2}, d.x_t.data()});
+  b.Set("timesteps", {DType::kI32, {2}, d.t.data()});
+  b.Set("labels", {DType::kI32, {2}, d.labels.data()});
+  ASSERT_TRUE(model.SetBatch(b).ok());
+  model.ForwardAll(p.data());
+  model.CopyPrediction(without.data());
+  EXPECT_EQ(with, without);
+  EXPECT_EQ(model.Loss(), 0.0);
+  double norm = 0;
+  for (float v : with) norm += static_cast<double>(v) * v;
+  EXPECT_GT(norm, 0.0);
+}
+
 TEST(UNetRecompute, BitIdenticalGradientsWithLessMemory) {
   UNetConfig c = TinyUNet();
   c.image_size = 16;
