@@ -58,7 +58,9 @@ class UNet : public DiffusionModel {
   double Loss() override;
 
   // Labels are checked (0..K, K the null class) and read only when
-  // conditional (K > 0); an unconditional UNet ignores them.
+  // conditional (K > 0); an unconditional UNet ignores them. Timesteps must
+  // be >= 0; their upper bound T belongs to the diffusion process (the
+  // sinusoid takes any t), so it is not checked here.
   absl::Status SetDiffusionBatch(const DiffusionBatch& b) override;
   void CopyPrediction(float* host) const override;
   double FlopsPerImage() const override { return UNetFlopsPerImage(config_); }
