@@ -3,11 +3,12 @@
 #include "models/gpt/gpt_spec.h"
 #include "models/llama/llama_spec.h"
 #include "models/model_registry.h"
+#include "models/unet/unet_spec.h"
 
 namespace anvil {
 
 void RegisterBuiltinModels() {
-  for (ModelSpec spec : {GptSpec(), LlamaSpec()}) {
+  for (ModelSpec spec : {GptSpec(), LlamaSpec(), UNetSpec()}) {
     // Built-in kinds are distinct: registration cannot fail.
     (void)RegisterModel(std::move(spec));
   }

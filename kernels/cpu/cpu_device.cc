@@ -93,6 +93,7 @@ void RegisterCpuOps() {
     RegisterConvOps();
     RegisterImageOps();
     RegisterDiffusionOps();
+    RegisterConcatOps();
   });
 }
 

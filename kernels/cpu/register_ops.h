@@ -15,5 +15,6 @@ void RegisterOptimOps();          // family_optim.cc
 void RegisterConvOps();           // family_conv.cc
 void RegisterImageOps();          // family_image.cc
 void RegisterDiffusionOps();      // family_diffusion.cc: SiLU, MSE, timestep embedding
+void RegisterConcatOps();         // family_concat.cc: channel concatenation
 
 }  // namespace anvil::kernels::cpu

@@ -86,6 +86,28 @@ TEST_F(TrainCliTest, LlamaTrainsThroughTheSameBinary) {
   ExpectBadInput({"--model=gpt", "--n_kv_head=1"}, "--n_kv_head is not supported by --model gpt");
 }
 
+// The UNet on the default data set (Fashion-MNIST, no data flags needed).
+TEST_F(TrainCliTest, UNetTrainsThroughTheSameBinary) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "Fashion-MNIST not installed (scripts/setup.sh installs it)";
+  }
+  Result r = RunProcess(ANVIL_TRAIN_BIN,
+                        Base({"--model=unet", "--unet_channels=8", "--norm_groups=4",
+                              "--unet_channel_mult=1,2", "--unet_attention_res=14",
+                              "--log_every=1"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* s : {"model: UNet 28x28x1 ch=8 mult=1,2 blocks=1 attn=14 groups=4 heads=2 "
+                        "classes=10,", "step     3/3", "img/s"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+  ExpectBadInput({"--model=unet", "--unet_channel_mult=1,x"}, "--unet_channel_mult");
+  ExpectBadInput({"--model=unet", "--unet_attention_res=5"}, "--unet_attention_res 5");
+  ExpectBadInput({"--model=unet", "--image_pad=32"}, "--image_pad (32) must equal --image_size");
+  ExpectBadInput({"--model=unet", "--unet_channels=1000000"}, "--unet_channels must be <=");
+  ExpectBadInput({"--model=unet", "--image_size=16384", "--image_pad=16384",
+                  "--unet_attention_res="}, "fit");
+}
+
 TEST_F(TrainCliTest, ModelShapeErrors) {
   ExpectBadInput({"--n_embd=18", "--n_head=4"}, "--n_head");
   ExpectBadInput({"--seq_len=32"}, "--seq_len (32) must be in 1..--max_seq_len (16)");
@@ -244,7 +266,7 @@ TEST_F(TrainCliTest, PrintedDefaultsAreDefaultTrainConfig) {
   EXPECT_EQ(help.exit_code, 0) << help.err;
   EXPECT_NE(help.out.find("  --n_layer (default: 4)"), std::string::npos) << help.out;
   EXPECT_NE(help.out.find("  --model, --kind (default: gpt)"), std::string::npos) << help.out;
-  ExpectBadInput({"--model=bert"}, "--model must be one of gpt, llama, got 'bert'");
+  ExpectBadInput({"--model=bert"}, "--model must be one of gpt, llama, unet, got 'bert'");
 }
 
 TEST_F(TrainCliTest, SigtermStopsAtAStepBoundary) {
