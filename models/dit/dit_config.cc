@@ -14,7 +14,7 @@ absl::Status ValidateDitConfig(const DitConfig& c) {
   }
   if (c.num_classes < 0) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--num_classes must be >= 0 (0: unconditional), got ", c.num_classes));
+        absl::StrCat("--model_num_classes must be >= 0 (0: unconditional), got ", c.num_classes));
   }
   if (c.n_embd % c.n_head != 0) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -19,7 +19,7 @@ struct DitConfig {
   int n_layer = 4;          // L blocks
   int n_head = 4;           // NH attention heads
   int n_embd = 128;         // C hidden width = NH * head size, divisible by 4
-  int patch_size = 2;       // p
+  int patch_size = 4;       // p
   int image_size = 28;      // S: images S x S, S divisible by p
   int image_channels = 1;   // image channels in and out
   int num_classes = 10;     // K; the class table has K + 1 rows (K = null)

@@ -17,7 +17,6 @@ DitConfig ToDitConfig(const proto::ModelConfig& m) {
   c.image_channels = m.image_channels();
   c.num_classes = m.num_classes();
   c.learned_pos = m.learned_pos();
-  if (m.has_norm_eps()) c.norm_eps = m.norm_eps();  // unset: the DiT's 1e-6
   return c;
 }
 
@@ -36,6 +35,12 @@ ModelSpec DitSpec() {
     RETURN_IF_ERROR(
         unsupported("ffn_hidden", m.ffn_hidden() != 0 && m.ffn_hidden() != 4 * m.n_embd()));
     RETURN_IF_ERROR(unsupported("rope_theta", m.has_rope_theta() && m.rope_theta() != 10000.0f));
+    // models.py's LayerNorms use 1e-6; the schema default (1e-5, the GPT's)
+    // is accepted as "the model's own".
+    if (m.has_norm_eps() && m.norm_eps() != 1e-5f && m.norm_eps() != 1e-6f) {
+      return absl::InvalidArgumentError(
+          "--norm_eps is not supported by --model dit (its LayerNorms use 1e-6)");
+    }
     const DitConfig d = ToDitConfig(m);
     RETURN_IF_ERROR(ValidateDitConfig(d));
     const int pad = c.data().image_pad();
@@ -46,9 +51,8 @@ ModelSpec DitSpec() {
     const int data_classes = c.diffusion().num_classes();
     if (data_classes >= 0 && data_classes != d.num_classes) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--num_classes (model, ", d.num_classes,
-                       ") and the diffusion config's num_classes (", data_classes,
-                       ") differ"));
+          absl::StrCat("--model_num_classes (", d.num_classes, ") must equal --num_classes (",
+                       data_classes, ")"));
     }
     return absl::OkStatus();
   };

@@ -14,6 +14,9 @@
 #include "kernels/device.h"
 #include "models/dit/dit.h"
 #include "models/dit/dit_host.h"
+#include "models/dit/dit_spec.h"
+#include "models/model_registry.h"
+#include "runtime/config/schema.h"
 
 namespace anvil {
 namespace {
@@ -110,6 +113,33 @@ TEST(DitInit, AdaLnZeroPredictsZero) {
   EXPECT_NEAR((*m)->Loss(), ms / pred.size(), 1e-5);
 }
 
+TEST(DitSpec, RegisteredForDiffusionDataAndValidatesAgainstTheData) {
+  auto spec = FindModel("dit");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ((*spec)->data, DataKind::kDiffusion);
+  proto::TrainConfig c = DefaultTrainConfig();
+  c.mutable_model()->set_kind("dit");
+  EXPECT_TRUE((*spec)->validate(c).ok()) << (*spec)->validate(c);
+  const DitConfig d = ToDitConfig(c.model());
+  EXPECT_EQ((*spec)->param_count(c.model()), DitParamCount(d));
+  EXPECT_EQ(d.norm_eps, 1e-6f);  // models.py's, whatever the GPT-oriented schema default
+  auto error = [&](proto::TrainConfig bad) { return std::string((*spec)->validate(bad).message()); };
+  proto::TrainConfig bad = c;
+  bad.mutable_data()->set_image_pad(32);
+  EXPECT_EQ(error(bad), "--image_size (28) must equal --image_pad (32)");
+  bad.mutable_model()->set_image_size(32);
+  EXPECT_TRUE((*spec)->validate(bad).ok());
+  bad = c;
+  bad.mutable_diffusion()->set_num_classes(5);
+  EXPECT_EQ(error(bad), "--model_num_classes (10) must equal --num_classes (5)");
+  bad = c;
+  bad.mutable_model()->set_norm_eps(1e-3f);
+  EXPECT_EQ(error(bad), "--norm_eps is not supported by --model dit (its LayerNorms use 1e-6)");
+  bad = c;
+  bad.mutable_model()->set_patch_size(5);
+  EXPECT_EQ(error(bad), "--patch_size (5) must divide --image_size (28)");
+}
+
 TEST(DitErrors, NameTheFlagOrTheValue) {
   auto device = kernels::MakeCpuDevice(1);
   auto expect_error = [&](DitConfig c, const std::string& want) {
@@ -130,7 +160,7 @@ TEST(DitErrors, NameTheFlagOrTheValue) {
   expect_error(c, "divisible by 4");
   c = Tiny();
   c.num_classes = -1;
-  expect_error(c, "--num_classes");
+  expect_error(c, "--model_num_classes");
   auto m = Dit::Create(Tiny(), DitOptions{2}, device.get());
   ASSERT_TRUE(m.ok());
   Data d = RandomData(Tiny(), 2, 1);
