@@ -7,6 +7,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -72,6 +73,22 @@ TEST(DitLayout, ModelsPyNamesAndUnits) {
     EXPECT_EQ(shape("blocks.1.adaLN_modulation.1.weight"), (std::vector<int64_t>{96, 16}));
     EXPECT_EQ(shape("final_layer.linear.weight"), (std::vector<int64_t>{8, 16}));
     EXPECT_EQ(layout.Find("pos_embed") >= 0, learned);
+  }
+}
+
+// The paper's S and B shapes (depth/hidden/heads 12/384/6 and 12/768/12) on
+// its 32x32x4 latents with 1000 classes build, with the layout the count
+// formula predicts (no learned sigma here: out channels = in channels).
+TEST(DitLayout, PaperSAndBConfigsAreExpressible) {
+  auto device = kernels::MakeCpuDevice(1);
+  for (auto [L, C, NH] : {std::tuple{12, 384, 6}, std::tuple{12, 768, 12}}) {
+    const DitConfig c{.n_layer = L, .n_head = NH, .n_embd = C, .patch_size = 2, .image_size = 32,
+                      .image_channels = 4, .num_classes = 1000};
+    auto m = Dit::Create(c, DitOptions{1}, device.get());
+    ASSERT_TRUE(m.ok()) << m.status();
+    EXPECT_EQ((*m)->layout().total_numel(), static_cast<size_t>(DitNumParams(c)));
+    std::printf("DiT %d/%d/%d p=2 32x32x4: %lld parameters, %.2f GFLOP per training image\n", L,
+                C, NH, static_cast<long long>(DitNumParams(c)), DitFlopsPerImage(c) / 1e9);
   }
 }
 
