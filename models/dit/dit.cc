@@ -31,8 +31,7 @@ Dit::~Dit() {
   if (arena_ != nullptr) device_->Free(arena_);
 }
 
-absl::StatusOr<std::unique_ptr<Dit>> Dit::Create(const DitConfig& config,
-                                                 const DitOptions& options,
+absl::StatusOr<std::unique_ptr<Dit>> Dit::Create(const DitConfig& config, const DitOptions& options,
                                                  kernels::Device* device) {
   RETURN_IF_ERROR(ValidateDitConfig(config));
   if (options.max_batch <= 0) {
@@ -44,18 +43,28 @@ absl::StatusOr<std::unique_ptr<Dit>> Dit::Create(const DitConfig& config,
     return absl::InvalidArgumentError(
         absl::StrCat("the DiT computes in F32 or BF16, not ", std::string(DTypeName(cd))));
   }
-  RETURN_IF_ERROR(k::RequireOps(
-      *device,
-      {{"linear.forward", cd}, {"linear.backward", cd}, {"norm.layernorm_forward", cd},
-       {"norm.layernorm_backward", cd}, {"attention.forward", cd}, {"attention.backward", cd},
-       {"activation.gelu_forward", cd}, {"activation.gelu_backward", cd},
-       {"activation.silu_forward", cd}, {"activation.silu_backward", cd},
-       {"image.modulate_forward", cd}, {"image.modulate_backward", cd},
-       {"image.gated_residual_forward", cd}, {"image.gated_residual_backward", cd},
-       {"image.add_channel_bias", cd}, {"image.add_channel_bias_backward", DType::kF32},
-       {"embedding.forward", cd}, {"embedding.backward", DType::kF32},
-       {"embedding.timestep_embedding", cd}, {"loss.mse_forward", DType::kF32},
-       {"loss.mse_backward", cd}, {"convert.convert", cd}}));
+  RETURN_IF_ERROR(k::RequireOps(*device, {{"linear.forward", cd},
+                                          {"linear.backward", cd},
+                                          {"norm.layernorm_forward", cd},
+                                          {"norm.layernorm_backward", cd},
+                                          {"attention.forward", cd},
+                                          {"attention.backward", cd},
+                                          {"activation.gelu_forward", cd},
+                                          {"activation.gelu_backward", cd},
+                                          {"activation.silu_forward", cd},
+                                          {"activation.silu_backward", cd},
+                                          {"image.modulate_forward", cd},
+                                          {"image.modulate_backward", cd},
+                                          {"image.gated_residual_forward", cd},
+                                          {"image.gated_residual_backward", cd},
+                                          {"image.add_channel_bias", cd},
+                                          {"image.add_channel_bias_backward", DType::kF32},
+                                          {"embedding.forward", cd},
+                                          {"embedding.backward", DType::kF32},
+                                          {"embedding.timestep_embedding", cd},
+                                          {"loss.mse_forward", DType::kF32},
+                                          {"loss.mse_backward", cd},
+                                          {"convert.convert", cd}}));
   std::unique_ptr<Dit> m(new Dit(config, options, device));
   m->BuildLayout();
   RETURN_IF_ERROR(m->AllocateArena());
@@ -116,8 +125,8 @@ Dit::EmbedParams Dit::Embed(void* base, DType dt) const {
     if (o[t] == SIZE_MAX) return TV{};
     return k::View(static_cast<char*>(base) + o[t] * DTypeSize(dt), dt, shape);
   };
-  return EmbedParams{v(kPatchW, {C, P}), v(kPatchB, {C}),    v(kPos, {1, T * C}),
-                     v(kT1W, {C, F}),    v(kT1B, {C}),       v(kT2W, {C, C}),
+  return EmbedParams{v(kPatchW, {C, P}), v(kPatchB, {C}),      v(kPos, {1, T * C}),
+                     v(kT1W, {C, F}),    v(kT1B, {C}),         v(kT2W, {C, C}),
                      v(kT2B, {C}),       v(kTable, {K + 1, C})};
 }
 
@@ -127,10 +136,9 @@ Dit::BlockParams Dit::Block(void* base, DType dt) const {
   auto v = [&](int t, std::initializer_list<int64_t> shape) {
     return k::View(static_cast<char*>(base) + o[t] * DTypeSize(dt), dt, shape);
   };
-  return BlockParams{v(kQkvW, {3 * C, C}), v(kQkvB, {3 * C}), v(kProjW, {C, C}),
-                     v(kProjB, {C}),       v(kFc1W, {4 * C, C}), v(kFc1B, {4 * C}),
-                     v(kFc2W, {C, 4 * C}), v(kFc2B, {C}),     v(kAdaW, {6 * C, C}),
-                     v(kAdaB, {6 * C})};
+  return BlockParams{v(kQkvW, {3 * C, C}), v(kQkvB, {3 * C}), v(kProjW, {C, C}),    v(kProjB, {C}),
+                     v(kFc1W, {4 * C, C}), v(kFc1B, {4 * C}), v(kFc2W, {C, 4 * C}), v(kFc2B, {C}),
+                     v(kAdaW, {6 * C, C}), v(kAdaB, {6 * C})};
 }
 
 Dit::FinalParams Dit::Final(void* base, DType dt) const {

@@ -124,8 +124,8 @@ class Dit : public DiffusionModel {
   double loss_ = 0;
 
   struct Layer {
-    float *residual2, *residual3;  // fp32 (N,C): after attention, after MLP
-    void* mod;                     // (B,6C) compute dtype
+    float *residual2, *residual3;     // fp32 (N,C): after attention, after MLP
+    void* mod;                        // (B,6C) compute dtype
     void *ln1, *m1, *qkv, *atty, *a;  // compute dtype
     void *ln2, *m2, *h, *hg, *f;
     float *mean1, *rstd1, *mean2, *rstd2, *lse;
@@ -134,20 +134,20 @@ class Dit : public DiffusionModel {
     float *xp, *target;  // (N,P) fp32 patches in, permuted target
     void* xp_cd;         // (N,P) compute dtype (aliases xp under fp32)
     int32_t *timesteps, *labels;
-    float* pos;          // (T,C) fixed sin-cos positions
-    float* ones;         // (C) the LayerNorms' unit weight
-    float* dnorm_w;      // (C) their discarded weight gradient
+    float* pos;              // (T,C) fixed sin-cos positions
+    float* ones;             // (C) the LayerNorms' unit weight
+    float* dnorm_w;          // (C) their discarded weight gradient
     void *tfreq, *h1, *h1s;  // (B,F), (B,C), (B,C) compute dtype
-    float* c;            // (B,C) conditioning
-    void* silu_c;        // (B,C) compute dtype
-    float* tokens;       // (N,C) input of block 0
+    float* c;                // (B,C) conditioning
+    void* silu_c;            // (B,C) compute dtype
+    float* tokens;           // (N,C) input of block 0
     std::vector<Layer> layers;
-    void* modf;          // (B,2C) compute dtype
-    void *lnf, *mf;      // (N,C) compute dtype
+    void* modf;                          // (B,2C) compute dtype
+    void *lnf, *mf;                      // (N,C) compute dtype
     float *meanf, *rstdf, *pred, *loss;  // pred (N,P) fp32
     // Backward scratch, shared by all units.
     float *dres, *dmod, *dsilu_c, *dc;
-    void *dres_cd, *dmod_cd, *dpred, *dcd_c, *dcd_b;  // compute dtype
+    void *dres_cd, *dmod_cd, *dpred, *dcd_c, *dcd_b;   // compute dtype
     void *dcd_n1, *dcd_n2, *dcd_n3, *dqkv, *dh, *dhg;  // compute dtype
   } acts_{};
   void* arena_ = nullptr;

@@ -44,16 +44,14 @@ void Dit::EmbedForward(const EmbedParams& w) {
                        kTimestepFeatures);
   k::LinearForward(d, Act(acts_.h1, {B, C}), Act(acts_.tfreq, {B, F}), w.t1_w, w.t1_b);
   k::SiluForward(d, Act(acts_.h1s, {B, C}), Act(acts_.h1, {B, C}));
-  k::EmbeddingForward(d, k::View(acts_.c, {B, 1, C}), k::View(acts_.labels, {B, 1}), w.table,
-                      {});
+  k::EmbeddingForward(d, k::View(acts_.c, {B, 1, C}), k::View(acts_.labels, {B, 1}), w.table, {});
   k::LinearForward(d, k::View(acts_.c, {B, C}), Act(acts_.h1s, {B, C}), w.t2_w, w.t2_b,
                    {.accumulate = true});
   k::SiluForward(d, Act(acts_.silu_c, {B, C}), k::View(acts_.c, {B, C}));
 }
 
 void Dit::BlockForward(int l, const BlockParams& w) {
-  const int64_t B = B_, T = DitTokens(config_), C = config_.n_embd, NH = config_.n_head,
-                N = B * T;
+  const int64_t B = B_, T = DitTokens(config_), C = config_.n_embd, NH = config_.n_head, N = B * T;
   const Layer& a = acts_.layers[l];
   const float* x = BlockInput(l);
   const DType dt = options_.compute_dtype;
@@ -69,8 +67,8 @@ void Dit::BlockForward(int l, const BlockParams& w) {
                      Chunk(a.mod, dt, 6, 0));
   k::LinearForward(d, Act(a.qkv, {N, 3 * C}), Act(a.m1, {N, C}), w.qkv_w, w.qkv_b);
   const k::QkvViews qkv = k::PackedQkv(a.qkv, dt, B, T, C, NH);
-  k::AttentionForward(d, Act(a.atty, {B, T, NH, C / NH}), k::View(a.lse, {B, NH, T}), qkv.q,
-                      qkv.k, qkv.v, {.causal = false});
+  k::AttentionForward(d, Act(a.atty, {B, T, NH, C / NH}), k::View(a.lse, {B, NH, T}), qkv.q, qkv.k,
+                      qkv.v, {.causal = false});
   k::LinearForward(d, Act(a.a, {N, C}), Act(a.atty, {N, C}), w.proj_w, w.proj_b);
   d.Copy(a.residual2, x, sizeof(float) * N * C);
   k::GatedResidualForward(d, k::View(a.residual2, {B, T, C}), Act(a.a, {B, T, C}),
@@ -143,8 +141,7 @@ void Dit::FinalBackward(const FinalParams& w, const FinalParams& g, float loss_s
 }
 
 void Dit::BlockBackward(int l, const BlockParams& w, const BlockParams& g) {
-  const int64_t B = B_, T = DitTokens(config_), C = config_.n_embd, NH = config_.n_head,
-                N = B * T;
+  const int64_t B = B_, T = DitTokens(config_), C = config_.n_embd, NH = config_.n_head, N = B * T;
   const Layer& a = acts_.layers[l];
   const DType dt = options_.compute_dtype;
   k::Device& d = *device_;
@@ -184,8 +181,8 @@ void Dit::BlockBackward(int l, const BlockParams& w, const BlockParams& g) {
   const k::QkvViews qkv = k::PackedQkv(a.qkv, dt, B, T, C, NH);
   const k::QkvViews dqkv = k::PackedQkv(acts_.dqkv, dt, B, T, C, NH);
   k::AttentionBackward(d, dqkv.q, dqkv.k, dqkv.v, Act(acts_.dcd_n2, {B, T, NH, C / NH}), qkv.q,
-                       qkv.k, qkv.v, Act(a.atty, {B, T, NH, C / NH}),
-                       k::View(a.lse, {B, NH, T}), {.causal = false});
+                       qkv.k, qkv.v, Act(a.atty, {B, T, NH, C / NH}), k::View(a.lse, {B, NH, T}),
+                       {.causal = false});
   k::LinearBackward(d, Act(acts_.dcd_n1, {N, C}), g.qkv_w, g.qkv_b, dqkv_flat, Act(a.m1, {N, C}),
                     w.qkv_w, {.accumulate_dx = false});
   const TV dln1 = Act(acts_.dcd_n3, {B, T, C});
@@ -212,11 +209,10 @@ void Dit::EmbedBackward(const EmbedParams& w, const EmbedParams& g) {
   d.Memset(acts_.dc, 0, sizeof(float) * B * C);
   k::SiluBackward(d, k::View(acts_.dc, {B, C}), k::View(acts_.c, {B, C}),
                   k::View(acts_.dsilu_c, {B, C}));
-  k::EmbeddingBackward(d, g.table, {}, k::View(acts_.dc, {B, 1, C}),
-                       k::View(acts_.labels, {B, 1}));
+  k::EmbeddingBackward(d, g.table, {}, k::View(acts_.dc, {B, 1, C}), k::View(acts_.labels, {B, 1}));
   const TV dc = ToCompute(acts_.dc, acts_.dcd_c, {B, C});
-  k::LinearBackward(d, Act(acts_.dcd_b, {B, C}), g.t2_w, g.t2_b, dc, Act(acts_.h1s, {B, C}),
-                    w.t2_w, {.accumulate_dx = false});
+  k::LinearBackward(d, Act(acts_.dcd_b, {B, C}), g.t2_w, g.t2_b, dc, Act(acts_.h1s, {B, C}), w.t2_w,
+                    {.accumulate_dx = false});
   const TV dh1 = Act(acts_.dcd_c, {B, C});
   d.Memset(acts_.dcd_c, 0, dh1.bytes());
   k::SiluBackward(d, dh1, Act(acts_.h1, {B, C}), Act(acts_.dcd_b, {B, C}));

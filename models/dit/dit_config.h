@@ -16,16 +16,16 @@
 namespace anvil {
 
 struct DitConfig {
-  int n_layer = 4;          // L blocks
-  int n_head = 4;           // NH attention heads
-  int n_embd = 128;         // C hidden width = NH * head size, divisible by 4
-  int patch_size = 4;       // p
-  int image_size = 28;      // S: images S x S, S divisible by p
-  int image_channels = 1;   // image channels in and out
-  int num_classes = 10;     // K; the class table has K + 1 rows (K = null)
+  int n_layer = 4;           // L blocks
+  int n_head = 4;            // NH attention heads
+  int n_embd = 128;          // C hidden width = NH * head size, divisible by 4
+  int patch_size = 4;        // p
+  int image_size = 28;       // S: images S x S, S divisible by p
+  int image_channels = 1;    // image channels in and out
+  int num_classes = 10;      // K; the class table has K + 1 rows (K = null)
   bool learned_pos = false;  // learned positions instead of fixed 2-D sin-cos
-  int freq_dim = 256;       // sinusoidal timestep features before the t MLP
-  float norm_eps = 1e-6f;   // LayerNorm epsilon (no affine)
+  int freq_dim = 256;        // sinusoidal timestep features before the t MLP
+  float norm_eps = 1e-6f;    // LayerNorm epsilon (no affine)
 };
 
 // Positive sizes, C divisible by NH and by 4 (2-D sin-cos halves), S by p.

@@ -45,14 +45,14 @@ ModelSpec DitSpec() {
     RETURN_IF_ERROR(ValidateDitConfig(d));
     const int pad = c.data().image_pad();
     if (pad > 0 && pad != d.image_size) {
-      return absl::InvalidArgumentError(absl::StrCat("--image_size (", d.image_size,
-                                                     ") must equal --image_pad (", pad, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--image_size (", d.image_size, ") must equal --image_pad (", pad, ")"));
     }
     const int data_classes = c.diffusion().num_classes();
     if (data_classes >= 0 && data_classes != d.num_classes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--model_num_classes (", d.num_classes, ") must equal --num_classes (",
-                       data_classes, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("--model_num_classes (", d.num_classes,
+                                                     ") must equal --num_classes (", data_classes,
+                                                     ")"));
     }
     return absl::OkStatus();
   };

@@ -23,8 +23,14 @@ namespace anvil {
 namespace {
 
 DitConfig Tiny(bool learned_pos = false) {
-  return DitConfig{.n_layer = 2, .n_head = 2, .n_embd = 16, .patch_size = 2, .image_size = 8,
-                   .image_channels = 2, .num_classes = 3, .learned_pos = learned_pos,
+  return DitConfig{.n_layer = 2,
+                   .n_head = 2,
+                   .n_embd = 16,
+                   .patch_size = 2,
+                   .image_size = 8,
+                   .image_channels = 2,
+                   .num_classes = 3,
+                   .learned_pos = learned_pos,
                    .freq_dim = 16};
 }
 
@@ -82,13 +88,18 @@ TEST(DitLayout, ModelsPyNamesAndUnits) {
 TEST(DitLayout, PaperSAndBConfigsAreExpressible) {
   auto device = kernels::MakeCpuDevice(1);
   for (auto [L, C, NH] : {std::tuple{12, 384, 6}, std::tuple{12, 768, 12}}) {
-    const DitConfig c{.n_layer = L, .n_head = NH, .n_embd = C, .patch_size = 2, .image_size = 32,
-                      .image_channels = 4, .num_classes = 1000};
+    const DitConfig c{.n_layer = L,
+                      .n_head = NH,
+                      .n_embd = C,
+                      .patch_size = 2,
+                      .image_size = 32,
+                      .image_channels = 4,
+                      .num_classes = 1000};
     auto m = Dit::Create(c, DitOptions{1}, device.get());
     ASSERT_TRUE(m.ok()) << m.status();
     EXPECT_EQ((*m)->layout().total_numel(), static_cast<size_t>(DitNumParams(c)));
-    std::printf("DiT %d/%d/%d p=2 32x32x4: %lld parameters, %.2f GFLOP per training image\n", L,
-                C, NH, static_cast<long long>(DitNumParams(c)), DitFlopsPerImage(c) / 1e9);
+    std::printf("DiT %d/%d/%d p=2 32x32x4: %lld parameters, %.2f GFLOP per training image\n", L, C,
+                NH, static_cast<long long>(DitNumParams(c)), DitFlopsPerImage(c) / 1e9);
   }
 }
 
@@ -140,7 +151,9 @@ TEST(DitSpec, RegisteredForDiffusionDataAndValidatesAgainstTheData) {
   const DitConfig d = ToDitConfig(c.model());
   EXPECT_EQ((*spec)->param_count(c.model()), DitParamCount(d));
   EXPECT_EQ(d.norm_eps, 1e-6f);  // models.py's, whatever the GPT-oriented schema default
-  auto error = [&](proto::TrainConfig bad) { return std::string((*spec)->validate(bad).message()); };
+  auto error = [&](proto::TrainConfig bad) {
+    return std::string((*spec)->validate(bad).message());
+  };
   proto::TrainConfig bad = c;
   bad.mutable_data()->set_image_pad(32);
   EXPECT_EQ(error(bad), "--image_size (28) must equal --image_pad (32)");
@@ -260,8 +273,13 @@ Result RunOnce(const DitConfig& c, DitOptions o, const std::vector<float>& p, co
 }
 
 DitConfig Small() {
-  return DitConfig{.n_layer = 4, .n_head = 4, .n_embd = 64, .patch_size = 2, .image_size = 16,
-                   .image_channels = 1, .num_classes = 10};
+  return DitConfig{.n_layer = 4,
+                   .n_head = 4,
+                   .n_embd = 64,
+                   .patch_size = 2,
+                   .image_size = 16,
+                   .image_channels = 1,
+                   .num_classes = 10};
 }
 
 TEST(DitRecompute, BitIdenticalGradientsWithLessMemory) {

@@ -27,8 +27,8 @@ double ExpectClose(const float* a, const std::vector<float>& ref, double tol,
     max_err = std::max(max_err, std::fabs(static_cast<double>(a[i]) - ref[i]));
   }
   EXPECT_GT(max_ref, 0.0) << what << " is all zero in the reference";
-  EXPECT_LE(max_err, tol * max_ref) << what << ": max abs error " << max_err << " vs max |ref| "
-                                    << max_ref;
+  EXPECT_LE(max_err, tol * max_ref)
+      << what << ": max abs error " << max_err << " vs max |ref| " << max_ref;
   return max_err / max_ref;
 }
 
@@ -37,8 +37,13 @@ TEST(DitParity, PredictionLossAndEveryGradient) {
   ASSERT_TRUE(ref_or.ok()) << ref_or.status();
   const std::map<std::string, RefTensor>& ref = *ref_or;
   const auto& c = ref.at("config").i;
-  const DitConfig config{.n_layer = c[0], .n_head = c[1], .n_embd = c[2], .patch_size = c[3],
-                         .image_size = c[4], .image_channels = c[5], .num_classes = c[6],
+  const DitConfig config{.n_layer = c[0],
+                         .n_head = c[1],
+                         .n_embd = c[2],
+                         .patch_size = c[3],
+                         .image_size = c[4],
+                         .image_channels = c[5],
+                         .num_classes = c[6],
                          .freq_dim = c[7]};
   const int B = c[8];
   auto device = kernels::MakeCpuDevice(2);
@@ -65,8 +70,8 @@ TEST(DitParity, PredictionLossAndEveryGradient) {
   double worst = 0;
   std::string worst_name;
   for (const ParamInfo& p : layout.params()) {
-    const double e = ExpectClose(grads.data() + p.offset, ref.at("grad/" + p.name).f, 1e-4,
-                                 "grad " + p.name);
+    const double e =
+        ExpectClose(grads.data() + p.offset, ref.at("grad/" + p.name).f, 1e-4, "grad " + p.name);
     if (e > worst) worst = e, worst_name = p.name;
   }
   std::printf("dit parity: loss %.6f vs %.6f, prediction rel err %.2e, worst gradient %s %.2e\n",
