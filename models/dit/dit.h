@@ -120,7 +120,7 @@ class Dit : public DiffusionModel {
 
   int B_ = 0;
   bool has_target_ = false;
-  mutable bool loss_ready_ = false;
+  bool loss_ready_ = false;
   double loss_ = 0;
 
   struct Layer {
