@@ -28,7 +28,7 @@ TEST(DitTrainTest, FashionMnistLossFallsFarBelowItsStart) {
   m->set_patch_size(4);  // 7 x 7 tokens of 28 x 28 images
   c.mutable_data()->set_batch_size(32);
   c.mutable_optim()->set_warmup_steps(10);
-  c.set_steps(150);
+  c.set_steps(100);
   c.set_seed(5);
   c.set_eval_every(0);
   c.set_eval_batches(4);
@@ -43,13 +43,13 @@ TEST(DitTrainTest, FashionMnistLossFallsFarBelowItsStart) {
   const auto start = std::chrono::steady_clock::now();
   auto stats = (*t)->Run();
   ASSERT_TRUE(stats.ok()) << stats.status();
-  ASSERT_EQ(stats->size(), 150u);
+  ASSERT_EQ(stats->size(), 100u);
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   auto after = (*t)->Evaluate();
   ASSERT_TRUE(after.ok()) << after.status();
-  std::printf("dit on fashion-mnist: val mse %.4f -> %.4f in 150 steps (%.1f s, %.0f %s/s)\n",
-              *before, *after, secs, stats->back().items_per_s, stats->back().unit);
+  std::printf("dit on fashion-mnist: val mse %.4f -> %.4f in 100 steps of 32 images (%.1f s)\n",
+              *before, *after, secs);
   EXPECT_LT(*after, 0.2);
 }
 
