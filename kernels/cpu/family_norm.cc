@@ -14,7 +14,6 @@ namespace {
 void LayerNormForwardCpu(Device& d, const TensorView& out, const TensorView& mean,
                          const TensorView& rstd, const TensorView& x, const TensorView& weight,
                          const TensorView& bias, const LayerNormParams& p) {
-  (void)p;  // the fp32 kernel's eps is 1e-5, the only value checked at registration below
   const int N = static_cast<int>(x.rows()), C = static_cast<int>(x.cols());
   F32In fx(d, x), fw(d, weight), fb(d, bias);
   F32Out fo(d, out, false);
@@ -25,7 +24,7 @@ void LayerNormForwardCpu(Device& d, const TensorView& out, const TensorView& mea
     b = zero_bias.f32();
   }
   LayerNormForward(Threads(d), fo.get(), mean.as<float>(), rstd.as<float>(), fx.get(), fw.get(), b,
-                   N, C);
+                   N, C, p.eps);
   fo.Finish();
 }
 

@@ -1,4 +1,4 @@
-// LayerNorm over the last dim, forward and backward (eps 1e-5).
+// LayerNorm over the last dim, forward and backward (eps a parameter, 1e-5 by default).
 //
 // Forward: out (N,C) = (x - mean) * rstd * w + b with mean (N) and
 // rstd = 1/sqrt(var + eps) (N) saved; variance is two-pass (centred) for
@@ -14,12 +14,8 @@
 #include "kernels/cpu/parallel.h"
 
 namespace anvil::kernels::cpu {
-namespace {
-constexpr float kEps = 1e-5f;
-}  // namespace
-
 void LayerNormForward(int nt, float* out, float* mean, float* rstd, const float* inp,
-                      const float* weight, const float* bias, int N, int C) {
+                      const float* weight, const float* bias, int N, int C, float eps) {
   const bool par = static_cast<int64_t>(N) * C >= int64_t{kMinParallelElems};
 #pragma omp parallel for num_threads(nt) schedule(static) if (par)
   for (int i = 0; i < N; ++i) {
@@ -32,7 +28,7 @@ void LayerNormForward(int nt, float* out, float* mean, float* rstd, const float*
     float var = 0.0f;
 #pragma omp simd reduction(+ : var)
     for (int c = 0; c < C; ++c) var += (x[c] - m) * (x[c] - m);
-    const float s = 1.0f / std::sqrt(var / static_cast<float>(C) + kEps);
+    const float s = 1.0f / std::sqrt(var / static_cast<float>(C) + eps);
 #pragma omp simd
     for (int c = 0; c < C; ++c) o[c] = (x[c] - m) * s * weight[c] + bias[c];
     mean[i] = m;

@@ -23,7 +23,8 @@ void EncoderBackward(int nt, float* dwte, float* dwpe, const float* dout, const 
 
 // layernorm.cc
 void LayerNormForward(int nt, float* out, float* mean, float* rstd, const float* inp,
-                      const float* weight, const float* bias, int N, int C);
+                      const float* weight, const float* bias, int N, int C,
+                      float eps = 1e-5f);
 void LayerNormBackward(int nt, float* dinp, float* dweight, float* dbias, const float* dout,
                        const float* inp, const float* weight, const float* mean, const float* rstd,
                        int N, int C);

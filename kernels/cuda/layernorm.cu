@@ -1,4 +1,4 @@
-// LayerNorm on CUDA (eps 1e-5), forward and backward. One warp per row for
+// LayerNorm on CUDA (eps a parameter, 1e-5 by default), forward and backward. One warp per row for
 // the row-wise parts; parameter gradients by column_sums.cuh.
 #include "kernels/cuda/column_sums.cuh"
 #include "kernels/cuda/cuda_check.h"
@@ -12,7 +12,8 @@ constexpr int kThreads = 256;
 constexpr int kRowsPerBlock = kThreads / 32;
 
 __global__ void LayerNormForwardKernel(float* out, float* mean, float* rstd, const float* inp,
-                                       const float* weight, const float* bias, int N, int C) {
+                                       const float* weight, const float* bias, int N, int C,
+                                       float eps) {
   const int row = blockIdx.x * kRowsPerBlock + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= N) return;  // whole warps exit together
@@ -23,7 +24,7 @@ __global__ void LayerNormForwardKernel(float* out, float* mean, float* rstd, con
   const float m = WarpSum(s) / C;
   float v = 0.0f;
   for (int c = lane; c < C; c += 32) v += (x[c] - m) * (x[c] - m);
-  const float r = 1.0f / sqrtf(WarpSum(v) / C + 1e-5f);
+  const float r = 1.0f / sqrtf(WarpSum(v) / C + eps);
   for (int c = lane; c < C; c += 32) o[c] = (x[c] - m) * r * weight[c] + bias[c];
   if (lane == 0) {
     mean[row] = m;
@@ -55,11 +56,11 @@ __global__ void LayerNormBackwardKernel(float* dinp, const float* dout, const fl
 }  // namespace
 
 void LayerNormForward(const Ctx& ctx, float* out, float* mean, float* rstd, const float* inp,
-                      const float* weight, const float* bias, int N, int C) {
+                      const float* weight, const float* bias, int N, int C, float eps) {
   if (N == 0) return;
   const unsigned grid = (N + kRowsPerBlock - 1) / kRowsPerBlock;
   LayerNormForwardKernel<<<grid, kThreads, 0, ctx.stream>>>(out, mean, rstd, inp, weight, bias, N,
-                                                            C);
+                                                            C, eps);
   ANVIL_CUDA_LAUNCH_CHECK();
 }
 

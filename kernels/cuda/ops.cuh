@@ -44,7 +44,7 @@ void EncoderBackward(const Ctx& ctx, float* dwte, float* dwpe, const float* dout
                      const int32_t* tokens, int B, int T, int C);
 // layernorm.cu
 void LayerNormForward(const Ctx& ctx, float* out, float* mean, float* rstd, const float* inp,
-                      const float* weight, const float* bias, int N, int C);
+                      const float* weight, const float* bias, int N, int C, float eps = 1e-5f);
 void LayerNormBackward(const Ctx& ctx, float* dinp, float* dweight, float* dbias, const float* dout,
                        const float* inp, const float* weight, const float* mean, const float* rstd,
                        int N, int C);

@@ -74,12 +74,12 @@ void GeluBackwardCuda(Device& d, const TensorView& dx, const TensorView& x, cons
 
 void LayerNormForwardCuda(Device& d, const TensorView& out, const TensorView& mean,
                           const TensorView& rstd, const TensorView& x, const TensorView& w,
-                          const TensorView& b, const LayerNormParams&) {
+                          const TensorView& b, const LayerNormParams& p) {
   CheckF32({&out, &x, &w, &b});
   const int C = I(x.cols());
   Tmp zero(d, sizeof(float) * C, !b.present());
   LayerNormForward(CtxOf(d), P(out), P(mean), P(rstd), P(x), P(w), b.present() ? P(b) : zero.f(),
-                   I(x.rows()), C);
+                   I(x.rows()), C, p.eps);
 }
 void LayerNormBackwardCuda(Device& d, const TensorView& dx, const TensorView& dw,
                            const TensorView& db, const TensorView& dout, const TensorView& x,

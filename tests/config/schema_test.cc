@@ -82,7 +82,8 @@ TEST(SchemaTest, DefaultTrainConfigSetsEveryLeafToTheFlagDefaultsTrainHad) {
             n_kv_head: 0 ffn_hidden: 0 rope_theta: 10000 norm_eps: 1e-5 tie_embeddings: true
             image_size: 28 image_channels: 1 image_classes: 10 norm_groups: 8
             unet_channels: 32 unet_channel_mult: "1,2,2" unet_blocks: 1
-            unet_attention_res: "7" }
+            unet_attention_res: "7"
+            patch_size: 4 learned_pos: false }
     data { train_pattern: "data/licenses/train_*.bin" val_pattern: "data/licenses/val_*.bin"
            batch_size: 16 seq_len: 128 train_images: "" train_labels: "" val_images: ""
            val_labels: "" image_root: "" val_image_root: "" image_pad: 0 hflip: false }
@@ -275,7 +276,7 @@ TEST(ValidateTest, ModelFieldsGptHasNoKnobForAreRefusedAndParsersAreTheEngines) 
                 .find("--tie_embeddings"),
             std::string::npos);
   EXPECT_NE(err([](proto::TrainConfig* c) { c->mutable_model()->set_kind("bert"); })
-                .find("--model must be one of gpt"),
+                .find("--model must be one of dit, gpt, llama"),
             std::string::npos);
   EXPECT_NE(err([](proto::TrainConfig* c) { c->set_param_dtype("fp8"); })
                 .find("--param_dtype: dtype must be fp32, bf16 or fp16, got 'fp8'"),

@@ -95,6 +95,24 @@ TEST_P(Bf16OpsTest, LinearForwardAndBackward) {
   }
 }
 
+// LayerNormParams::eps reaches the kernel (the DiT uses 1e-6, GPT 1e-5);
+// an absent bias is zero.
+TEST_P(Bf16OpsTest, LayerNormHonoursEps) {
+  Device& d = device();
+  const int N = 3, C = 4;
+  FVec x = {1, -1, 1, -1, 2, -2, 2, -2, 0, 0, 3, -3}, w(C, 1.f), y(N * C), mean(N), rstd(N);
+  const double var[N] = {1.0, 4.0, 4.5};
+  for (float eps : {1e-6f, 0.25f}) {
+    LayerNormForward(d, View(y.data(), {N, C}), View(mean.data(), {N}), View(rstd.data(), {N}),
+                     View(x.data(), {N, C}), View(w.data(), {C}), {}, {.eps = eps});
+    for (int i = 0; i < N; ++i) {
+      const double want = 1.0 / std::sqrt(var[i] + eps);
+      EXPECT_NEAR(rstd[i], want, 1e-6 * want) << "eps " << eps << " row " << i;
+      EXPECT_NEAR(y[i * C + 2], x[i * C + 2] * want, 1e-5) << "eps " << eps << " row " << i;
+    }
+  }
+}
+
 TEST_P(Bf16OpsTest, LayerNormGeluXentEmbedding) {
   Device& d = device();
   const int N = 70, C = 48, V = 37;

@@ -108,6 +108,27 @@ TEST_F(TrainCliTest, UNetTrainsThroughTheSameBinary) {
                   "--unet_attention_res="}, "fit");
 }
 
+// The DiT on the default image data (Fashion-MNIST, no data flags; the
+// token-data flags of Base() are ignored by an image model).
+TEST_F(TrainCliTest, DitTrainsThroughTheSameBinary) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "dataset-fashion-mnist is not installed";
+  }
+  Result r = RunProcess(ANVIL_TRAIN_BIN, Base({"--model=dit", "--n_embd=32", "--patch_size=7",
+                                               "--log_every=1", "--eval_every=3",
+                                               "--eval_batches=1"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* s : {"model: DiT L=1 H=2 C=32 p=7 image=28x28x1 T=16 classes=10,",
+                        "step     3/3", "img/s", "val loss"}) {
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+  }
+  ExpectBadInput({"--model=dit", "--patch_size=5"},
+                 "--patch_size (5) must divide --image_size (28)");
+  ExpectBadInput({"--model=dit", "--image_pad=32"}, "--image_size (28) must equal --image_pad (32)");
+  ExpectBadInput({"--model=dit", "--num_classes=4"},
+                 "--image_classes (10) must equal --num_classes (4)");
+}
+
 TEST_F(TrainCliTest, ModelShapeErrors) {
   ExpectBadInput({"--n_embd=18", "--n_head=4"}, "--n_head");
   ExpectBadInput({"--seq_len=32"}, "--seq_len (32) must be in 1..--max_seq_len (16)");
@@ -266,7 +287,8 @@ TEST_F(TrainCliTest, PrintedDefaultsAreDefaultTrainConfig) {
   EXPECT_EQ(help.exit_code, 0) << help.err;
   EXPECT_NE(help.out.find("  --n_layer (default: 4)"), std::string::npos) << help.out;
   EXPECT_NE(help.out.find("  --model, --kind (default: gpt)"), std::string::npos) << help.out;
-  ExpectBadInput({"--model=bert"}, "--model must be one of gpt, llama, unet, got 'bert'");
+
+  ExpectBadInput({"--model=bert"}, "--model must be one of dit, gpt, llama, unet, got 'bert'");
 }
 
 TEST_F(TrainCliTest, SigtermStopsAtAStepBoundary) {
