@@ -79,7 +79,8 @@ TEST(SchemaTest, DefaultTrainConfigSetsEveryLeafToTheFlagDefaultsTrainHad) {
   proto::TrainConfig before;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(R"pb(
     model { kind: "gpt" n_layer: 4 n_head: 4 n_embd: 128 max_seq_len: 128 vocab_size: 256
-            n_kv_head: 0 ffn_hidden: 0 rope_theta: 10000 norm_eps: 1e-5 tie_embeddings: true }
+            n_kv_head: 0 ffn_hidden: 0 rope_theta: 10000 norm_eps: 1e-5 tie_embeddings: true
+            image_size: 28 image_channels: 1 num_classes: 10 }
     data { train_pattern: "data/licenses/train_*.bin" val_pattern: "data/licenses/val_*.bin"
            batch_size: 16 seq_len: 128 train_images: "" train_labels: "" val_images: ""
            val_labels: "" image_root: "" val_image_root: "" image_pad: 0 hflip: false }
