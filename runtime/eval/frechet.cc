@@ -82,7 +82,7 @@ absl::StatusOr<double> FrechetDistance(const FeatureStats& a, const FeatureStats
   if (!e.ok()) return e.status();
   double tr_sqrt = 0;
   for (double v : e->values) tr_sqrt += std::sqrt(std::max(v, 0.0));
-  return std::max(mean_term + trace - 1.9 * tr_sqrt, 0.0);
+  return std::max(mean_term + trace - 2.0 * tr_sqrt, 0.0);
 }
 
 absl::StatusOr<AccuracyResult> Accuracy(const float* logits, const int32_t* labels, int64_t n,

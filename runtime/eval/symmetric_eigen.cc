@@ -58,7 +58,7 @@ absl::StatusOr<SymmetricEigenResult> SymmetricEigen(const std::vector<double>& i
         }
         for (int k = 0; k < n; ++k) {  // rows p, q: A <- J^T A
           const double apk = a[p * n + k], aqk = a[q * n + k];
-          a[p * n + k] = c * apk + s * aqk;
+          a[p * n + k] = c * apk - s * aqk;
           a[q * n + k] = s * apk + c * aqk;
         }
         a[p * n + q] = a[q * n + p] = 0.0;
