@@ -242,7 +242,7 @@ TEST_F(TrainCliTest, PrintedDefaultsAreDefaultTrainConfig) {
   EXPECT_EQ(help.exit_code, 0) << help.err;
   EXPECT_NE(help.out.find("  --n_layer (default: 4)"), std::string::npos) << help.out;
   EXPECT_NE(help.out.find("  --model, --kind (default: gpt)"), std::string::npos) << help.out;
-  ExpectBadInput({"--model=bert"}, "--model must be one of gpt, llama, got 'bert'");
+  ExpectBadInput({"--model=bert"}, "--model must be one of classifier, gpt, llama, got 'bert'");
 }
 
 TEST_F(TrainCliTest, SigtermStopsAtAStepBoundary) {
