@@ -50,16 +50,22 @@ absl::StatusOr<std::unique_ptr<Classifier>> Classifier::Create(const ClassifierC
   }
   const DType cd = options.compute_dtype;
   if (cd != DType::kF32 && cd != DType::kBF16) {
-    return absl::InvalidArgumentError(absl::StrCat("the classifier computes in F32 or BF16, not ",
-                                                   std::string(DTypeName(cd))));
+    return absl::InvalidArgumentError(
+        absl::StrCat("the classifier computes in F32 or BF16, not ", std::string(DTypeName(cd))));
   }
-  RETURN_IF_ERROR(k::RequireOps(
-      *device, {{"conv.conv2d_forward", cd}, {"conv.conv2d_backward", cd},
-                {"activation.silu_forward", cd}, {"activation.silu_backward", cd},
-                {"image.add_channel_bias", cd}, {"image.add_channel_bias_backward", cd},
-                {"elementwise.scale", DType::kF32}, {"elementwise.scale", cd}, {"linear.forward", cd},
-                {"linear.backward", cd}, {"loss.softmax_xent_forward", DType::kF32},
-                {"loss.softmax_xent_backward", cd}, {"convert.convert", cd}}));
+  RETURN_IF_ERROR(k::RequireOps(*device, {{"conv.conv2d_forward", cd},
+                                          {"conv.conv2d_backward", cd},
+                                          {"activation.silu_forward", cd},
+                                          {"activation.silu_backward", cd},
+                                          {"image.add_channel_bias", cd},
+                                          {"image.add_channel_bias_backward", cd},
+                                          {"elementwise.scale", DType::kF32},
+                                          {"elementwise.scale", cd},
+                                          {"linear.forward", cd},
+                                          {"linear.backward", cd},
+                                          {"loss.softmax_xent_forward", DType::kF32},
+                                          {"loss.softmax_xent_backward", cd},
+                                          {"convert.convert", cd}}));
   std::unique_ptr<Classifier> m(new Classifier(config, options, device));
   m->BuildLayout();
   m->AllocateArena();
@@ -150,7 +156,7 @@ absl::Status Classifier::SetImages(const float* images, const int32_t* labels, i
       if (labels[i] >= config_.num_classes) {
         return absl::InvalidArgumentError(absl::StrCat("label ", labels[i], " of sample ", i,
                                                        " outside 0..", config_.num_classes - 1,
-                                                       " (check --num_classes)"));
+                                                       " (check --model_num_classes)"));
       }
       if (labels[i] >= 0) ++labelled;
     }
@@ -168,7 +174,8 @@ absl::Status Classifier::SetImages(const float* images, const int32_t* labels, i
   if (labels != nullptr) {
     device_->CopyFromHost(acts_.labels, labels, sizeof(int32_t) * batch);
   } else {
-    device_->Memset(acts_.labels, 0xff, sizeof(int32_t) * batch);  // all -1: no loss
+    device_->Memset(acts_.labels, 0xff,
+                    sizeof(int32_t) * batch);  // all -1: no loss
   }
   return absl::OkStatus();
 }
@@ -221,13 +228,14 @@ void Classifier::ConvBackward(int u, void* params, float* grads) {
                   Act(acts_.dact, s.out_size, s.out));
   // dx overwrites dact with d(loss)/d(act[u-1]); conv 0 has no input gradient.
   const k::TensorView dx = u == 0 ? k::TensorView{} : Act(acts_.dact, s.in_size, s.in);
-  k::Conv2dBackward(d, dx, k::View(grads, {s.out, s.in, 3, 3}), k::View(grads + wn, {s.out}),
-                    dpre, ConvInput(u), w, ConvParams(s.stride, /*accumulate_dx=*/false));
+  k::Conv2dBackward(d, dx, k::View(grads, {s.out, s.in, 3, 3}), k::View(grads + wn, {s.out}), dpre,
+                    ConvInput(u), w, ConvParams(s.stride, /*accumulate_dx=*/false));
 }
 
 void Classifier::HeadForward(void* params) {
   const ConvStage& last = stages_[kClassifierConvs - 1];
-  const int64_t D = config_.width, K = config_.num_classes, N = int64_t{last.out_size} * last.out_size;
+  const int64_t D = config_.width, K = config_.num_classes,
+                N = int64_t{last.out_size} * last.out_size;
   const DType dt = options_.compute_dtype;
   k::Device& d = *device_;
   // Global average pool: the per-(B,C) sum over positions, then 1/N.
@@ -247,11 +255,11 @@ void Classifier::HeadForward(void* params) {
 
 void Classifier::HeadBackward(void* params, float* grads, float loss_scale) {
   const ConvStage& last = stages_[kClassifierConvs - 1];
-  const int64_t D = config_.width, K = config_.num_classes, N = int64_t{last.out_size} * last.out_size;
+  const int64_t D = config_.width, K = config_.num_classes,
+                N = int64_t{last.out_size} * last.out_size;
   const DType dt = options_.compute_dtype;
   k::Device& d = *device_;
-  const float dloss =
-      num_labelled_ > 0 ? loss_scale / static_cast<float>(num_labelled_) : 0.0f;
+  const float dloss = num_labelled_ > 0 ? loss_scale / static_cast<float>(num_labelled_) : 0.0f;
   const k::TensorView dlogits = k::View(acts_.dlogits, dt, {B_, K});
   d.Memset(acts_.dlogits, 0, dlogits.bytes());
   k::SoftmaxCrossEntropyBackward(d, dlogits, k::View(acts_.probs, {B_, K}),

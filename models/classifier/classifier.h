@@ -89,12 +89,12 @@ class Classifier : public ClassifierModel {
   double loss_ = 0;
 
   struct Acts {
-    float* images;       // (B,S,S,Cin) fp32 as given
-    void* images_cd;     // compute dtype (aliases images under fp32)
-    int32_t* labels;     // (B), -1: unlabelled
+    float* images;                                     // (B,S,S,Cin) fp32 as given
+    void* images_cd;                                   // compute dtype (aliases images under fp32)
+    int32_t* labels;                                   // (B), -1: unlabelled
     std::array<void*, kClassifierConvs> pre{}, act{};  // conv output, SiLU of it
-    float* pooled;       // (B,D) features
-    void* pooled_cd;     // compute dtype (aliases pooled under fp32)
+    float* pooled;                                     // (B,D) features
+    void* pooled_cd;                                   // compute dtype (aliases pooled under fp32)
     float *logits, *probs, *losses;
     // Backward scratch (compute dtype), sized for the largest stage.
     void *dact, *dpre, *dpooled, *dlogits;

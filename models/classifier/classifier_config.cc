@@ -27,9 +27,10 @@ std::array<ConvStage, kClassifierConvs> ClassifierStages(const ClassifierConfig&
 
 absl::Status ValidateClassifierConfig(const ClassifierConfig& c) {
   if (c.width < 4 || c.width % 4 != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--n_embd (the classifier's feature width) must be a positive multiple of 4, got ",
-        c.width));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--n_embd (the classifier's feature width) must be a "
+                     "positive multiple of 4, got ",
+                     c.width));
   }
   if (c.image_size < 4 || c.image_size > 4096) {
     return absl::InvalidArgumentError(
@@ -41,7 +42,7 @@ absl::Status ValidateClassifierConfig(const ClassifierConfig& c) {
   }
   if (c.num_classes < 2) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--num_classes must be >= 2 for a classifier, got ", c.num_classes));
+        absl::StrCat("--model_num_classes must be >= 2 for a classifier, got ", c.num_classes));
   }
   return absl::OkStatus();
 }
@@ -69,9 +70,10 @@ double ClassifierActivationBytesEstimate(const ClassifierConfig& c, int batch) {
     per_image += 2 * n;  // pre-activation and activation
     largest = std::max(largest, std::max(n, static_cast<double>(s.in_size) * s.in_size * s.in));
   }
-  per_image += 2 * largest;                          // backward scratch: dact, dpre
-  per_image += 3.0 * c.width + 4.0 * c.num_classes;  // pooled (+ copy, grad); logits, probs, dlogits
-  per_image += 2;                                    // label, loss
+  per_image += 2 * largest;  // backward scratch: dact, dpre
+  per_image +=
+      3.0 * c.width + 4.0 * c.num_classes;  // pooled (+ copy, grad); logits, probs, dlogits
+  per_image += 2;                           // label, loss
   return B * per_image * 4;
 }
 

@@ -31,7 +31,7 @@ inline constexpr int kClassifierConvs = 4;
 std::array<ConvStage, kClassifierConvs> ClassifierStages(const ClassifierConfig& c);
 
 // Errors name the flag: --n_embd (width), --image_size, --image_channels,
-// --num_classes.
+// --model_num_classes.
 absl::Status ValidateClassifierConfig(const ClassifierConfig& c);
 
 double ClassifierParamCount(const ClassifierConfig& c);

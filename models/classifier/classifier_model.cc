@@ -11,10 +11,10 @@ absl::Status ClassifierModel::SetBatch(const Batch& batch) {
   ASSIGN_OR_RETURN(const BatchTensor x, batch.Get("images", DType::kF32, 4));
   const std::vector<int64_t> want = {x.shape[0], image_size(), image_size(), image_channels()};
   if (x.shape != want) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "batch tensor 'images' is [", x.shape[0], ",", x.shape[1], ",", x.shape[2], ",",
-        x.shape[3], "], the classifier takes ", image_size(), "x", image_size(), "x",
-        image_channels(), " images (check --image_pad and --image_size)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch tensor 'images' is [", x.shape[0], ",", x.shape[1], ",", x.shape[2],
+                     ",", x.shape[3], "], the classifier takes ", image_size(), "x", image_size(),
+                     "x", image_channels(), " images (check --image_pad and --image_size)"));
   }
   const int32_t* labels = nullptr;
   if (batch.Has("labels")) {

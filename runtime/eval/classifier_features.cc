@@ -19,8 +19,8 @@ ClassifierEvaluator::~ClassifierEvaluator() {
 absl::StatusOr<std::unique_ptr<ClassifierEvaluator>> ClassifierEvaluator::Load(
     const std::string& checkpoint, kernels::Device* device, ClassifierEvalOptions options) {
   if (options.batch <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("evaluation batch must be > 0, got ",
-                                                   options.batch));
+    return absl::InvalidArgumentError(
+        absl::StrCat("evaluation batch must be > 0, got ", options.batch));
   }
   // A step directory (holds a manifest) or a run's checkpoint directory.
   ckpt::ResumePoint point;
@@ -35,8 +35,9 @@ absl::StatusOr<std::unique_ptr<ClassifierEvaluator>> ClassifierEvaluator::Load(
     ASSIGN_OR_RETURN(ckpt::ResumeSearch search, ckpt::FindResumePoint(ro));
     if (!search.point.has_value()) {
       return absl::NotFoundError(
-          absl::StrCat(checkpoint, ": no committed checkpoint that verifies (train a classifier "
-                                   "with --model classifier --checkpoint_dir)"));
+          absl::StrCat(checkpoint,
+                       ": no committed checkpoint that verifies (train a classifier "
+                       "with --model classifier --checkpoint_dir)"));
     }
     point = *search.point;
   }
@@ -49,8 +50,8 @@ absl::StatusOr<std::unique_ptr<ClassifierEvaluator>> ClassifierEvaluator::Load(
   ASSIGN_OR_RETURN(std::unique_ptr<UnitModel> model, spec->create(config.model(), bo, device));
   auto* classifier = dynamic_cast<ClassifierModel*>(model.get());
   if (classifier == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        point.path, " holds a --model ", kind, " checkpoint, not a classifier's"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(point.path, " holds a --model ", kind, " checkpoint, not a classifier's"));
   }
   std::unique_ptr<ClassifierEvaluator> e(new ClassifierEvaluator());
   e->device_ = device;
@@ -78,8 +79,8 @@ absl::StatusOr<ClassifierOutputs> ClassifierEvaluator::Run(const float* images, 
   const int S = model_->image_size(), C = model_->image_channels();
   if (c != C || h > S || w > S || h <= 0 || w <= 0 || n < 0) {
     return absl::InvalidArgumentError(absl::StrCat("the classifier takes ", S, "x", S, "x", C,
-                                                   " images (smaller ones padded), got ", h, "x",
-                                                   w, "x", c));
+                                                   " images (smaller ones padded), got ", h, "x", w,
+                                                   "x", c));
   }
   ClassifierOutputs out;
   out.count = n;

@@ -30,8 +30,8 @@ namespace anvil::eval {
 
 struct ClassifierOutputs {
   int64_t count = 0;
-  int dim = 0;      // D
-  int classes = 0;  // K
+  int dim = 0;                  // D
+  int classes = 0;              // K
   std::vector<float> features;  // (count, D)
   std::vector<float> logits;    // (count, K)
 };

@@ -61,8 +61,8 @@ absl::StatusOr<double> FrechetDistance(const FeatureStats& a, const FeatureStats
   for (int d = 0; d < D; ++d) mean_term += (a.mean[d] - b.mean[d]) * (a.mean[d] - b.mean[d]);
   double trace = 0;
   for (int d = 0; d < D; ++d) trace += a.cov[d * D + d] + b.cov[d * D + d];
-  // tr((S1 S2)^(1/2)) = tr((R S2 R)^(1/2)), R = S1^(1/2): S1 S2 = R (R S2 R) R^-1
-  // is similar to R S2 R, which is symmetric PSD.
+  // tr((S1 S2)^(1/2)) = tr((R S2 R)^(1/2)), R = S1^(1/2): S1 S2 = R (R S2 R)
+  // R^-1 is similar to R S2 R, which is symmetric PSD.
   absl::StatusOr<std::vector<double>> r = SymmetricSqrt(a.cov, D);
   if (!r.ok()) return r.status();
   std::vector<double> t(static_cast<size_t>(D) * D, 0.0), m(static_cast<size_t>(D) * D, 0.0);
@@ -77,7 +77,8 @@ absl::StatusOr<double> FrechetDistance(const FeatureStats& a, const FeatureStats
       for (int j = 0; j < D; ++j) m[i * D + j] += tik * (*r)[k * D + j];
     }
   for (int i = 0; i < D; ++i)  // symmetrise away the rounding
-    for (int j = i + 1; j < D; ++j) m[i * D + j] = m[j * D + i] = 0.5 * (m[i * D + j] + m[j * D + i]);
+    for (int j = i + 1; j < D; ++j)
+      m[i * D + j] = m[j * D + i] = 0.5 * (m[i * D + j] + m[j * D + i]);
   absl::StatusOr<SymmetricEigenResult> e = SymmetricEigen(m, D);
   if (!e.ok()) return e.status();
   double tr_sqrt = 0;

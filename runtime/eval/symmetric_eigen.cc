@@ -10,9 +10,9 @@ namespace anvil::eval {
 
 absl::StatusOr<SymmetricEigenResult> SymmetricEigen(const std::vector<double>& input, int n) {
   if (n <= 0 || input.size() != static_cast<size_t>(n) * n) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("SymmetricEigen: a ", n, "x", n, " matrix needs ", int64_t{n} * n,
-                     " values, got ", input.size()));
+    return absl::InvalidArgumentError(absl::StrCat("SymmetricEigen: a ", n, "x", n,
+                                                   " matrix needs ", int64_t{n} * n,
+                                                   " values, got ", input.size()));
   }
   double scale = 0;
   for (double v : input) {
@@ -49,7 +49,8 @@ absl::StatusOr<SymmetricEigenResult> SymmetricEigen(const std::vector<double>& i
         // The rotation (c, s) that zeroes a[p][q] (Golub & Van Loan 8.5.2,
         // the smaller root of t^2 + 2 theta t - 1 = 0 for stability).
         const double theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-        const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
+        const double t =
+            (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
         const double c = 1.0 / std::sqrt(t * t + 1.0), s = t * c;
         for (int k = 0; k < n; ++k) {  // columns p, q: A <- A J
           const double akp = a[k * n + p], akq = a[k * n + q];
@@ -71,7 +72,8 @@ absl::StatusOr<SymmetricEigenResult> SymmetricEigen(const std::vector<double>& i
     }
     converged = off_norm() <= tol;
   }
-  if (!converged) return absl::InternalError("SymmetricEigen: Jacobi did not converge in 100 sweeps");
+  if (!converged)
+    return absl::InternalError("SymmetricEigen: Jacobi did not converge in 100 sweeps");
   std::vector<int> order(n);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int x, int y) { return a[x * n + x] < a[y * n + y]; });

@@ -21,10 +21,11 @@ namespace {
 namespace fs = std::filesystem;
 
 std::vector<std::string> Args(const std::string& ckpt, std::vector<std::string> extra = {}) {
-  std::vector<std::string> a{"--model=classifier", "--n_embd=16",    "--batch_size=16",
-                             "--steps=12",         "--threads=1",    "--eval_every=12",
-                             "--eval_batches=2",   "--log_every=4",  "--lr=1e-2",
-                             "--checkpoint_dir=" + ckpt};
+  std::vector<std::string> a{"--model=classifier", "--n_embd=16",
+                             "--batch_size=16",    "--steps=12",
+                             "--threads=1",        "--eval_every=12",
+                             "--eval_batches=2",   "--log_every=4",
+                             "--lr=1e-2",          "--checkpoint_dir=" + ckpt};
   a.insert(a.end(), extra.begin(), extra.end());
   return a;
 }
@@ -60,10 +61,10 @@ TEST(ClassifierCli, TrainsChecksAndReloads) {
   EXPECT_EQ(out->features.size(), 300u * 16);
   EXPECT_FALSE((*ev)->Run(*test, 9900, 200).ok());  // past the end
   // Padded images: --image_pad 32 needs --image_size 32.
-  for (const auto& [flag, needle] :
-       std::vector<std::pair<std::string, std::string>>{{"--image_pad=32", "--image_pad (32)"},
-                                                        {"--n_embd=10", "--n_embd"},
-                                                        {"--num_classes=1", "--num_classes"}}) {
+  for (const auto& [flag, needle] : std::vector<std::pair<std::string, std::string>>{
+           {"--image_pad=32", "--image_pad (32)"},
+           {"--n_embd=10", "--n_embd"},
+           {"--model_num_classes=1", "--model_num_classes"}}) {
     testing::ProcessResult bad =
         testing::RunProcess(ANVIL_TRAIN_BIN, Args((dir / "bad").string(), {flag}));
     EXPECT_EQ(bad.exit_code, 2) << flag << ": " << bad.err;

@@ -25,11 +25,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-double Fd(const eval::ClassifierOutputs& a, int64_t a0, int64_t an, const eval::ClassifierOutputs& b,
-          int64_t b0, int64_t bn) {
+double Fd(const eval::ClassifierOutputs& a, int64_t a0, int64_t an,
+          const eval::ClassifierOutputs& b, int64_t b0, int64_t bn) {
   const int D = a.dim;
-  absl::StatusOr<eval::FeatureStats> sa = eval::ComputeFeatureStats(a.features.data() + a0 * D, an, D);
-  absl::StatusOr<eval::FeatureStats> sb = eval::ComputeFeatureStats(b.features.data() + b0 * D, bn, D);
+  absl::StatusOr<eval::FeatureStats> sa =
+      eval::ComputeFeatureStats(a.features.data() + a0 * D, an, D);
+  absl::StatusOr<eval::FeatureStats> sb =
+      eval::ComputeFeatureStats(b.features.data() + b0 * D, bn, D);
   EXPECT_TRUE(sa.ok() && sb.ok());
   absl::StatusOr<double> fd = eval::FrechetDistance(*sa, *sb);
   EXPECT_TRUE(fd.ok()) << fd.status();
@@ -117,9 +119,12 @@ TEST(ClassifierTraining, FashionMnistAccuracyAndFrechetFloor) {
   const double total_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf(
-      "classifier D=64, 300 steps x 64 images (%.1f s training, %.1f s in all): train loss "
-      "%.3f -> %.3f, val loss %.3f, test accuracy %.4f (%lld/%lld); FD floor (two halves of "
-      "the test split, 5000 each) %.4f; FD noise %.2f, blank %.2f, one class (%lld sneakers) "
+      "classifier D=64, 300 steps x 64 images (%.1f s training, %.1f s "
+      "in all): train loss "
+      "%.3f -> %.3f, val loss %.3f, test accuracy %.4f (%lld/%lld); FD "
+      "floor (two halves of "
+      "the test split, 5000 each) %.4f; FD noise %.2f, blank %.2f, one "
+      "class (%lld sneakers) "
       "%.2f\n",
       train_s, total_s, first, last, *val, acc->accuracy(), static_cast<long long>(acc->correct),
       static_cast<long long>(acc->total), floor, fd_noise, fd_blank, static_cast<long long>(n7),

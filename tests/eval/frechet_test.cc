@@ -117,10 +117,10 @@ TEST(FeatureStats, MeanAndUnbiasedCovarianceByHand) {
   ASSERT_TRUE(s.ok());
   EXPECT_DOUBLE_EQ(s->mean[0], 2.0);
   EXPECT_DOUBLE_EQ(s->mean[1], 1.0);
-  EXPECT_DOUBLE_EQ(s->cov[0], 1.0);        // (1 + 0 + 1) / 2
-  EXPECT_DOUBLE_EQ(s->cov[1], 1.5);        // (1 + 0 + 2) / 2
+  EXPECT_DOUBLE_EQ(s->cov[0], 1.0);  // (1 + 0 + 1) / 2
+  EXPECT_DOUBLE_EQ(s->cov[1], 1.5);  // (1 + 0 + 2) / 2
   EXPECT_DOUBLE_EQ(s->cov[2], 1.5);
-  EXPECT_DOUBLE_EQ(s->cov[3], 3.0);        // (1 + 1 + 4) / 2
+  EXPECT_DOUBLE_EQ(s->cov[3], 3.0);  // (1 + 1 + 4) / 2
   EXPECT_FALSE(ComputeFeatureStats(f.data(), 1, 2).ok());
   const std::vector<float> bad = {1, INFINITY, 0, 0};
   EXPECT_NE(ComputeFeatureStats(bad.data(), 2, 2).status().message().find("not finite"),
@@ -161,10 +161,12 @@ TEST(FrechetDistance, SharedRotatedEigenbasisClosedForm) {
 }
 
 TEST(FrechetDistance, NonCommutingTwoByTwoClosedForm) {
-  // S1 S2 != S2 S1. For 2x2, tr (S1 S2)^(1/2) = sqrt(tr(S1 S2) + 2 sqrt(det S1 det S2)).
+  // S1 S2 != S2 S1. For 2x2, tr (S1 S2)^(1/2) = sqrt(tr(S1 S2) + 2 sqrt(det S1
+  // det S2)).
   const Matrix s1 = {2.0, 0.8, 0.8, 1.0}, s2 = {0.5, -0.3, -0.3, 3.0};
   const Matrix p = MatMul(s1, s2, 2);
-  ASSERT_GT(std::fabs(p[1] - MatMul(s2, s1, 2)[1]), 0.1);  // really non-commuting
+  ASSERT_GT(std::fabs(p[1] - MatMul(s2, s1, 2)[1]),
+            0.1);  // really non-commuting
   const double det1 = s1[0] * s1[3] - s1[1] * s1[2], det2 = s2[0] * s2[3] - s2[1] * s2[2];
   const double tr_sqrt = std::sqrt(p[0] + p[3] + 2 * std::sqrt(det1 * det2));
   const double expect = (1.0 * 1.0 + 2.0 * 2.0) + (2.0 + 1.0 + 0.5 + 3.0) - 2 * tr_sqrt;

@@ -54,9 +54,10 @@ TEST(ClassifierLayout, TorchNamesUnitsAndShapes) {
   const auto st = ClassifierStages(c);
   EXPECT_EQ(st[1].out_size, 14);
   EXPECT_EQ(st[3].out_size, 7);
-  // 28x28x1: 28^2*16*9 + 14^2*32*16*9 + 14^2*32*32*9 + 7^2*64*32*9 + 64*10 MACs.
-  const double macs = 784.0 * 16 * 9 + 196.0 * 32 * 16 * 9 + 196.0 * 32 * 32 * 9 +
-                      49.0 * 64 * 32 * 9 + 640;
+  // 28x28x1: 28^2*16*9 + 14^2*32*16*9 + 14^2*32*32*9 + 7^2*64*32*9 + 64*10
+  // MACs.
+  const double macs =
+      784.0 * 16 * 9 + 196.0 * 32 * 16 * 9 + 196.0 * 32 * 32 * 9 + 49.0 * 64 * 32 * 9 + 640;
   EXPECT_DOUBLE_EQ((*m)->FlopsPerImage(), 6 * macs);
   EXPECT_STREQ((*m)->work_per_sample().unit, "images");
 }
@@ -76,7 +77,7 @@ TEST(ClassifierConfigErrors, NameTheFlag) {
   expect_error(c, "--image_channels");
   c = Tiny();
   c.num_classes = 1;
-  expect_error(c, "--num_classes");
+  expect_error(c, "--model_num_classes");
   c = Tiny();
   c.image_size = 0;
   expect_error(c, "--image_size");
@@ -173,8 +174,8 @@ TEST(ClassifierFeatures, PoolAndHeadByHand) {
   const auto stages = ClassifierStages(c);
   for (int u = 0; u < kClassifierConvs; ++u) {
     const ConvStage& s = stages[u];
-    const ParamInfo& wi = model.layout().params()[model.layout().Find(
-        "convs." + std::to_string(u) + ".weight")];
+    const ParamInfo& wi =
+        model.layout().params()[model.layout().Find("convs." + std::to_string(u) + ".weight")];
     const float* w = p.data() + wi.offset;
     const float* bias = w + wi.numel;
     std::vector<double> y(static_cast<size_t>(B) * s.out_size * s.out_size * s.out);
@@ -188,8 +189,9 @@ TEST(ClassifierFeatures, PoolAndHeadByHand) {
                 const int iy = oy * s.stride - 1 + ky, ix = ox * s.stride - 1 + kx;
                 if (iy < 0 || ix < 0 || iy >= s.in_size || ix >= s.in_size) continue;
                 for (int ic = 0; ic < s.in; ++ic) {
-                  acc += w[((oc * s.in + ic) * 3 + ky) * 3 + kx] *
-                         x[((static_cast<size_t>(b) * s.in_size + iy) * s.in_size + ix) * s.in + ic];
+                  acc +=
+                      w[((oc * s.in + ic) * 3 + ky) * 3 + kx] *
+                      x[((static_cast<size_t>(b) * s.in_size + iy) * s.in_size + ix) * s.in + ic];
                 }
               }
             y[((static_cast<size_t>(b) * s.out_size + oy) * s.out_size + ox) * s.out + oc] =
@@ -225,8 +227,8 @@ Result RunOnce(const ClassifierConfig& c, ClassifierOptions o, const std::vector
   Classifier& model = **m;
   std::vector<float> g(p.size(), 0.f);
   Batch b;
-  b.Set("images", BatchTensor{DType::kF32, {B, c.image_size, c.image_size, c.image_channels},
-                              im.x.data()});
+  b.Set("images",
+        BatchTensor{DType::kF32, {B, c.image_size, c.image_size, c.image_channels}, im.x.data()});
   b.Set("labels", BatchTensor{DType::kI32, {B}, im.y.data()});
   EXPECT_TRUE(model.SetBatch(b).ok());
   if (o.compute_dtype == DType::kBF16) {
@@ -260,8 +262,10 @@ TEST(ClassifierBf16, TracksFp32LossAndGradients) {
     n16 += static_cast<double>(bf16.grads[i]) * bf16.grads[i];
   }
   const double cosine = dot / std::sqrt(n32 * n16);
-  std::printf("classifier bf16 vs fp32: loss %.6f vs %.6f, gradient cosine %.6f, norm ratio %.4f\n",
-              bf16.loss, f32.loss, cosine, std::sqrt(n16 / n32));
+  std::printf(
+      "classifier bf16 vs fp32: loss %.6f vs %.6f, gradient cosine "
+      "%.6f, norm ratio %.4f\n",
+      bf16.loss, f32.loss, cosine, std::sqrt(n16 / n32));
   EXPECT_GT(cosine, 0.99);
   EXPECT_NEAR(std::sqrt(n16), std::sqrt(n32), 0.05 * std::sqrt(n32));
   EXPECT_LT(bf16.arena, f32.arena * 4 / 5);
@@ -272,8 +276,8 @@ TEST(ClassifierBf16, TracksFp32LossAndGradients) {
 TEST(ClassifierArena, EstimateBoundsTheArenaClosely) {
   auto dev = kernels::MakeCpuDevice(1);
   for (const ClassifierConfig& c :
-       {Tiny(), ClassifierConfig{.image_size = 32, .image_channels = 3, .num_classes = 10,
-                                 .width = 128}}) {
+       {Tiny(),
+        ClassifierConfig{.image_size = 32, .image_channels = 3, .num_classes = 10, .width = 128}}) {
     auto m = Classifier::Create(c, ClassifierOptions{16}, dev.get());
     ASSERT_TRUE(m.ok());
     const double est = ClassifierActivationBytesEstimate(c, 16);
