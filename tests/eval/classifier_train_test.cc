@@ -3,8 +3,11 @@
 // reloaded from its checkpoint directory by the ClassifierEvaluator and run
 // over the whole test split: a stated accuracy, the Fréchet-distance floor
 // between the split's two halves, and FDs of obviously wrong image sets
-// (noise, blanks, one class) far above that floor. Prints the measured
+// (noise, blanks, one class) far above that floor; the quality report on
+// real training images (near the floor), mislabelled ones (accuracy far
+// below) and noisier ones (FD growing with the noise). Prints the measured
 // numbers. Skipped where the data set is not installed.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +21,7 @@
 #include "runtime/data/image_data_config.h"
 #include "runtime/eval/classifier_features.h"
 #include "runtime/eval/frechet.h"
+#include "runtime/eval/quality.h"
 #include "runtime/trainer/trainer.h"
 
 namespace anvil {
@@ -94,16 +98,16 @@ TEST(ClassifierTraining, FashionMnistAccuracyAndFrechetFloor) {
   ASSERT_TRUE(acc.ok());
   const double floor = Fd(*real, 0, 5000, *real, 5000, 5000);
 
-  // Wrong image sets of 5000: uniform noise, all-black canvases, and one
-  // class's real images (no diversity across classes).
-  const int64_t n = 5000, px = 28 * 28;
+  // Wrong image sets: 2000 of uniform noise, all-black canvases (all
+  // alike: 2 are enough), and one class's real images (no diversity).
+  const int64_t n = 2000, px = 28 * 28;
   std::vector<float> noise(n * px), blank(n * px, -1.0f);
   std::mt19937 rng(1);
   for (float& v : noise) v = std::uniform_real_distribution<float>(-1.f, 1.f)(rng);
   absl::StatusOr<eval::ClassifierOutputs> fn = (*ev)->Run(noise.data(), n, 28, 28, 1);
   ASSERT_TRUE(fn.ok());
   // Blank canvases of 20x20, padded to 28x28 by the evaluator.
-  absl::StatusOr<eval::ClassifierOutputs> fb = (*ev)->Run(blank.data(), n, 20, 20, 1);
+  absl::StatusOr<eval::ClassifierOutputs> fb = (*ev)->Run(blank.data(), 2, 20, 20, 1);
   ASSERT_TRUE(fb.ok());
   std::vector<float> one_class;
   for (int64_t i = 0; i < test->count; ++i) {
@@ -136,6 +140,43 @@ TEST(ClassifierTraining, FashionMnistAccuracyAndFrechetFloor) {
   EXPECT_GT(fd_noise, 20 * floor);
   EXPECT_GT(fd_blank, 20 * floor);
   EXPECT_GT(fd_one, 10 * floor);
+
+  // The one-call report (what `sample --eval` prints) with real training
+  // images standing in for samples: near the floor, accuracy near the test
+  // split's; with their labels shifted by one class, accuracy far below
+  // chance's ceiling; with growing pixel noise, a growing FD.
+  absl::StatusOr<ImageDataset> train = LoadImageData(d, Split::kTrain);
+  ASSERT_TRUE(train.ok()) << train.status();
+  const int64_t m = 1000;
+  std::vector<float> x(m * px);
+  std::vector<int32_t> y(train->labels.begin(), train->labels.begin() + m), shifted(m);
+  for (int64_t i = 0; i < m * px; ++i) x[i] = ToUnitRange(train->pixels[i]);
+  for (int64_t i = 0; i < m; ++i) shifted[i] = (y[i] + 1) % 10;
+  absl::StatusOr<eval::QualityReport> q =
+      eval::EvaluateSamples(**ev, x.data(), y.data(), m, 28, 28, 1, *test);
+  ASSERT_TRUE(q.ok()) << q.status();
+  std::printf("real training images as samples: %s\n", q->Summary().c_str());
+  EXPECT_EQ(q->n, m);
+  EXPECT_LT(q->fd, 3 * q->fd_floor);
+  EXPECT_NEAR(q->accuracy, q->real_accuracy, 0.05);
+  absl::StatusOr<eval::QualityReport> qs =
+      eval::EvaluateSamples(**ev, x.data(), shifted.data(), m, 28, 28, 1, *test);
+  ASSERT_TRUE(qs.ok());
+  EXPECT_LT(qs->accuracy, 0.2);
+  EXPECT_DOUBLE_EQ(qs->fd, q->fd);
+  double previous = q->fd;
+  for (float sigma : {0.1f, 0.4f}) {
+    std::vector<float> noisy = x;
+    std::normal_distribution<float> g(0.f, sigma);
+    for (float& v : noisy) v = std::clamp(v + g(rng), -1.f, 1.f);
+    absl::StatusOr<eval::QualityReport> qn =
+        eval::EvaluateSamples(**ev, noisy.data(), nullptr, m, 28, 28, 1, *test);
+    ASSERT_TRUE(qn.ok());
+    std::printf("training images + N(0, %.1f^2) pixel noise: %s\n", sigma, qn->Summary().c_str());
+    EXPECT_EQ(qn->accuracy, -1);
+    EXPECT_GT(qn->fd, previous);
+    previous = qn->fd;
+  }
   fs::remove_all(dir);
 }
 
