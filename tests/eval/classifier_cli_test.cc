@@ -60,6 +60,15 @@ TEST(ClassifierCli, TrainsChecksAndReloads) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->features.size(), 300u * 16);
   EXPECT_FALSE((*ev)->Run(*test, 9900, 200).ok());  // past the end
+  // Larger images or other channels than the classifier's are refused.
+  const std::vector<float> big(2 * 32 * 32 * 3, 0.0f);
+  const absl::Status too_big = (*ev)->Run(big.data(), 2, 32, 32, 1).status();
+  EXPECT_NE(too_big.message().find("takes 28x28x1"), std::string::npos) << too_big;
+  EXPECT_FALSE((*ev)->Run(big.data(), 2, 28, 28, 3).ok());
+  // A directory without checkpoints says so.
+  const absl::Status none =
+      eval::ClassifierEvaluator::Load((dir / "nothing").string(), device.get()).status();
+  EXPECT_NE(none.message().find("no committed checkpoint"), std::string::npos) << none;
   // Padded images: --image_pad 32 needs --image_size 32.
   for (const auto& [flag, needle] : std::vector<std::pair<std::string, std::string>>{
            {"--image_pad=32", "--image_pad (32)"},
