@@ -1,7 +1,8 @@
 // `train --model classifier` through the real binary: a short run on the
 // default Fashion-MNIST data logs images/s and a validation loss and
 // checkpoints, the evaluator loads that checkpoint; the classifier's flag
-// errors are one stderr line with exit code 2. Skipped where the data set is
+// errors are one stderr line with exit code 2; classifier_eval prints the
+// checkpoint's test accuracy and Fréchet floor. Skipped where the data set is
 // not installed.
 #include <unistd.h>
 
@@ -69,6 +70,17 @@ TEST(ClassifierCli, TrainsChecksAndReloads) {
   const absl::Status none =
       eval::ClassifierEvaluator::Load((dir / "nothing").string(), device.get()).status();
   EXPECT_NE(none.message().find("no committed checkpoint"), std::string::npos) << none;
+  // classifier_eval prints the test accuracy and the floor.
+  testing::ProcessResult e = testing::RunProcess(
+      ANVIL_CLASSIFIER_EVAL_BIN, {"--checkpoint=" + dir.string(), "--n=500", "--threads=1"});
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  for (const char* s : {"(step 12, D=16, K=10)", "test accuracy", "of 1000", "FD floor",
+                        "two disjoint sets of 500 test images"}) {
+    EXPECT_NE(e.out.find(s), std::string::npos) << s << "\n" << e.out;
+  }
+  testing::ProcessResult no_dir = testing::RunProcess(ANVIL_CLASSIFIER_EVAL_BIN, {});
+  EXPECT_EQ(no_dir.exit_code, 2);
+  EXPECT_EQ(no_dir.err, "classifier_eval: --checkpoint is required\n");
   // Padded images: --image_pad 32 needs --image_size 32.
   for (const auto& [flag, needle] : std::vector<std::pair<std::string, std::string>>{
            {"--image_pad=32", "--image_pad (32)"},
