@@ -77,10 +77,10 @@ absl::StatusOr<std::unique_ptr<ClassifierEvaluator>> ClassifierEvaluator::Load(
 absl::StatusOr<ClassifierOutputs> ClassifierEvaluator::Run(const float* images, int64_t n, int h,
                                                            int w, int c) {
   const int S = model_->image_size(), C = model_->image_channels();
-  if (c != C || h > S || w > S || h <= 0 || w <= 0 || n < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("the classifier takes ", S, "x", S, "x", C,
-                                                   " images (smaller ones padded), got ", h, "x", w,
-                                                   "x", c));
+  if (c != C || h <= 0 || w <= 0 || n < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the classifier takes ", S, "x", S, "x", C,
+                     " images (others centre-padded or cropped), got ", h, "x", w, "x", c));
   }
   ClassifierOutputs out;
   out.count = n;
@@ -88,7 +88,11 @@ absl::StatusOr<ClassifierOutputs> ClassifierEvaluator::Run(const float* images, 
   out.classes = model_->num_classes();
   out.features.resize(static_cast<size_t>(n) * out.dim);
   out.logits.resize(static_cast<size_t>(n) * out.classes);
-  const int top = (S - h) / 2, left = (S - w) / 2;  // ImageSource's centring
+  // Canvas pixel (y, x) reads source pixel (y - top, x - left): ImageSource's
+  // centring when padding (top = (S - h) / 2 >= 0), its exact inverse when
+  // cropping (top = -((h - S) / 2) <= 0).
+  const int top = h <= S ? (S - h) / 2 : -((h - S) / 2);
+  const int left = w <= S ? (S - w) / 2 : -((w - S) / 2);
   const size_t image = static_cast<size_t>(S) * S * C;
   std::vector<float> canvas(static_cast<size_t>(options_.batch) * image);
   std::vector<void*> units = model_->UnitPointers(params_, DType::kF32);
@@ -98,12 +102,17 @@ absl::StatusOr<ClassifierOutputs> ClassifierEvaluator::Run(const float* images, 
     if (h == S && w == S) {
       std::copy(src, src + b * image, canvas.begin());
     } else {
-      std::fill(canvas.begin(), canvas.begin() + b * image, -1.0f);
-      for (int i = 0; i < b; ++i)
-        for (int y = 0; y < h; ++y)
-          std::copy(src + ((static_cast<size_t>(i) * h + y) * w) * c,
-                    src + ((static_cast<size_t>(i) * h + y) * w + w) * c,
-                    canvas.begin() + i * image + ((static_cast<size_t>(top) + y) * S + left) * C);
+      for (int i = 0; i < b; ++i) {
+        for (int y = 0; y < S; ++y) {
+          for (int x = 0; x < S; ++x) {
+            const int sy = y - top, sx = x - left;
+            const bool inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
+            float* dst = canvas.data() + i * image + (static_cast<size_t>(y) * S + x) * C;
+            const float* from = src + ((static_cast<size_t>(i) * h + sy) * w + sx) * c;
+            for (int ch = 0; ch < C; ++ch) dst[ch] = inside ? from[ch] : -1.0f;
+          }
+        }
+      }
     }
     RETURN_IF_ERROR(model_->SetImages(canvas.data(), nullptr, b));
     for (int u = 0; u < model_->num_units(); ++u) model_->Forward(u, units);

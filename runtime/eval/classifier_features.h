@@ -9,10 +9,12 @@
 // master weights ("params"; or another saved state such as "ema"). It
 // refuses a checkpoint of a model that is not a ClassifierModel.
 //
-// Images are NHWC fp32 in [-1, 1]. Images smaller than the classifier's
-// input are centred on a canvas of -1, as --image_pad does (a classifier
-// trained on 28x28 Fashion-MNIST with --image_pad 32 takes 32x32 samples and
-// padded real images alike); larger ones are an error.
+// Images are NHWC fp32 in [-1, 1], of any size with the classifier's
+// channels: smaller ones are centred on a canvas of -1 as --image_pad does,
+// larger ones centre-cropped, the exact inverse. So one classifier trained
+// on 28x28 Fashion-MNIST serves denoisers trained with --image_pad 32 (their
+// 32x32 samples lose the padding border), and one trained with --image_pad
+// 32 takes 28x28 images.
 #pragma once
 
 #include <cstdint>

@@ -61,11 +61,19 @@ TEST(ClassifierCli, TrainsChecksAndReloads) {
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->features.size(), 300u * 16);
   EXPECT_FALSE((*ev)->Run(*test, 9900, 200).ok());  // past the end
-  // Larger images or other channels than the classifier's are refused.
-  const std::vector<float> big(2 * 32 * 32 * 3, 0.0f);
-  const absl::Status too_big = (*ev)->Run(big.data(), 2, 32, 32, 1).status();
-  EXPECT_NE(too_big.message().find("takes 28x28x1"), std::string::npos) << too_big;
-  EXPECT_FALSE((*ev)->Run(big.data(), 2, 28, 28, 3).ok());
+  // Other sizes: a 32x32 canvas (a 28x28 image padded as --image_pad 32
+  // does) is cropped back to the same features; other channels are refused.
+  std::vector<float> img28(300 * 28 * 28), img32(300 * 32 * 32, -1.0f);
+  for (int64_t i = 0; i < 300 * 28 * 28; ++i) img28[i] = ToUnitRange(test->image(100)[i]);
+  for (int i = 0; i < 300; ++i)
+    for (int y = 0; y < 28; ++y)
+      for (int x = 0; x < 28; ++x)
+        img32[(i * 32 + y + 2) * 32 + x + 2] = img28[(i * 28 + y) * 28 + x];
+  absl::StatusOr<eval::ClassifierOutputs> cropped = (*ev)->Run(img32.data(), 300, 32, 32, 1);
+  ASSERT_TRUE(cropped.ok()) << cropped.status();
+  EXPECT_EQ(cropped->features, out->features);
+  const absl::Status channels = (*ev)->Run(img32.data(), 2, 16, 16, 3).status();
+  EXPECT_NE(channels.message().find("takes 28x28x1"), std::string::npos) << channels;
   // A directory without checkpoints says so.
   const absl::Status none =
       eval::ClassifierEvaluator::Load((dir / "nothing").string(), device.get()).status();
