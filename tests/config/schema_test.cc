@@ -276,7 +276,7 @@ TEST(ValidateTest, ModelFieldsGptHasNoKnobForAreRefusedAndParsersAreTheEngines) 
                 .find("--tie_embeddings"),
             std::string::npos);
   EXPECT_NE(err([](proto::TrainConfig* c) { c->mutable_model()->set_kind("bert"); })
-                .find("--model must be one of dit, gpt, llama"),
+                .find("--model must be one of classifier, dit, gpt, llama"),
             std::string::npos);
   EXPECT_NE(err([](proto::TrainConfig* c) { c->set_param_dtype("fp8"); })
                 .find("--param_dtype: dtype must be fp32, bf16 or fp16, got 'fp8'"),

@@ -288,7 +288,7 @@ TEST_F(TrainCliTest, PrintedDefaultsAreDefaultTrainConfig) {
   EXPECT_NE(help.out.find("  --n_layer (default: 4)"), std::string::npos) << help.out;
   EXPECT_NE(help.out.find("  --model, --kind (default: gpt)"), std::string::npos) << help.out;
 
-  ExpectBadInput({"--model=bert"}, "--model must be one of dit, gpt, llama, unet, got 'bert'");
+  ExpectBadInput({"--model=bert"}, "--model must be one of classifier, dit, gpt, llama, unet, got 'bert'");
 }
 
 TEST_F(TrainCliTest, SigtermStopsAtAStepBoundary) {
