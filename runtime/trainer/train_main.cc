@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "kernels/cpu/peak.h"
 #include "kernels/device.h"
 #include "runtime/checkpoint/save_signal.h"
@@ -81,16 +82,27 @@ int main(int argc, char** argv) {
   if (!leader) options.log = [](const std::string&) {};
   auto trainer = anvil::Trainer::Create(config, device.get(), options);
   if (!trainer.ok()) return BadInput(trainer.status());
-  // Measured after the input checks, so bad input fails fast.
-  (*trainer)->set_peak_flops(anvil::kernels::MeasureSgemmPeakGflops(config.threads()) * 1e9);
+  // Measured after the input checks, so bad input fails fast. MFU is against
+  // the peak of the dtype the matmuls run in (bf16 compute: the bf16 GEMM).
+  const bool bf16 = config.param_dtype() == "bf16";
+  (*trainer)->set_peak_flops(
+      (bf16 ? anvil::kernels::MeasureBf16GemmPeakGflops(config.threads())
+            : anvil::kernels::MeasureSgemmPeakGflops(config.threads())) *
+      1e9);
   const auto& m = config.model();
   if (leader) {
-    std::printf("model: %s, %zu parameters | %d rank(s), %s, params %s, "
-                "reduce %s | batch %d x %d x accum %d per rank | sgemm peak %.1f GFLOP/s per rank\n",
-                (*trainer)->model_spec().describe(m).c_str(), (*trainer)->num_params(), env->world_size, config.sharding().c_str(),
-                config.param_dtype().c_str(), config.reduce_dtype().c_str(),
-                config.data().batch_size(), config.data().seq_len(), config.grad_accum(),
-                (*trainer)->peak_flops() / 1e9);
+    const anvil::ModelSpec& spec = (*trainer)->model_spec();
+    // A micro-batch is B sequences of T tokens, or B images.
+    const std::string batch =
+        spec.data == anvil::DataKind::kTokens
+            ? absl::StrFormat("%d x %d", config.data().batch_size(), config.data().seq_len())
+            : absl::StrFormat("%d images", config.data().batch_size());
+    std::printf("model: %s, %zu parameters | %d rank(s), %s, params %s, reduce %s | batch %s x "
+                "accum %d per rank | %s peak %.1f GFLOP/s per rank\n",
+                spec.describe(m).c_str(), (*trainer)->num_params(), env->world_size,
+                config.sharding().c_str(), config.param_dtype().c_str(),
+                config.reduce_dtype().c_str(), batch.c_str(), config.grad_accum(),
+                bf16 ? "bf16 GEMM" : "sgemm", (*trainer)->peak_flops() / 1e9);
     std::fflush(stdout);
   }
   anvil::InstallStopHandlers();
