@@ -19,6 +19,38 @@ absl::Status TokenModel::SetBatch(const Batch& batch) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> TokenModel::CopyTokens(kernels::Device& device, const int32_t* inputs,
+                                               const int32_t* targets, int B, int T,
+                                               int max_batch, int max_seq, int vocab,
+                                               int32_t* dev_inputs, int32_t* dev_targets) {
+  if (B <= 0 || B > max_batch) {
+    return absl::InvalidArgumentError(absl::StrCat("batch size ", B, " outside 1..", max_batch));
+  }
+  if (T <= 0 || T > max_seq) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sequence length ", T, " outside 1..", max_seq));
+  }
+  int64_t valid = 0;
+  for (int i = 0; i < B * T; ++i) {
+    if (inputs[i] < 0 || inputs[i] >= vocab) {
+      return absl::InvalidArgumentError(absl::StrCat("token id ", inputs[i], " at position ", i,
+                                                     " outside vocab 0..", vocab - 1));
+    }
+    if (targets != nullptr && targets[i] >= vocab) {
+      return absl::InvalidArgumentError(absl::StrCat("target id ", targets[i], " at position ", i,
+                                                     " outside vocab 0..", vocab - 1));
+    }
+    if (targets != nullptr && targets[i] >= 0) ++valid;
+  }
+  device.CopyFromHost(dev_inputs, inputs, sizeof(int32_t) * B * T);
+  if (targets != nullptr) {
+    device.CopyFromHost(dev_targets, targets, sizeof(int32_t) * B * T);
+  } else {
+    device.Memset(dev_targets, 0xff, sizeof(int32_t) * B * T);  // all -1: no loss
+  }
+  return valid;
+}
+
 SampleWork TokenModel::work_per_sample() const {
   SampleWork w;
   w.unit = "tokens";

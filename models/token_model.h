@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "absl/status/statusor.h"
+#include "kernels/device.h"
 #include "models/unit_model.h"
 
 namespace anvil {
@@ -25,6 +27,16 @@ class TokenModel : public UnitModel {
   virtual int64_t NumTargets() const = 0;
   // Training FLOPs per token (forward + backward) at sequence length T.
   virtual double FlopsPerToken(int T) const = 0;
+
+ protected:
+  // The shared part of a token model's SetBatch: checks B <= max_batch,
+  // T <= max_seq and every id against the vocabulary, then copies inputs and
+  // targets into device memory (targets null: all -1, no loss). Returns the
+  // number of valid targets.
+  absl::StatusOr<int64_t> CopyTokens(kernels::Device& device, const int32_t* inputs,
+                                     const int32_t* targets, int B, int T, int max_batch,
+                                     int max_seq, int vocab, int32_t* dev_inputs,
+                                     int32_t* dev_targets);
 
  private:
   int seq_len_ = 0;  // T of the last batch set through a Batch

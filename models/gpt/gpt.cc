@@ -221,37 +221,12 @@ void Gpt::InitParams(float* host, uint64_t seed) const {
 }
 
 absl::Status Gpt::SetBatch(const int32_t* inputs, const int32_t* targets, int B, int T) {
-  if (B <= 0 || B > options_.max_batch) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("batch size ", B, " outside 1..", options_.max_batch));
-  }
-  if (T <= 0 || T > options_.max_seq) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("sequence length ", T, " outside 1..", options_.max_seq));
-  }
-  const int V = config_.vocab_size;
-  int64_t valid = 0;
-  for (int i = 0; i < B * T; ++i) {
-    if (inputs[i] < 0 || inputs[i] >= V) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("token id ", inputs[i], " at position ", i, " outside vocab 0..", V - 1));
-    }
-    if (targets != nullptr && targets[i] >= V) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("target id ", targets[i], " at position ", i, " outside vocab 0..", V - 1));
-    }
-    if (targets != nullptr && targets[i] >= 0) ++valid;
-  }
+  ASSIGN_OR_RETURN(num_targets_, CopyTokens(*device_, inputs, targets, B, T, options_.max_batch,
+                                            options_.max_seq, config_.vocab_size, acts_.inputs,
+                                            acts_.targets));
   B_ = B;
   T_ = T;
-  num_targets_ = valid;
   loss_ready_ = false;
-  device_->CopyFromHost(acts_.inputs, inputs, sizeof(int32_t) * B * T);
-  if (targets != nullptr) {
-    device_->CopyFromHost(acts_.targets, targets, sizeof(int32_t) * B * T);
-  } else {
-    device_->Memset(acts_.targets, 0xff, sizeof(int32_t) * B * T);  // all -1: no loss
-  }
   return absl::OkStatus();
 }
 
