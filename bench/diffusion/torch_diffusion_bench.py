@@ -116,6 +116,8 @@ def main():
         ap.add_argument(f"--{name}", type=float, default=default)
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--clock", choices=["wall", "cpu"], default="wall")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="> 0: also print the top N ops of one more step (torch.profiler)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -136,9 +138,8 @@ def main():
     t = torch.randint(0, 1000, (a.B,))
     labels = torch.randint(0, a.K + 1, (a.B,))
     clock = time.process_time if a.clock == "cpu" else time.perf_counter
-    times = []
-    for i in range(a.warmup + a.steps):
-        t0 = clock()
+
+    def step(i):
         opt.zero_grad(set_to_none=True)
         ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if a.dtype == "bf16"
                else contextlib.nullcontext())
@@ -152,12 +153,22 @@ def main():
             d = min(a.ema_decay, (1 + i) / (10 + i))
             with torch.no_grad():
                 torch._foreach_lerp_(ema, [p.detach() for p in plist], 1 - d)
+        return loss
+
+    times = []
+    for i in range(a.warmup + a.steps):
+        t0 = clock()
+        loss = step(i)
         if i >= a.warmup:
             times.append(clock() - t0)
     ms = statistics.median(times) * 1e3
     print(f"torch {a.name or a.model} {a.dtype} ms_per_step={ms:.1f} "
           f"images_per_s={a.B / (ms / 1e3):.1f} version={torch.__version__} "
           f"loss={loss.item():.4f}")
+    if a.profile > 0:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            step(a.warmup + a.steps)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=a.profile))
 
 
 if __name__ == "__main__":
