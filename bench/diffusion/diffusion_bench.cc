@@ -14,10 +14,12 @@
 //
 // Prints the CPU, per case ms/step (median), images/s, achieved GFLOP/s
 // (the model's FlopsPerImage), the fraction of the dtype's GEMM peak measured
-// now (sgemm for fp32, oneDNN bf16 GEMM for bf16) and, when the --python
+// now (sgemm for fp32, oneDNN bf16 GEMM for bf16; on the same clock as the
+// step) and, when the --python
 // interpreter imports torch, the anvil/torch images/s ratio.
 // --clock cpu times process CPU time instead of the wall clock (for a loaded
-// machine; meaningful with --threads 1, and the torch side uses it too).
+// machine; meaningful with --threads 1; the torch side and the GEMM peak use
+// it too, so GFLOP/s are then per CPU second).
 #include <time.h>
 
 #include <algorithm>
@@ -35,7 +37,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "kernels/cpu/blas.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/cpu/cpu_info.h"
+#include "kernels/cpu/dnnl_gemm.h"
 #include "kernels/cpu/peak.h"
 #include "kernels/device.h"
 #include "models/batch.h"
@@ -70,6 +74,46 @@ double NowMs(bool cpu) {
   return std::chrono::duration<double, std::milli>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// The dtype's GEMM peak on the process CPU clock (--clock cpu): the GEMMs of
+// kernels/cpu/peak.cc (2048^3, OpenBLAS sgemm for fp32, oneDNN bf16 x bf16
+// -> fp32 for bf16), best of 4 after one warm-up, as flops per CPU second,
+// so that the fraction compares like with like on a loaded machine.
+double CpuClockPeakGflops(bool bf16, int threads) {
+  const int n = 2048;
+  const size_t nn = static_cast<size_t>(n) * n;
+  std::vector<float> a(nn), b(nn), c(nn);
+  for (size_t i = 0; i < nn; ++i) {
+    a[i] = static_cast<float>(i % 13) * 0.01f;
+    b[i] = static_cast<float>(i % 7) * 0.02f;
+  }
+  std::vector<uint16_t> a16(bf16 ? nn : 0), b16(bf16 ? nn : 0);
+  anvil::kernels::cpu::GemmArgs g;
+  if (bf16) {
+    anvil::kernels::ConvertF32ToBF16(a16.data(), a.data(), nn);
+    anvil::kernels::ConvertF32ToBF16(b16.data(), b.data(), nn);
+    g.M = g.N = g.K = n;
+    g.a = a16.data(), g.b = b16.data();
+    g.a_type = g.b_type = anvil::DType::kBF16;
+    g.lda = g.ldb = g.ldc = n;
+    g.trans_b = true;
+    g.c = c.data();
+  } else {
+    anvil::kernels::cpu::SetBlasThreads(threads);
+  }
+  double best = 1e30;
+  for (int r = 0; r < 5; ++r) {
+    const double t0 = NowMs(true);
+    if (bf16) {
+      anvil::kernels::cpu::Gemm(threads, g);
+    } else {
+      anvil::kernels::cpu::Sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f,
+                                 a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    }
+    if (r > 0) best = std::min(best, NowMs(true) - t0);
+  }
+  return 2.0 * n * static_cast<double>(n) * n / (best * 1e-3) * 1e-9;
 }
 
 // Runs the reference and echoes its lines; returns its images/s, 0 when it
@@ -279,8 +323,11 @@ int main(int argc, char** argv) {
               absl::GetFlag(FLAGS_steps), absl::GetFlag(FLAGS_warmup));
   std::fflush(stdout);
   for (const std::string& d : dtypes) {
-    const double peak = d == "bf16" ? anvil::kernels::MeasureBf16GemmPeakGflops(threads)
-                                    : anvil::kernels::MeasureSgemmPeakGflops(threads);
+    const bool bf16 = d == "bf16";
+    const double peak =
+        absl::GetFlag(FLAGS_clock) == "cpu" ? CpuClockPeakGflops(bf16, threads)
+        : bf16                              ? anvil::kernels::MeasureBf16GemmPeakGflops(threads)
+                                            : anvil::kernels::MeasureSgemmPeakGflops(threads);
     for (const Case& c : cases) {
       if (int rc = RunCase(c, d, peak); rc != 0) return rc;
     }
