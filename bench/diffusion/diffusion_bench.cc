@@ -20,6 +20,9 @@
 // --clock cpu times process CPU time instead of the wall clock (for a loaded
 // machine; meaningful with --threads 1; the torch side and the GEMM peak use
 // it too, so GFLOP/s are then per CPU second).
+//
+// Run from the repository root (the script path is relative):
+//   build/bench/diffusion/diffusion_bench --python <venv>/bin/python [--threads 1 --clock cpu]
 #include <time.h>
 
 #include <algorithm>
