@@ -1,6 +1,7 @@
 #include "runtime/diffusion/sample_tool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "runtime/data/png_io.h"
 #include "runtime/diffusion/sampling.h"
 #include "runtime/diffusion/schedule.h"
+#include "runtime/eval/classifier_features.h"
 
 namespace anvil::diffusion {
 namespace {
@@ -40,6 +42,19 @@ absl::Status CheckOptions(const SampleToolOptions& o) {
   if (!std::isfinite(o.guidance)) return absl::InvalidArgumentError("--guidance must be finite");
   if (o.per_class < 1 || o.per_class > 256) {
     return absl::InvalidArgumentError("--per_class must be in [1, 256]");
+  }
+  if (o.eval && o.classifier_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--eval needs --classifier_dir (a checkpoint directory of train --model classifier)");
+  }
+  if (!o.eval && !o.classifier_dir.empty()) {
+    return absl::InvalidArgumentError("--classifier_dir is only read with --eval");
+  }
+  if (o.eval && (o.eval_samples < 2 || o.eval_samples > 100000)) {
+    return absl::InvalidArgumentError("--eval_samples must be in [2, 100000]");
+  }
+  if (o.eval && (o.eval_batch < 1 || o.eval_batch > 1024)) {
+    return absl::InvalidArgumentError("--eval_batch must be in [1, 1024]");
   }
   return absl::OkStatus();
 }
@@ -111,6 +126,29 @@ std::string SampleToolResult::Describe(const SampleToolOptions& o) const {
       o.eta, o.guidance, o.seed);
 }
 
+std::string SampleToolResult::DescribeQuality(const SampleToolOptions& o) const {
+  if (!quality.has_value()) return "";
+  const eval::QualityReport& q = *quality;
+  std::string s = absl::StrFormat(
+      "eval: %d samples (%s) against the real test split, classifier %s step %d, %.0f s\n", q.n,
+      num_classes > 0 ? absl::StrCat(o.eval_samples, " per class") : std::string("unconditional"),
+      classifier, classifier_step, eval_seconds);
+  absl::StrAppend(&s, absl::StrFormat("  Frechet distance %.4g (floor %.4g: two disjoint real "
+                                      "sets of %d test images; lower is better)",
+                                      q.fd, q.fd_floor, q.n));
+  const double chance = q.classes > 0 ? 100.0 / q.classes : 0.0;
+  if (q.accuracy >= 0) {
+    absl::StrAppend(&s, absl::StrFormat("\n  conditional accuracy %.1f%% (chance %.1f%%, the "
+                                        "classifier on real test images %.1f%%)",
+                                        100 * q.accuracy, chance, 100 * q.real_accuracy));
+  } else {
+    absl::StrAppend(&s, absl::StrFormat("\n  no conditional accuracy (unconditional samples; the "
+                                        "classifier on real test images %.1f%%)",
+                                        100 * q.real_accuracy));
+  }
+  return s;
+}
+
 absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   RETURN_IF_ERROR(CheckOptions(o));
   SampleToolResult r;
@@ -157,10 +195,31 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   // The model, in fp32, one grid row per batch.
   r.cols = o.per_class;
   r.rows = r.num_classes > 0 ? r.num_classes : o.per_class;
-  config.mutable_data()->set_batch_size(r.cols);
+  const int eval_batch = o.eval ? o.eval_batch : 0;
+  config.mutable_data()->set_batch_size(std::max(r.cols, eval_batch));
   config.set_param_dtype("fp32");
   config.set_recompute("none");
   std::unique_ptr<kernels::Device> device = kernels::MakeCpuDevice(o.threads);
+  // The classifier and the real test images first: bad eval input fails
+  // before any sampling.
+  std::unique_ptr<eval::ClassifierEvaluator> classifier;
+  ImageDataset real;
+  if (o.eval) {
+    auto loaded = eval::ClassifierEvaluator::Load(o.classifier_dir, device.get());
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("--classifier_dir: ", loaded.status().message()));
+    }
+    classifier = *std::move(loaded);
+    if (r.num_classes > 0 && classifier->num_classes() != r.num_classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--classifier_dir ", classifier->checkpoint_path(), " tells ",
+          classifier->num_classes(), " classes apart, the diffusion model draws ", r.num_classes));
+    }
+    ASSIGN_OR_RETURN(real, LoadImageData(config.data(), Split::kVal));
+    r.classifier = classifier->checkpoint_path();
+    r.classifier_step = classifier->step();
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<UnitModel> unit_model, CreateModel(config, device.get()));
   auto* model = dynamic_cast<DiffusionModel*>(unit_model.get());
   if (model == nullptr) {
@@ -182,7 +241,7 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   if (C != 1 && C != 3) {
     return absl::InvalidArgumentError(absl::StrCat("images of ", C, " channels: PNG needs 1 or 3"));
   }
-  const int B = r.cols;
+  int B = r.cols;
   ModelFn fn = [&](const float* x_t, const int32_t* t, const int32_t* labels,
                    float* out) -> absl::Status {
     Batch b;
@@ -215,6 +274,32 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
     }
   }
   RETURN_IF_ERROR(WritePng(o.out, gh, gw, C, grid.data()));
+  if (!o.eval) return r;
+
+  // The eval set: labels cycle through the classes (so the first N that
+  // EvaluateSamples may keep are balanced), noise indices after the grid's.
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t n = r.num_classes > 0 ? int64_t{o.eval_samples} * r.num_classes : o.eval_samples;
+  const int64_t numel = int64_t{H} * W * C;
+  std::vector<float> samples(static_cast<size_t>(n * numel));
+  std::vector<int32_t> sample_labels(n, 0);
+  if (r.num_classes > 0) {
+    for (int64_t i = 0; i < n; ++i) sample_labels[i] = static_cast<int32_t>(i % r.num_classes);
+  }
+  const uint64_t first = static_cast<uint64_t>(r.rows) * r.cols;
+  for (int64_t begin = 0; begin < n; begin += o.eval_batch) {
+    B = static_cast<int>(std::min<int64_t>(o.eval_batch, n - begin));
+    so.first_sample = first + static_cast<uint64_t>(begin);
+    RETURN_IF_ERROR(Sample(schedule, fn, SampleShape{B, H, W, C},
+                           r.num_classes > 0 ? sample_labels.data() + begin : nullptr, so,
+                           samples.data() + begin * numel));
+  }
+  ASSIGN_OR_RETURN(r.quality,
+                   eval::EvaluateSamples(*classifier, samples.data(),
+                                         r.num_classes > 0 ? sample_labels.data() : nullptr, n, H,
+                                         W, C, real));
+  r.eval_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
 

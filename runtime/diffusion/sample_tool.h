@@ -14,12 +14,26 @@
 // The diffusion settings (schedule, T, prediction, classes) are the
 // checkpoint's; a config with --num_classes -1 (the data set's) reads the
 // training labels the config names to count the classes.
+//
+// With eval (`sample --eval --classifier_dir DIR`) it then draws
+// eval_samples images per class (conditional; eval_samples in all when
+// unconditional), labels cycling through the classes, in batches of eval_batch, with the same
+// sampler and a noise index range disjoint from the grid's, and measures
+// them with runtime/eval's EvaluateSamples against the real test split of
+// the data the model was trained on (its config's validation images):
+// the Fréchet distance of the classifier's penultimate features, the
+// classifier's accuracy on the requested classes, and the same distance
+// between two disjoint real sets of the same size (the floor). The
+// classifier is loaded before any sampling, so a bad --classifier_dir fails
+// at once. README "Diffusion" says how to read the numbers.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "runtime/eval/quality.h"
 
 namespace anvil::diffusion {
 
@@ -35,6 +49,11 @@ struct SampleToolOptions {
   uint64_t seed = 0;
   int per_class = 10;  // images per row
   int threads = 0;     // 0: the machine's cores
+  // The quality metric (see above).
+  bool eval = false;
+  std::string classifier_dir;  // a `train --model classifier` run (or a step_<N> in it)
+  int eval_samples = 100;      // per class (conditional), in all (unconditional)
+  int eval_batch = 50;         // images per sampler batch
 };
 
 struct SampleToolResult {
@@ -44,6 +63,16 @@ struct SampleToolResult {
   int rows = 0, cols = 0;
   int num_classes = 0;  // 0: unconditional
   std::string Describe(const SampleToolOptions& o) const;
+
+  // With eval: the report and the classifier that measured it.
+  std::optional<eval::QualityReport> quality;
+  std::string classifier;  // its step directory
+  int64_t classifier_step = 0;
+  double eval_seconds = 0;  // sampling + measuring the eval set
+  // Three lines (no trailing newline): what was compared, the Fréchet
+  // distance with its floor, the conditional accuracy with chance and the
+  // classifier's accuracy on real images. Empty without eval.
+  std::string DescribeQuality(const SampleToolOptions& o) const;
 };
 
 // Errors are one line (bad options, no checkpoint, a checkpoint of a model
