@@ -2,9 +2,10 @@
 //
 // It reads the newest committed checkpoint of a directory that verifies (or
 // one named step directory), rebuilds the model from the manifest's config
-// through the model registry (CreateModel, fp32, batch = one grid row), loads
-// its weights with the checkpoint reader — the EMA ("ema" state) when the
-// checkpoint has one and use_ema, else "params" — and runs the DDPM or DDIM
+// through the model registry (CreateModel, fp32 or --dtype bf16, up to
+// `batch` images per call, grid rows batched together), loads its weights
+// with the checkpoint reader — the EMA ("ema" state) when the checkpoint has
+// one and use_ema, else "params" — and runs the DDPM or DDIM
 // sampler of this folder with classifier-free guidance: one row per class
 // when the model is conditional (labels 0..K-1, K rows), a square grid of
 // unconditional samples otherwise. Images in [-1, 1] become 8-bit pixels
@@ -17,7 +18,7 @@
 //
 // With eval (`sample --eval --classifier_dir DIR`) it then draws
 // eval_samples images per class (conditional; eval_samples in all when
-// unconditional), labels cycling through the classes, in batches of eval_batch, with the same
+// unconditional), labels cycling through the classes, with the same
 // sampler and a noise index range disjoint from the grid's, and measures
 // them with runtime/eval's EvaluateSamples against the real test split of
 // the data the model was trained on (its config's validation images):
@@ -47,13 +48,14 @@ struct SampleToolOptions {
   double eta = 0.0;
   double guidance = 3.0;
   uint64_t seed = 0;
-  int per_class = 10;  // images per row
-  int threads = 0;     // 0: the machine's cores
+  int per_class = 10;          // images per row
+  int threads = 0;             // 0: the machine's cores
+  std::string dtype = "fp32";  // compute: fp32 | bf16 (the weights are rounded to bf16)
+  int batch = 100;             // images per model call (grid rows are batched together)
   // The quality metric (see above).
   bool eval = false;
   std::string classifier_dir;  // a `train --model classifier` run (or a step_<N> in it)
   int eval_samples = 100;      // per class (conditional), in all (unconditional)
-  int eval_batch = 50;         // images per sampler batch
 };
 
 struct SampleToolResult {

@@ -55,8 +55,11 @@ class SampleEvalTest : public ::testing::Test {
     clf.insert(clf.end(), common.begin(), common.end());
     testing::ProcessResult c = testing::RunProcess(ANVIL_TRAIN_BIN, clf, "", 0, 120);
     ASSERT_EQ(c.exit_code, 0) << c.err << c.out;
-    std::vector<std::string> unet{"--model=unet", "--unet_channels=8", "--norm_groups=4",
-                                  "--unet_channel_mult=1,2", "--unet_attention_res=14",
+    std::vector<std::string> unet{"--model=unet",
+                                  "--unet_channels=8",
+                                  "--norm_groups=4",
+                                  "--unet_channel_mult=1,2",
+                                  "--unet_attention_res=14",
                                   "--checkpoint_dir=" + (dir_ / "unet").string()};
     unet.insert(unet.end(), common.begin(), common.end());
     testing::ProcessResult u = testing::RunProcess(ANVIL_TRAIN_BIN, unet, "", 0, 120);
@@ -76,10 +79,8 @@ class SampleEvalTest : public ::testing::Test {
   // `sample` on the tiny UNet with a small grid and few DDIM steps.
   static testing::ProcessResult Sample(std::vector<std::string> extra) {
     std::vector<std::string> a{"--checkpoint_dir=" + (dir_ / "unet").string(),
-                               "--out=" + (dir_ / "grid.png").string(),
-                               "--steps=3",
-                               "--per_class=2",
-                               "--threads=1"};
+                               "--out=" + (dir_ / "grid.png").string(), "--steps=3",
+                               "--per_class=2", "--threads=1"};
     a.insert(a.end(), extra.begin(), extra.end());
     return testing::RunProcess(ANVIL_SAMPLE_BIN, a, "", 0, 120);
   }
@@ -92,8 +93,8 @@ fs::path SampleEvalTest::dir_;
 bool SampleEvalTest::trained_ = false;
 
 TEST_F(SampleEvalTest, PrintsTheFrechetDistanceItsFloorAndTheConditionalAccuracy) {
-  testing::ProcessResult r = Sample({"--eval", "--classifier_dir=" + (dir_ / "clf").string(),
-                                     "--eval_samples=4", "--eval_batch=16"});
+  testing::ProcessResult r = Sample(
+      {"--eval", "--classifier_dir=" + (dir_ / "clf").string(), "--eval_samples=4", "--batch=16"});
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
   EXPECT_TRUE(fs::exists(dir_ / "grid.png"));
   // The grid line, then three eval lines.
@@ -118,16 +119,14 @@ TEST_F(SampleEvalTest, PrintsTheFrechetDistanceItsFloorAndTheConditionalAccuracy
 
 TEST_F(SampleEvalTest, BadEvalInputIsOneLineAndExitTwo) {
   // A classifier_dir holding a non-classifier (the UNet's own run).
-  testing::ProcessResult r =
-      Sample({"--eval", "--classifier_dir=" + (dir_ / "unet").string()});
+  testing::ProcessResult r = Sample({"--eval", "--classifier_dir=" + (dir_ / "unet").string()});
   EXPECT_EQ(r.exit_code, 2) << r.out;
   EXPECT_EQ(Lines(r.err), 1) << r.err;
   EXPECT_NE(r.err.find("sample: --classifier_dir: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("holds a --model unet checkpoint, not a classifier's"), std::string::npos)
       << r.err;
   EXPECT_EQ(r.out, "");  // refused before sampling: no grid line
-  for (const auto& [args, needle] :
-       std::vector<std::pair<std::vector<std::string>, std::string>>{
+  for (const auto& [args, needle] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"--eval"}, "--eval needs --classifier_dir"},
            {{"--classifier_dir=" + (dir_ / "clf").string()}, "only read with --eval"},
            {{"--eval", "--classifier_dir=" + (dir_ / "none").string()}, "no committed checkpoint"},
