@@ -57,7 +57,7 @@ esac
 echo "== sampling and measuring (${SECONDS}s so far)"
 GRID="$DEMO_DIR/$DEMO_MODEL-samples.png"
 "$BUILD_DIR/runtime/diffusion/sample" --checkpoint_dir "$DEMO_DIR/$DEMO_MODEL" --out "$GRID" \
-  --sampler ddim --steps 50 --guidance 3 --per_class 10 \
-  --eval --classifier_dir "$DEMO_DIR/classifier" --eval_samples "${DEMO_EVAL_SAMPLES:-30}"
+  --sampler ddim --steps 50 --guidance 3 --per_class 10 --dtype bf16 \
+  --eval --classifier_dir "$DEMO_DIR/classifier" --eval_samples "${DEMO_EVAL_SAMPLES:-20}"
 echo "demo: done in ${SECONDS}s; sample grid (one row per class, Fashion-MNIST classes 0-9:" \
   "T-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle boot): $GRID"
