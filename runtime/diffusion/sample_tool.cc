@@ -1,6 +1,7 @@
 #include "runtime/diffusion/sample_tool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <functional>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/status_macros.h"
+#include "kernels/cpu/convert.h"
 #include "kernels/device.h"
 #include "models/batch.h"
 #include "models/diffusion_model.h"
@@ -20,6 +22,7 @@
 #include "runtime/data/png_io.h"
 #include "runtime/diffusion/sampling.h"
 #include "runtime/diffusion/schedule.h"
+#include "runtime/eval/classifier_features.h"
 
 namespace anvil::diffusion {
 namespace {
@@ -40,6 +43,23 @@ absl::Status CheckOptions(const SampleToolOptions& o) {
   if (!std::isfinite(o.guidance)) return absl::InvalidArgumentError("--guidance must be finite");
   if (o.per_class < 1 || o.per_class > 256) {
     return absl::InvalidArgumentError("--per_class must be in [1, 256]");
+  }
+  if (o.dtype != "fp32" && o.dtype != "bf16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dtype must be fp32 or bf16, got '", o.dtype, "'"));
+  }
+  if (o.eval && o.classifier_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--eval needs --classifier_dir (a checkpoint directory of train --model classifier)");
+  }
+  if (!o.eval && !o.classifier_dir.empty()) {
+    return absl::InvalidArgumentError("--classifier_dir is only read with --eval");
+  }
+  if (o.eval && (o.eval_samples < 2 || o.eval_samples > 100000)) {
+    return absl::InvalidArgumentError("--eval_samples must be in [2, 100000]");
+  }
+  if (o.batch < 1 || o.batch > 1024) {
+    return absl::InvalidArgumentError("--batch must be in [1, 1024]");
   }
   return absl::OkStatus();
 }
@@ -78,14 +98,14 @@ absl::Status ReadWeights(const std::string& path, const proto::CheckpointManifes
     }
     if (entry == nullptr) {
       return absl::FailedPreconditionError(
-          absl::StrCat(path, " has no ", state, " tensor ", p.name, " (the model's config and its "
-                       "weights disagree)"));
+          absl::StrCat(path, " has no ", state, " tensor ", p.name,
+                       " (the model's config and its weights disagree)"));
     }
     uint64_t n = 1;
     for (int64_t d : entry->shape()) n *= static_cast<uint64_t>(d);
     if (n != p.numel) {
-      return absl::FailedPreconditionError(absl::StrCat(path, ": tensor ", p.name, " holds ", n,
-                                                        " values, the model's ", p.numel));
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, ": tensor ", p.name, " holds ", n, " values, the model's ", p.numel));
     }
     RETURN_IF_ERROR(ckpt::ReadTensorRange(path, m, *entry, 0, n, host + p.offset));
   }
@@ -101,14 +121,37 @@ uint8_t ToPixel(float x) {
 
 std::string SampleToolResult::Describe(const SampleToolOptions& o) const {
   return absl::StrFormat(
-      "wrote %s: %d x %d samples (%s) of %s step %d (%s weights), %s%s, eta %g, guidance %g, "
+      "wrote %s: %d x %d samples (%s) of %s step %d (%s weights, %s), %s%s, eta %g, guidance %g, "
       "seed %d",
       o.out, rows, cols,
       num_classes > 0 ? absl::StrCat("one row per class, ", num_classes, " classes")
                       : std::string("unconditional"),
-      checkpoint, step, weights, o.sampler,
-      o.sampler == "ddim" ? absl::StrCat(" ", o.steps, " steps") : std::string(" all steps"),
-      o.eta, o.guidance, o.seed);
+      checkpoint, step, weights, o.dtype, o.sampler,
+      o.sampler == "ddim" ? absl::StrCat(" ", o.steps, " steps") : std::string(" all steps"), o.eta,
+      o.guidance, o.seed);
+}
+
+std::string SampleToolResult::DescribeQuality(const SampleToolOptions& o) const {
+  if (!quality.has_value()) return "";
+  const eval::QualityReport& q = *quality;
+  std::string s = absl::StrFormat(
+      "eval: %d samples (%s) against the real test split, classifier %s step %d, %.0f s\n", q.n,
+      num_classes > 0 ? absl::StrCat(o.eval_samples, " per class") : std::string("unconditional"),
+      classifier, classifier_step, eval_seconds);
+  absl::StrAppend(&s, absl::StrFormat("  Frechet distance %.4g (floor %.4g: two disjoint real sets "
+                                      "of %d test images; lower is better)",
+                                      q.fd, q.fd_floor, q.n));
+  const double chance = q.classes > 0 ? 100.0 / q.classes : 0.0;
+  if (q.accuracy >= 0) {
+    absl::StrAppend(&s, absl::StrFormat("\n  conditional accuracy %.1f%% (chance %.1f%%, the "
+                                        "classifier on real test images %.1f%%)",
+                                        100 * q.accuracy, chance, 100 * q.real_accuracy));
+  } else {
+    absl::StrAppend(&s, absl::StrFormat("\n  no conditional accuracy (unconditional samples; the "
+                                        "classifier on real test images %.1f%%)",
+                                        100 * q.real_accuracy));
+  }
+  return s;
 }
 
 absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
@@ -157,10 +200,34 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   // The model, in fp32, one grid row per batch.
   r.cols = o.per_class;
   r.rows = r.num_classes > 0 ? r.num_classes : o.per_class;
-  config.mutable_data()->set_batch_size(r.cols);
-  config.set_param_dtype("fp32");
+  const int64_t grid_n = int64_t{r.rows} * r.cols;
+  const int64_t eval_n =
+      !o.eval ? 0 : (r.num_classes > 0 ? int64_t{o.eval_samples} * r.num_classes : o.eval_samples);
+  const int max_batch = static_cast<int>(std::min<int64_t>(o.batch, std::max(grid_n, eval_n)));
+  config.mutable_data()->set_batch_size(max_batch);
+  config.set_param_dtype(o.dtype);
   config.set_recompute("none");
   std::unique_ptr<kernels::Device> device = kernels::MakeCpuDevice(o.threads);
+  // The classifier and the real test images first: bad eval input fails
+  // before any sampling.
+  std::unique_ptr<eval::ClassifierEvaluator> classifier;
+  ImageDataset real;
+  if (o.eval) {
+    auto loaded = eval::ClassifierEvaluator::Load(o.classifier_dir, device.get());
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("--classifier_dir: ", loaded.status().message()));
+    }
+    classifier = *std::move(loaded);
+    if (r.num_classes > 0 && classifier->num_classes() != r.num_classes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--classifier_dir ", classifier->checkpoint_path(), " tells ", classifier->num_classes(),
+          " classes apart, the diffusion model draws ", r.num_classes));
+    }
+    ASSIGN_OR_RETURN(real, LoadImageData(config.data(), Split::kVal));
+    r.classifier = classifier->checkpoint_path();
+    r.classifier_step = classifier->step();
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<UnitModel> unit_model, CreateModel(config, device.get()));
   auto* model = dynamic_cast<DiffusionModel*>(unit_model.get());
   if (model == nullptr) {
@@ -173,8 +240,18 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   r.weights = o.use_ema && has_ema ? "ema" : "params";
   std::vector<float> host(layout.total_numel());
   RETURN_IF_ERROR(ReadWeights(r.checkpoint, m, layout, r.weights, host.data()));
-  void* params = device->Alloc(host.size() * sizeof(float));
-  device->CopyFromHost(params, host.data(), host.size() * sizeof(float));
+  // bf16 compute takes bf16 weights (rounded to nearest even, as the
+  // sharded engine's gathered copies are).
+  std::vector<uint16_t> host_bf16;
+  const void* weights = host.data();
+  if (model->compute_dtype() == DType::kBF16) {
+    host_bf16.resize(host.size());
+    for (size_t i = 0; i < host.size(); ++i) host_bf16[i] = kernels::F32ToBF16(host[i]);
+    weights = host_bf16.data();
+  }
+  const size_t weight_bytes = host.size() * DTypeSize(model->compute_dtype());
+  void* params = device->Alloc(weight_bytes);
+  device->CopyFromHost(params, weights, weight_bytes);
   std::unique_ptr<void, std::function<void(void*)>> free_params(
       params, [&device](void* p) { device->Free(p); });
 
@@ -182,7 +259,7 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   if (C != 1 && C != 3) {
     return absl::InvalidArgumentError(absl::StrCat("images of ", C, " channels: PNG needs 1 or 3"));
   }
-  const int B = r.cols;
+  int B = max_batch;  // the current batch (the last one of a set may be smaller)
   ModelFn fn = [&](const float* x_t, const int32_t* t, const int32_t* labels,
                    float* out) -> absl::Status {
     Batch b;
@@ -194,18 +271,29 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
     model->CopyPrediction(out);
     return absl::OkStatus();
   };
-  const SampleShape shape{B, H, W, C};
+  const int64_t numel = int64_t{H} * W * C;
+  // Draws n images with sample indices first.., in batches of max_batch
+  // (the noise depends on the index only, so the batching changes nothing).
+  auto draw = [&](uint64_t first, int64_t n, const int32_t* labels, float* out) -> absl::Status {
+    for (int64_t begin = 0; begin < n; begin += max_batch) {
+      B = static_cast<int>(std::min<int64_t>(max_batch, n - begin));
+      so.first_sample = first + static_cast<uint64_t>(begin);
+      RETURN_IF_ERROR(Sample(schedule, fn, SampleShape{B, H, W, C},
+                             labels != nullptr ? labels + begin : nullptr, so,
+                             out + begin * numel));
+    }
+    return absl::OkStatus();
+  };
+  // The grid: sample index row * cols + column, label = row.
+  std::vector<float> images(static_cast<size_t>(grid_n * numel));
+  std::vector<int32_t> labels(grid_n);
+  for (int64_t i = 0; i < grid_n; ++i) labels[i] = static_cast<int32_t>(i / r.cols);
+  RETURN_IF_ERROR(draw(0, grid_n, r.num_classes > 0 ? labels.data() : nullptr, images.data()));
   const int gh = r.rows * (H + kBorder) + kBorder, gw = r.cols * (W + kBorder) + kBorder;
   std::vector<uint8_t> grid(static_cast<size_t>(gh) * gw * C, 0);
-  std::vector<float> images(shape.numel());
-  std::vector<int32_t> labels(B);
   for (int row = 0; row < r.rows; ++row) {
-    std::fill(labels.begin(), labels.end(), row);
-    so.first_sample = static_cast<uint64_t>(row) * B;
-    RETURN_IF_ERROR(Sample(schedule, fn, shape, r.num_classes > 0 ? labels.data() : nullptr, so,
-                           images.data()));
-    for (int i = 0; i < B; ++i) {
-      const float* img = images.data() + static_cast<int64_t>(i) * H * W * C;
+    for (int i = 0; i < r.cols; ++i) {
+      const float* img = images.data() + (int64_t{row} * r.cols + i) * numel;
       const size_t top = static_cast<size_t>(row) * (H + kBorder) + kBorder;
       const size_t left = static_cast<size_t>(i) * (W + kBorder) + kBorder;
       for (int y = 0; y < H; ++y) {
@@ -215,6 +303,24 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
     }
   }
   RETURN_IF_ERROR(WritePng(o.out, gh, gw, C, grid.data()));
+  if (!o.eval) return r;
+
+  // The eval set: labels cycle through the classes (so the first N that
+  // EvaluateSamples may keep are balanced), noise indices after the grid's.
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t n = eval_n;
+  std::vector<float> samples(static_cast<size_t>(n * numel));
+  std::vector<int32_t> sample_labels(n, 0);
+  if (r.num_classes > 0) {
+    for (int64_t i = 0; i < n; ++i) sample_labels[i] = static_cast<int32_t>(i % r.num_classes);
+  }
+  RETURN_IF_ERROR(draw(static_cast<uint64_t>(grid_n), n,
+                       r.num_classes > 0 ? sample_labels.data() : nullptr, samples.data()));
+  ASSIGN_OR_RETURN(
+      r.quality,
+      eval::EvaluateSamples(*classifier, samples.data(),
+                            r.num_classes > 0 ? sample_labels.data() : nullptr, n, H, W, C, real));
+  r.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
 

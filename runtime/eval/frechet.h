@@ -11,32 +11,9 @@
 // symmetric positive semi-definite matrix, by Jacobi eigendecompositions
 // (symmetric_eigen.h). FD >= 0, 0 for identical statistics.
 //
-// How to read the numbers
-// - The scale is the classifier's own (its features are not Inception's):
-//   compare only numbers measured with the same classifier checkpoint and
-//   the same N, never with published FIDs.
-// - The floor: FD between two disjoint real sets of N images each (two
-//   parts of the test split). It is not 0 because N samples estimate the
-//   statistics with noise (it shrinks roughly as 1/N); no generator can be
-//   expected to beat it at that N. `sample --eval` prints it next to the
-//   samples' FD (quality.h).
-// - Samples: FD(N generated, N real test images). Measured with the
-//   classifier of tests/eval/classifier_train_test (D = 64, 300 steps,
-//   83% test accuracy): floor 0.10 at N = 5000, 0.67 at N = 1000; at
-//   N = 1000, real training images score 0.87 (1.3x the floor), the same
-//   with N(0, 0.1^2) pixel noise 1.4 (2x), with N(0, 0.4^2) noise 27 (40x);
-//   uniform noise, blank canvases or a single class score 150-220 at
-//   N = 2000-5000. So: within ~2x of the floor is close to real data; FD
-//   grows steadily with the degradation in between (40x for images still
-//   recognisable through heavy noise); 100x or more is noise or collapse.
-//   Lower is better.
-// - Conditional accuracy: the classifier's accuracy on class-conditional
-//   samples, taking the requested class as the label. Chance is 1/K (10%
-//   on Fashion-MNIST); the classifier's accuracy on real test images (the
-//   ceiling, printed alongside) is the best to expect. Samples that look
-//   like their class score near the ceiling; high accuracy with a high FD
-//   means recognisable but unrealistic (or low-diversity) images, a low FD
-//   with low accuracy means realistic images that ignore the label.
+// How to read the numbers (the floor, the scale, what 2x or 100x the floor
+// means, conditional accuracy against chance and the classifier's own
+// accuracy): README.md, section "Diffusion".
 #pragma once
 
 #include <cstdint>
