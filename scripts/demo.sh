@@ -33,7 +33,7 @@ DATA=data/licenses
 if [ ! -f "$DATA/train_000000.bin" ]; then
   "$BUILD_DIR/runtime/data/tokenize" --out_dir "$DATA" --val_fraction 0.1 /usr/share/common-licenses/*
 fi
-"${LAUNCH[@]}" "$TRAIN" --threads 1 --batch_size 8 --sharding FULL_SHARD --steps 600 \
+"${LAUNCH[@]}" "$TRAIN" --threads 1 --batch_size 8 --sharding FULL_SHARD --steps 300 \
   --train_pattern "$DATA/train_*.bin" --val_pattern "$DATA/val_*.bin" "$@"
 
 rm -rf "$DEMO_DIR"
@@ -58,6 +58,6 @@ echo "== sampling and measuring (${SECONDS}s so far)"
 GRID="$DEMO_DIR/$DEMO_MODEL-samples.png"
 "$BUILD_DIR/runtime/diffusion/sample" --checkpoint_dir "$DEMO_DIR/$DEMO_MODEL" --out "$GRID" \
   --sampler ddim --steps 50 --guidance 3 --per_class 10 --dtype bf16 \
-  --eval --classifier_dir "$DEMO_DIR/classifier" --eval_samples "${DEMO_EVAL_SAMPLES:-20}"
+  --eval --classifier_dir "$DEMO_DIR/classifier" --eval_samples "${DEMO_EVAL_SAMPLES:-10}"
 echo "demo: done in ${SECONDS}s; sample grid (one row per class, Fashion-MNIST classes 0-9:" \
   "T-shirt, trouser, pullover, dress, coat, sandal, shirt, sneaker, bag, ankle boot): $GRID"
