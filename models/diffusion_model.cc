@@ -30,6 +30,13 @@ absl::Status DiffusionModel::SetBatch(const Batch& batch) {
       return absl::InvalidArgumentError("batch tensors 'x_t' and 'target' differ in shape");
     }
     b.target = static_cast<const float*>(target.data);
+    if (batch.Has("dropout_seeds")) {
+      ASSIGN_OR_RETURN(const BatchTensor s, batch.Get("dropout_seeds", DType::kI32, 1));
+      if (s.shape[0] != x.shape[0]) {
+        return absl::InvalidArgumentError("batch tensors 'x_t' and 'dropout_seeds' differ in B");
+      }
+      b.dropout_seeds = static_cast<const int32_t*>(s.data);
+    }
   }
   return SetDiffusionBatch(b);
 }

@@ -3,7 +3,9 @@
 // It is fed diffusion batches (runtime/data, DataKind::kDiffusion): "x_t"
 // (B,H,W,C) F32 NHWC in the data's range, "timesteps" (B) I32 in [0, T),
 // "labels" (B) I32 where the null class (= num_classes) means unconditional,
-// and "target" (B,H,W,C) F32, the eps or v the model should predict. The loss
+// and "target" (B,H,W,C) F32, the eps or v the model should predict, and
+// optionally "dropout_seeds" (B) I32 keying a model's dropout masks (a
+// training batch without them trains with no dropout). The loss
 // is the MSE between the prediction and the target. The model knows nothing
 // of noise schedules or samplers (runtime/diffusion owns them): for sampling,
 // a batch without "target" runs the forward only, and CopyPrediction reads
@@ -21,6 +23,7 @@ struct DiffusionBatch {
   const int32_t* timesteps = nullptr;  // (B)
   const int32_t* labels = nullptr;     // (B)
   const float* target = nullptr;     // (B,H,W,C), or null: forward only (sampling)
+  const int32_t* dropout_seeds = nullptr;  // (B) with target: dropout masks; null: no dropout
   int batch = 0;
 };
 

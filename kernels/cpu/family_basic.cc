@@ -7,6 +7,7 @@
 #include "kernels/cpu/register_ops.h"
 #include "kernels/cpu/typed.h"
 #include "kernels/cpu/typed_ops.h"
+#include "kernels/dropout_mask.h"
 #include "kernels/op_registry.h"
 #include "kernels/ops/activation.h"
 #include "kernels/ops/convert.h"
@@ -56,6 +57,38 @@ void ScaleCpu(Device& d, const TensorView& x, float alpha) {
   fo.Finish();
 }
 
+// Samples split among threads; the mask is a pure function of (seed, salt,
+// i), so the result does not depend on the thread count.
+template <typename T, typename Load, typename Store>
+void DropoutRows(int nt, T* x, const int32_t* seeds, int64_t rows, int64_t n,
+                 const DropoutParams& p, Load load, Store store) {
+  const uint32_t threshold = DropoutThreshold(p.p);
+  const float scale = 1.0f / (1.0f - p.p);
+  const int threads = rows * n < static_cast<int64_t>(kMinParallelElems) ? 1 : nt;
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t b = 0; b < rows; ++b) {
+    const uint64_t key = DropoutKey(static_cast<uint32_t>(seeds[b]), p.salt);
+    T* row = x + b * n;
+    for (int64_t i = 0; i < n; ++i) {
+      row[i] = DropoutKeep(key, static_cast<uint64_t>(i), threshold) ? store(load(row[i]) * scale)
+                                                                     : store(0.0f);
+    }
+  }
+}
+
+void DropoutCpu(Device& d, const TensorView& x, const TensorView& seeds, const DropoutParams& p) {
+  const int64_t rows = seeds.shape[0], n = x.numel() / rows;
+  const int32_t* s = seeds.as<int32_t>();
+  if (x.dtype == DType::kF32) {
+    DropoutRows(Threads(d), x.as<float>(), s, rows, n, p, [](float v) { return v; },
+                [](float v) { return v; });
+  } else if (x.dtype == DType::kBF16) {
+    DropoutRows(Threads(d), x.as<uint16_t>(), s, rows, n, p, BF16ToF32, F32ToBF16);
+  } else {
+    DropoutRows(Threads(d), x.as<uint16_t>(), s, rows, n, p, F16ToF32, F32ToF16);
+  }
+}
+
 void GeluForwardCpu(Device& d, const TensorView& out, const TensorView& x) {
   const size_t n = static_cast<size_t>(x.numel());
   if (out.dtype == DType::kBF16 && x.dtype == DType::kBF16) {
@@ -88,6 +121,8 @@ void RegisterBasicOps() {
   RegisterOp<AddFn>(k, "elementwise.add", &AddCpu, {DType::kF32, DType::kBF16});
   RegisterOp<AccumulateFn>(k, "elementwise.accumulate", &AccumulateCpu, {DType::kF32, DType::kBF16});
   RegisterOp<ScaleFn>(k, "elementwise.scale", &ScaleCpu, {DType::kF32, DType::kBF16});
+  RegisterOp<DropoutFn>(k, "elementwise.dropout", &DropoutCpu,
+                        {DType::kF32, DType::kBF16, DType::kF16});
   RegisterOp<GeluForwardFn>(k, "activation.gelu_forward", &GeluForwardCpu, {DType::kF32, DType::kBF16});
   RegisterOp<GeluBackwardFn>(k, "activation.gelu_backward", &GeluBackwardCpu, {DType::kF32, DType::kBF16});
   RegisterOp<SwiGluForwardFn>(k, "activation.swiglu_forward", &SwiGluForwardCpu,

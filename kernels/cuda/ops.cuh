@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "common/dtype.h"
+#include "kernels/ops/elementwise.h"
 #include "kernels/ops/optim.h"
 
 namespace anvil::kernels::cuda {
@@ -65,6 +66,8 @@ void GeluBackward(const Ctx& ctx, float* dinp, const float* inp, const float* do
 void ResidualForward(const Ctx& ctx, float* out, const float* a, const float* b, size_t n);
 void Accumulate(const Ctx& ctx, float* dst, const float* src, size_t n);
 void Scale(const Ctx& ctx, float* x, float alpha, size_t n);
+// dropout.cu (the registered op itself: elementwise.dropout)
+void DropoutCuda(Device& d, const TensorView& x, const TensorView& seeds, const DropoutParams& p);
 // softmax_xent.cu
 void SoftmaxCrossEntropyForward(const Ctx& ctx, float* losses, float* probs, const float* logits,
                                 const int32_t* targets, int N, int V);

@@ -206,6 +206,8 @@ void RegisterCudaOps() {
     RegisterOp<AddFn>(k, "elementwise.add", &AddCuda, f32);
     RegisterOp<AccumulateFn>(k, "elementwise.accumulate", &AccumulateCuda, f32);
     RegisterOp<ScaleFn>(k, "elementwise.scale", &ScaleCuda, f32);
+    RegisterOp<DropoutFn>(k, "elementwise.dropout", &DropoutCuda,
+                          {DType::kF32, DType::kBF16, DType::kF16});
     RegisterOp<GeluForwardFn>(k, "activation.gelu_forward", &GeluForwardCuda, f32);
     RegisterOp<GeluBackwardFn>(k, "activation.gelu_backward", &GeluBackwardCuda, f32);
     RegisterOp<LayerNormForwardFn>(k, "norm.layernorm_forward", &LayerNormForwardCuda, f32);

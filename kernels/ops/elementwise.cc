@@ -26,4 +26,14 @@ void Scale(Device& d, const TensorView& x, float alpha) {
   if (x.numel() > 0) h.Get(d.kind())(d, x, alpha);
 }
 
+void Dropout(Device& d, const TensorView& x, const TensorView& seeds, const DropoutParams& params) {
+  static const OpHandle<DropoutFn> h("elementwise.dropout");
+  internal::ExpectFloat(x, h.name(), "x");
+  internal::Expect(seeds.dtype == DType::kI32 && seeds.ndim == 1, h.name(), "seeds must be (B) I32");
+  internal::Expect(seeds.shape[0] > 0 && x.numel() % seeds.shape[0] == 0, h.name(),
+                   "x's numel is not a multiple of the seeds' count");
+  internal::Expect(params.p >= 0.0f && params.p < 1.0f, h.name(), "p must be in [0, 1)");
+  if (x.numel() > 0 && params.p > 0.0f) h.Get(d.kind())(d, x, seeds, params);
+}
+
 }  // namespace anvil::kernels

@@ -44,6 +44,10 @@ k::Conv2dParams Same3x3() { return {.stride_h = 1, .stride_w = 1, .pad_h = 1, .p
 k::Conv2dParams Down3x3() { return {.stride_h = 2, .stride_w = 2, .pad_h = 1, .pad_w = 1,
                                     .accumulate_dx = false}; }
 k::Conv2dParams Pointwise() { return {.accumulate_dx = false}; }
+// One mask per stage: the stage index salts the images' seeds.
+k::DropoutParams DropAt(float p, int stage) {
+  return {.p = p, .salt = static_cast<uint32_t>(stage)};
+}
 
 }  // namespace
 
@@ -80,6 +84,7 @@ absl::StatusOr<std::unique_ptr<UNet>> UNet::Create(const UNetConfig& config,
                 {"attention.forward", cd}, {"attention.backward", cd},
                 {"elementwise.add", cd}, {"elementwise.accumulate", f},
                 {"loss.mse_forward", f}, {"loss.mse_backward", f}, {"convert.convert", cd}}));
+  if (config.dropout > 0.0f) RETURN_IF_ERROR(k::RequireOps(*device, {{"elementwise.dropout", cd}}));
   std::unique_ptr<UNet> m(new UNet(config, options, device));
   m->plan_ = BuildUNetPlan(config);
   DeclareUNetParams(config, m->plan_, &m->layout_);
@@ -113,6 +118,7 @@ absl::Status UNet::AllocateArena() {
   f(&acts_.target, B * S2 * IC);
   piece(&acts_.timesteps, B, 4);
   piece(&acts_.labels, B, 4);
+  piece(&acts_.dropout_seeds, B, 4);
   c(&acts_.x_cd, B * S2 * IC);
   c(&acts_.sin, B * ch);
   c(&acts_.te1, B * E);
@@ -265,6 +271,9 @@ absl::Status UNet::SetDiffusionBatch(const DiffusionBatch& b) {
   if (has_target_) device_->CopyFromHost(acts_.target, b.target, img);
   device_->CopyFromHost(acts_.timesteps, b.timesteps, sizeof(int32_t) * B_);
   device_->CopyFromHost(acts_.labels, b.labels, sizeof(int32_t) * B_);
+  // Dropout only in training (a target) and where the batch keys the masks.
+  dropout_ = has_target_ && b.dropout_seeds != nullptr && config_.dropout > 0.0f;
+  if (dropout_) device_->CopyFromHost(acts_.dropout_seeds, b.dropout_seeds, sizeof(int32_t) * B_);
   return absl::OkStatus();
 }
 
@@ -444,6 +453,7 @@ void UNet::StageForward(int si, const StageParams& w) {
   k::GroupNormForward(d, Img(a.gn2, r, co), k::View(a.mean2, {B_, G}), k::View(a.rstd2, {B_, G}),
                       Img(a.h1, r, co), w.norm2_w, w.norm2_b, gp);
   k::SiluForward(d, Img(a.silu2, r, co), Img(a.gn2, r, co));
+  if (dropout_) k::Dropout(d, Img(a.silu2, r, co), k::View(acts_.dropout_seeds, {B_}), DropAt(config_.dropout, si));
   k::Conv2dForward(d, Img(a.h2, r, co), Img(a.silu2, r, co), w.conv2_w, w.conv2_b, Same3x3());
   void* y = s.attn ? a.rbout : acts_.t_act[s.out];
   if (ci != co) {
@@ -533,6 +543,7 @@ void UNet::StageBackward(int si, const StageParams& w, const StageParams& g) {
   }
   k::Conv2dBackward(d, Img(acts_.c1, r, co), g.conv2_w, g.conv2_b, gy, Img(a.silu2, r, co),
                     w.conv2_w, Same3x3());
+  if (dropout_) k::Dropout(d, Img(acts_.c1, r, co), k::View(acts_.dropout_seeds, {B_}), DropAt(config_.dropout, si));
   d.Memset(acts_.c2, 0, Img(acts_.c2, r, co).bytes());
   k::SiluBackward(d, Img(acts_.c2, r, co), Img(a.gn2, r, co), Img(acts_.c1, r, co));
   d.Memset(acts_.c3, 0, Img(acts_.c3, r, co).bytes());

@@ -2,8 +2,9 @@
 // DiffusionModel, over NHWC activations.
 //
 // Residual block: GroupNorm -> SiLU -> 3x3 conv -> + temb projection
-// (linear of SiLU(temb), a per-(B,C) bias) -> GroupNorm -> SiLU -> (dropout:
-// not implemented, i.e. 0) -> 3x3 conv, plus the input (1x1 conv when the
+// (linear of SiLU(temb), a per-(B,C) bias) -> GroupNorm -> SiLU -> dropout
+// (config.dropout; masks keyed by the batch's per-image seeds, so a
+// recomputed forward and the backward rebuild them) -> 3x3 conv, plus the input (1x1 conv when the
 // width changes). Attention: GroupNorm -> qkv linear -> non-causal flash
 // attention over the H*W positions -> proj linear, residual.
 //
@@ -117,12 +118,13 @@ class UNet : public DiffusionModel {
 
   int B_ = 0;
   bool has_target_ = false;
+  bool dropout_ = false;  // this batch trains with dropout (config.dropout > 0, seeds given)
   bool loss_ready_ = false;
   double loss_ = 0;
 
   struct Acts {
     float *x_t = nullptr, *target = nullptr;
-    int32_t *timesteps = nullptr, *labels = nullptr;
+    int32_t *timesteps = nullptr, *labels = nullptr, *dropout_seeds = nullptr;
     void* x_cd = nullptr;  // x_t in the compute dtype (the stem's input)
     // Time embedding: sinusoid (B,ch), lin1 out (B,E), its SiLU, temb (B,E)
     // fp32 (+ class row), class row (B,E) fp32, SiLU(temb) (B,E).

@@ -61,6 +61,10 @@ absl::Status ValidateUNetConfig(const UNetConfig& c) {
       return absl::InvalidArgumentError(absl::StrCat("--", name, " must be <= ", hi, ", got ", v));
     }
   }
+  if (!(c.dropout >= 0.0f && c.dropout < 1.0f)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--unet_dropout must be in [0, 1), got ", c.dropout));
+  }
   if (c.num_classes < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("--image_classes must be >= 0 (0: unconditional), got ", c.num_classes));

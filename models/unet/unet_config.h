@@ -40,6 +40,7 @@ struct UNetConfig {
   int n_head = 4;           // attention heads
   int num_classes = 10;     // K; 0: unconditional (no class embedding)
   float norm_eps = 1e-5f;
+  float dropout = 0.0f;     // in each residual block, before its second conv; [0, 1)
 };
 
 // Parses "1,2,2" into {1, 2, 2}; `flag` names the field in errors.

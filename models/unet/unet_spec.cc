@@ -23,6 +23,7 @@ absl::StatusOr<UNetConfig> ToUNetConfig(const proto::ModelConfig& m) {
   c.n_head = m.n_head();
   c.num_classes = m.image_classes();
   c.norm_eps = m.has_norm_eps() ? m.norm_eps() : 1e-5f;
+  c.dropout = m.unet_dropout();
   return c;
 }
 

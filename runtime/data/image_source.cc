@@ -63,6 +63,7 @@ absl::StatusOr<std::unique_ptr<ImageSource>> ImageSource::Create(
     s->target_.resize(n);
     s->timesteps_.resize(B);
     s->labels_out_.resize(B);
+    s->dropout_seeds_.resize(B);
   }
   return s;
 }
@@ -112,11 +113,13 @@ absl::Status ImageSource::Next(Batch* batch) {
   nb.timesteps = timesteps_.data();
   nb.labels_out = labels_out_.data();
   nb.target = target_.data();
+  nb.dropout_seeds = dropout_seeds_.data();
   noiser_->Apply(nb);
   batch->Set("x_t", {DType::kF32, image_shape, x_t_.data()});
   batch->Set("timesteps", {DType::kI32, vec_shape, timesteps_.data()});
   batch->Set("labels", {DType::kI32, vec_shape, labels_out_.data()});
   batch->Set("target", {DType::kF32, image_shape, target_.data()});
+  batch->Set("dropout_seeds", {DType::kI32, vec_shape, dropout_seeds_.data()});
   return absl::OkStatus();
 }
 

@@ -59,7 +59,7 @@ class ImageSource : public DataSource {
   int out_h_ = 0, out_w_ = 0;
   std::vector<ImageDraw> draws_;
   std::vector<float> images_, x_t_, target_;
-  std::vector<int32_t> labels_, timesteps_, labels_out_;
+  std::vector<int32_t> labels_, timesteps_, labels_out_, dropout_seeds_;
 };
 
 }  // namespace anvil

@@ -22,6 +22,7 @@ enum class RngStream : uint64_t {
   kLabelDrop = 3,
   kSampleInit = 4,
   kSampleStep = 5,
+  kDropout = 6,
 };
 
 // A key naming one sequence; values are drawn with Bits(key, i).

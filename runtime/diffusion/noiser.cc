@@ -10,6 +10,7 @@ void TrainingNoiser::Apply(const NoiserBatch& b) const {
   const uint64_t seed = options_.seed;
   const uint64_t t_key = CounterKey(seed, RngStream::kTrainTimestep, b.step);
   const uint64_t drop_key = CounterKey(seed, RngStream::kLabelDrop, b.step);
+  const uint64_t dropout_key = CounterKey(seed, RngStream::kDropout, b.step);
   const int null_class = options_.num_classes;
   eps_.resize(static_cast<size_t>(b.sample_numel));
   for (int i = 0; i < b.batch; ++i) {
@@ -20,6 +21,9 @@ void TrainingNoiser::Apply(const NoiserBatch& b) const {
     const bool conditional = options_.num_classes > 0 && b.labels != nullptr;
     const bool drop = CounterUniform(drop_key, g) <= options_.label_dropout;
     b.labels_out[i] = conditional && !drop ? b.labels[i] : null_class;
+    if (b.dropout_seeds != nullptr) {
+      b.dropout_seeds[i] = static_cast<int32_t>(static_cast<uint32_t>(CounterBits(dropout_key, g)));
+    }
 
     CounterNormal(CounterKey(seed, RngStream::kTrainNoise, b.step, g), eps_.data(), eps_.size());
     const double a = std::sqrt(schedule_->alpha_bar(t));

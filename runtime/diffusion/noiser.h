@@ -4,7 +4,8 @@
 // (eps, or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x_0). For classifier-free
 // guidance the class label is replaced by the null class (= num_classes)
 // with probability label_dropout, and always when the data has no labels or
-// the run is unconditional (num_classes = 0, null class 0).
+// the run is unconditional (num_classes = 0, null class 0). Each sample also
+// gets a seed for the model's dropout masks (kernels/dropout_mask.h).
 //
 // Invariant: everything drawn for a sample is a counter-based function of
 // (seed, step, global index) — step is the global batch number and the
@@ -40,6 +41,7 @@ struct NoiserBatch {
   int32_t* timesteps = nullptr;     // (B)
   int32_t* labels_out = nullptr;    // (B)
   float* target = nullptr;          // (B, sample_numel)
+  int32_t* dropout_seeds = nullptr;  // (B) the model's dropout seed per sample, or null
 };
 
 class TrainingNoiser {

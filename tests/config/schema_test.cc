@@ -83,7 +83,7 @@ TEST(SchemaTest, DefaultTrainConfigSetsEveryLeafToTheFlagDefaultsTrainHad) {
             image_size: 28 image_channels: 1 image_classes: 10 norm_groups: 8
             unet_channels: 32 unet_channel_mult: "1,2,2" unet_blocks: 1
             unet_attention_res: "7"
-            patch_size: 4 learned_pos: false }
+            patch_size: 4 learned_pos: false unet_dropout: 0 }
     data { train_pattern: "data/licenses/train_*.bin" val_pattern: "data/licenses/val_*.bin"
            batch_size: 16 seq_len: 128 train_images: "" train_labels: "" val_images: ""
            val_labels: "" image_root: "" val_image_root: "" image_pad: 0 hflip: false }

@@ -65,7 +65,7 @@ TEST(Schedule, BadOptions) {
 
 struct Out {
   std::vector<float> x_t, target;
-  std::vector<int32_t> t, labels;
+  std::vector<int32_t> t, labels, dropout_seeds;
 };
 
 Out Noise(const TrainingNoiser& n, const std::vector<float>& x0, const std::vector<int32_t>& labels,
@@ -75,6 +75,7 @@ Out Noise(const TrainingNoiser& n, const std::vector<float>& x0, const std::vect
   o.target.resize(count * per);
   o.t.resize(count);
   o.labels.resize(count);
+  o.dropout_seeds.resize(count);
   NoiserBatch b;
   b.batch = count;
   b.sample_numel = per;
@@ -86,6 +87,7 @@ Out Noise(const TrainingNoiser& n, const std::vector<float>& x0, const std::vect
   b.target = o.target.data();
   b.timesteps = o.t.data();
   b.labels_out = o.labels.data();
+  b.dropout_seeds = o.dropout_seeds.data();
   n.Apply(b);
   return o;
 }
@@ -120,6 +122,10 @@ TEST_F(NoiserTest, DeterministicAndRankIndependent) {
   EXPECT_EQ(std::vector<float>(all.target.begin() + 4 * kPer, all.target.end()), r1.target);
   EXPECT_EQ(std::vector<int32_t>(all.t.begin() + 4, all.t.end()), r1.t);
   EXPECT_EQ(std::vector<int32_t>(all.labels.begin() + 4, all.labels.end()), r1.labels);
+  EXPECT_EQ(std::vector<int32_t>(all.dropout_seeds.begin() + 4, all.dropout_seeds.end()),
+            r1.dropout_seeds);
+  EXPECT_NE(all.dropout_seeds[0], all.dropout_seeds[1]);
+  EXPECT_NE(Noise(n, x0_, labels_, kPer, 5, 0, 0, kB).dropout_seeds, all.dropout_seeds);
   // Another step or seed draws other noise.
   EXPECT_NE(Noise(n, x0_, labels_, kPer, 5, 0, 0, kB).target, all.target);
   o.seed = 10;

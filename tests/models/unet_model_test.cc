@@ -134,42 +134,100 @@ std::vector<float> RandomParams(const UNet& m, uint64_t seed, float noise) {
   return p;
 }
 
-TEST(UNetGradient, MatchesFiniteDifferences) {
-  for (int K : {3, 0}) {  // conditional and unconditional
-    auto device = kernels::MakeCpuDevice(1);
-    UNetConfig c = TinyUNet();
-    c.num_classes = K;
-    auto m = UNet::Create(c, UNetOptions{2}, device.get());
-    ASSERT_TRUE(m.ok()) << m.status();
-    UNet& model = **m;
-    std::vector<float> p = RandomParams(model, 3, 0.2f), g(p.size(), 0.f);
-    const DiffusionData d = RandomDiffusion(2, 8, 2, K, 9);
-    ASSERT_TRUE(model.SetBatch(d.batch()).ok());
+// Analytic gradients against central differences at 3 elements of every
+// parameter tensor.
+void ExpectFiniteDifferenceGradients(const UNetConfig& c, const DiffusionData& d,
+                                     const std::string& what) {
+  auto device = kernels::MakeCpuDevice(1);
+  auto m = UNet::Create(c, UNetOptions{d.B}, device.get());
+  ASSERT_TRUE(m.ok()) << m.status();
+  UNet& model = **m;
+  std::vector<float> p = RandomParams(model, 3, 0.2f), g(p.size(), 0.f);
+  ASSERT_TRUE(model.SetBatch(d.batch()).ok());
+  model.ForwardAll(p.data());
+  model.BackwardAll(p.data(), g.data(), 1.0f);
+  auto loss_at = [&](size_t i, float delta) {
+    const float saved = p[i];
+    p[i] = saved + delta;
     model.ForwardAll(p.data());
-    model.BackwardAll(p.data(), g.data(), 1.0f);
-    auto loss_at = [&](size_t i, float delta) {
-      const float saved = p[i];
-      p[i] = saved + delta;
-      model.ForwardAll(p.data());
-      const double l = model.Loss();
-      p[i] = saved;
-      return l;
-    };
-    std::mt19937 rng(5);
-    for (const ParamInfo& info : model.layout().params()) {
-      for (int k = 0; k < 3; ++k) {
-        size_t i = info.offset + rng() % info.numel;
-        if (info.name == "class_embed.weight") {  // a row some label uses
-          const size_t row = static_cast<size_t>(d.labels[0]) * info.shape[1];
-          i = info.offset + row + rng() % info.shape[1];
-        }
-        const float h = 1e-2f;
-        const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
-        EXPECT_NEAR(g[i], numeric, 1e-3 + 2e-2 * std::fabs(numeric))
-            << "K=" << K << " " << info.name << " [" << i - info.offset << "]";
+    const double l = model.Loss();
+    p[i] = saved;
+    return l;
+  };
+  std::mt19937 rng(5);
+  for (const ParamInfo& info : model.layout().params()) {
+    for (int k = 0; k < 3; ++k) {
+      size_t i = info.offset + rng() % info.numel;
+      if (info.name == "class_embed.weight") {  // a row some label uses
+        const size_t row = static_cast<size_t>(d.labels[0]) * info.shape[1];
+        i = info.offset + row + rng() % info.shape[1];
       }
+      const float h = 1e-2f;
+      const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
+      EXPECT_NEAR(g[i], numeric, 1e-3 + 2e-2 * std::fabs(numeric))
+          << what << " " << info.name << " [" << i - info.offset << "]";
     }
   }
+}
+
+TEST(UNetGradient, MatchesFiniteDifferences) {
+  for (int K : {3, 0}) {  // conditional and unconditional
+    UNetConfig c = TinyUNet();
+    c.num_classes = K;
+    ExpectFiniteDifferenceGradients(c, RandomDiffusion(2, 8, 2, K, 9), "K=" + std::to_string(K));
+  }
+}
+
+// With dropout the masks are fixed by the batch's seeds, so the loss is a
+// deterministic function of the parameters and its gradient checkable.
+TEST(UNetDropout, GradientsMatchFiniteDifferencesThroughTheMasks) {
+  UNetConfig c = TinyUNet();
+  c.dropout = 0.3f;
+  DiffusionData d = RandomDiffusion(2, 8, 2, 3, 9);
+  d.dropout_seeds = {41, -7};
+  ExpectFiniteDifferenceGradients(c, d, "dropout 0.3");
+}
+
+// Dropout changes a training forward; without seeds (or at p = 0) the model
+// is exactly the one without dropout, and a sampler's forward (no target)
+// never drops.
+TEST(UNetDropout, OnlyTrainingBatchesWithSeedsDrop) {
+  UNetConfig c = TinyUNet();
+  auto dev = kernels::MakeCpuDevice(1);
+  auto plain = UNet::Create(c, UNetOptions{2}, dev.get());
+  c.dropout = 0.5f;
+  auto drop = UNet::Create(c, UNetOptions{2}, dev.get());
+  ASSERT_TRUE(plain.ok() && drop.ok());
+  std::vector<float> p = RandomParams(**plain, 2, 0.2f);
+  DiffusionData d = RandomDiffusion(2, 8, 2, 3, 6);
+  auto loss_of = [&](UNet& m, const DiffusionData& data) {
+    EXPECT_TRUE(m.SetBatch(data.batch()).ok());
+    m.ForwardAll(p.data());
+    return m.Loss();
+  };
+  const double base = loss_of(**plain, d);
+  EXPECT_EQ(loss_of(**drop, d), base);  // no seeds: no dropout
+  d.dropout_seeds = {1, 2};
+  const double dropped = loss_of(**drop, d);
+  EXPECT_NE(dropped, base);
+  EXPECT_EQ(loss_of(**drop, d), dropped);  // the same seeds, the same masks
+  EXPECT_EQ(loss_of(**plain, d), base);    // p = 0 ignores the seeds
+  d.dropout_seeds = {1, 3};
+  EXPECT_NE(loss_of(**drop, d), dropped);
+  d.target.clear();  // a sampler's batch: forward only, no dropout
+  Batch b;
+  b.Set("x_t", {DType::kF32, {2, 8, 8, 2}, d.x_t.data()});
+  b.Set("timesteps", {DType::kI32, {2}, d.t.data()});
+  b.Set("labels", {DType::kI32, {2}, d.labels.data()});
+  b.Set("dropout_seeds", {DType::kI32, {2}, d.dropout_seeds.data()});
+  std::vector<float> with(d.x_t.size()), without(d.x_t.size());
+  ASSERT_TRUE((*drop)->SetBatch(b).ok());
+  (*drop)->ForwardAll(p.data());
+  (*drop)->CopyPrediction(with.data());
+  ASSERT_TRUE((*plain)->SetBatch(b).ok());
+  (*plain)->ForwardAll(p.data());
+  (*plain)->CopyPrediction(without.data());
+  EXPECT_EQ(with, without);
 }
 
 struct Result {
@@ -268,12 +326,22 @@ TEST(UNetRecompute, BitIdenticalGradientsWithLessMemory) {
   auto m = UNet::Create(c, UNetOptions{3}, dev.get());
   ASSERT_TRUE(m.ok()) << m.status();
   const std::vector<float> p = RandomParams(**m, 7, 0.1f);
-  const DiffusionData d = RandomDiffusion(3, 16, 2, 3, 4);
+  DiffusionData d = RandomDiffusion(3, 16, 2, 3, 4);
   for (DType dt : {DType::kF32, DType::kBF16}) {
     const Result keep = RunOnce(c, UNetOptions{3, dt, false}, p, d, 2);
     const Result redo = RunOnce(c, UNetOptions{3, dt, true}, p, d, 2);
     EXPECT_EQ(redo.loss, keep.loss) << DTypeName(dt);
     EXPECT_EQ(redo.grads, keep.grads) << DTypeName(dt);
+    // With dropout the recomputed forward rebuilds the same masks.
+    UNetConfig cd = c;
+    cd.dropout = 0.25f;
+    d.dropout_seeds = {5, 6, 7};
+    const Result keep_d = RunOnce(cd, UNetOptions{3, dt, false}, p, d, 2);
+    const Result redo_d = RunOnce(cd, UNetOptions{3, dt, true}, p, d, 2);
+    d.dropout_seeds.clear();
+    EXPECT_NE(keep_d.loss, keep.loss) << DTypeName(dt);
+    EXPECT_EQ(redo_d.loss, keep_d.loss) << DTypeName(dt);
+    EXPECT_EQ(redo_d.grads, keep_d.grads) << DTypeName(dt);
     EXPECT_LT(redo.arena, keep.arena * 3 / 4) << DTypeName(dt);
     std::printf("unet recompute (%s): arena %zu -> %zu bytes\n",
                 std::string(DTypeName(dt)).c_str(), keep.arena, redo.arena);

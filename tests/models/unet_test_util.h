@@ -31,6 +31,7 @@ inline UNetConfig TinyUNet() {
 struct DiffusionData {
   std::vector<float> x_t, target;
   std::vector<int32_t> t, labels;
+  std::vector<int32_t> dropout_seeds;  // empty: none in the batch
   int B = 0, S = 0, C = 0;
   Batch batch() const {
     Batch b;
@@ -39,6 +40,7 @@ struct DiffusionData {
     b.Set("timesteps", {DType::kI32, {B}, t.data()});
     b.Set("labels", {DType::kI32, {B}, labels.data()});
     b.Set("target", {DType::kF32, img, target.data()});
+    if (!dropout_seeds.empty()) b.Set("dropout_seeds", {DType::kI32, {B}, dropout_seeds.data()});
     return b;
   }
 };
