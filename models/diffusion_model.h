@@ -23,8 +23,8 @@ struct DiffusionBatch {
   const int32_t* timesteps = nullptr;  // (B)
   const int32_t* labels = nullptr;     // (B)
   const float* target = nullptr;     // (B,H,W,C), or null: forward only (sampling)
-  const int32_t* dropout_seeds = nullptr;  // (B) with target: dropout masks; null: no dropout
   int batch = 0;
+  const int32_t* dropout_seeds = nullptr;  // (B) with target: dropout masks; null: no dropout
 };
 
 class DiffusionModel : public UnitModel {
