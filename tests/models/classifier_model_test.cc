@@ -13,6 +13,7 @@
 #include "kernels/device.h"
 #include "models/classifier/classifier.h"
 #include "models/classifier/classifier_spec.h"
+#include "tests/models/finite_difference.h"
 
 namespace anvil {
 namespace {
@@ -132,23 +133,10 @@ TEST(ClassifierGradient, MatchesFiniteDifferences) {
   EXPECT_EQ(model.num_labelled(), 2);
   model.ForwardAll(p.data());
   model.BackwardAll(p.data(), g.data(), 1.0f);
-  auto loss_at = [&](size_t i, float delta) {
-    const float saved = p[i];
-    p[i] = saved + delta;
-    model.ForwardAll(p.data());
-    const double l = model.Loss();
-    p[i] = saved;
-    return l;
-  };
-  for (const ParamInfo& info : model.layout().params()) {
-    for (int k = 0; k < 4; ++k) {
-      const size_t i = info.offset + rng() % info.numel;
-      const float h = 1e-2f;
-      const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
-      EXPECT_NEAR(g[i], numeric, 1e-3 + 2e-2 * std::fabs(numeric))
-          << info.name << " [" << i - info.offset << "]";
-    }
-  }
+  testing::FiniteDifferenceOptions o;
+  o.per_tensor = 4;
+  o.abs_tol = 1e-3;
+  testing::ExpectGradientsMatchFiniteDifferences(model, p, g, rng, o);
 }
 
 // Features are the mean over positions of the last SiLU activation, logits

@@ -18,6 +18,7 @@
 #include "models/dit/dit_spec.h"
 #include "models/model_registry.h"
 #include "runtime/config/schema.h"
+#include "tests/models/finite_difference.h"
 
 namespace anvil {
 namespace {
@@ -219,30 +220,14 @@ TEST(DitGradient, MatchesFiniteDifferences) {
     auto m = Dit::Create(c, DitOptions{B}, device.get());
     ASSERT_TRUE(m.ok());
     Dit& model = **m;
-    const ParamLayout& layout = model.layout();
     std::vector<float> p = LiveParams(model, 3, 0.2f), g(p.size(), 0.f);
     const Data d = RandomData(c, B, 9);
     ASSERT_TRUE(model.SetDiffusionBatch(AsBatch(d, B)).ok());
     model.ForwardAll(p.data());
     model.BackwardAll(p.data(), g.data(), 1.0f);
-    auto loss_at = [&](size_t i, float delta) {
-      const float saved = p[i];
-      p[i] = saved + delta;
-      model.ForwardAll(p.data());
-      const double l = model.Loss();
-      p[i] = saved;
-      return l;
-    };
     std::mt19937 rng(5);
-    for (const ParamInfo& info : layout.params()) {
-      for (int k = 0; k < 3; ++k) {
-        const size_t i = info.offset + rng() % info.numel;
-        const float h = 1e-2f;
-        const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
-        EXPECT_NEAR(g[i], numeric, 2e-3 + 2e-2 * std::fabs(numeric))
-            << (learned ? "learned " : "") << info.name << " [" << i - info.offset << "]";
-      }
-    }
+    testing::ExpectGradientsMatchFiniteDifferences(model, p, g, rng, {},
+                                                   learned ? "learned " : "");
   }
 }
 

@@ -10,6 +10,7 @@
 #include "kernels/cpu/convert.h"
 #include "kernels/device.h"
 #include "models/gpt/gpt.h"
+#include "tests/models/finite_difference.h"
 
 namespace anvil {
 namespace {
@@ -121,24 +122,7 @@ TEST(GptGradient, MatchesFiniteDifferences) {
   ASSERT_TRUE(model.SetBatch(in.data(), tg.data(), B, T).ok());
   model.ForwardAll(p.data());
   model.BackwardAll(p.data(), g.data(), 1.0f);
-  auto loss_at = [&](size_t i, float delta) {
-    const float saved = p[i];
-    p[i] = saved + delta;
-    model.ForwardAll(p.data());
-    const double l = model.Loss();
-    p[i] = saved;
-    return l;
-  };
-  int checked = 0;
-  for (const ParamInfo& info : layout.params()) {
-    for (int k = 0; k < 3; ++k) {
-      const size_t i = info.offset + rng() % info.numel;
-      const float h = 1e-2f;
-      const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
-      EXPECT_NEAR(g[i], numeric, 2e-3 + 2e-2 * std::fabs(numeric)) << info.name << " [" << i - info.offset << "]";
-      ++checked;
-    }
-  }
+  const int checked = testing::ExpectGradientsMatchFiniteDifferences(model, p, g, rng);
   EXPECT_EQ(checked, 3 * static_cast<int>(layout.params().size()));
 }
 

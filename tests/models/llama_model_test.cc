@@ -12,6 +12,7 @@
 #include "kernels/cpu/convert.h"
 #include "kernels/device.h"
 #include "models/llama/llama.h"
+#include "tests/models/finite_difference.h"
 
 namespace anvil {
 namespace {
@@ -162,23 +163,7 @@ TEST(LlamaGradient, MatchesFiniteDifferences) {
     ASSERT_TRUE(model.SetBatch(b.in.data(), b.tg.data(), B, T).ok());
     model.ForwardAll(p.data());
     model.BackwardAll(p.data(), g.data(), 1.0f);
-    auto loss_at = [&](size_t i, float delta) {
-      const float saved = p[i];
-      p[i] = saved + delta;
-      model.ForwardAll(p.data());
-      const double l = model.Loss();
-      p[i] = saved;
-      return l;
-    };
-    for (const ParamInfo& info : layout.params()) {
-      for (int k = 0; k < 3; ++k) {
-        const size_t i = info.offset + rng() % info.numel;
-        const float h = 1e-2f;
-        const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
-        EXPECT_NEAR(g[i], numeric, 2e-3 + 2e-2 * std::fabs(numeric))
-            << (tied ? "tied " : "") << info.name << " [" << i - info.offset << "]";
-      }
-    }
+    testing::ExpectGradientsMatchFiniteDifferences(model, p, g, rng, {}, tied ? "tied " : "");
   }
 }
 

@@ -14,6 +14,7 @@
 #include "kernels/cpu/convert.h"
 #include "kernels/device.h"
 #include "models/unet/unet.h"
+#include "tests/models/finite_difference.h"
 #include "tests/models/unet_test_util.h"
 
 namespace anvil {
@@ -146,28 +147,17 @@ void ExpectFiniteDifferenceGradients(const UNetConfig& c, const DiffusionData& d
   ASSERT_TRUE(model.SetBatch(d.batch()).ok());
   model.ForwardAll(p.data());
   model.BackwardAll(p.data(), g.data(), 1.0f);
-  auto loss_at = [&](size_t i, float delta) {
-    const float saved = p[i];
-    p[i] = saved + delta;
-    model.ForwardAll(p.data());
-    const double l = model.Loss();
-    p[i] = saved;
-    return l;
-  };
   std::mt19937 rng(5);
-  for (const ParamInfo& info : model.layout().params()) {
-    for (int k = 0; k < 3; ++k) {
-      size_t i = info.offset + rng() % info.numel;
-      if (info.name == "class_embed.weight") {  // a row some label uses
-        const size_t row = static_cast<size_t>(d.labels[0]) * info.shape[1];
-        i = info.offset + row + rng() % info.shape[1];
-      }
-      const float h = 1e-2f;
-      const double numeric = (loss_at(i, h) - loss_at(i, -h)) / (2 * h);
-      EXPECT_NEAR(g[i], numeric, 1e-3 + 2e-2 * std::fabs(numeric))
-          << what << " " << info.name << " [" << i - info.offset << "]";
+  testing::FiniteDifferenceOptions o;
+  o.abs_tol = 1e-3;
+  o.pick = [&](const ParamInfo& info, std::mt19937& r) {
+    if (info.name == "class_embed.weight") {  // a row some label uses
+      const size_t row = static_cast<size_t>(d.labels[0]) * info.shape[1];
+      return info.offset + row + r() % info.shape[1];
     }
-  }
+    return info.offset + r() % info.numel;
+  };
+  testing::ExpectGradientsMatchFiniteDifferences(model, p, g, rng, o, what + " ");
 }
 
 TEST(UNetGradient, MatchesFiniteDifferences) {
