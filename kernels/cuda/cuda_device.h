@@ -27,4 +27,11 @@ int CudaDeviceCount();
 // check CudaDeviceCount() first.
 std::unique_ptr<Device> MakeCudaDevice(int ordinal = 0);
 
+namespace cuda {
+// Registers the CUDA op families in the op registry (idempotent; touches no
+// GPU, so the registry can be listed where there is none). MakeCudaDevice
+// calls it.
+void RegisterCudaOps();
+}  // namespace cuda
+
 }  // namespace anvil::kernels

@@ -53,11 +53,6 @@ void MatmulForward(const Ctx& ctx, float* out, const float* inp, const float* we
                    const float* bias, int N, int C, int OC);
 void MatmulBackward(const Ctx& ctx, float* dinp, float* dweight, float* dbias, const float* dout,
                     const float* inp, const float* weight, int N, int C, int OC);
-// attention.cu
-void AttentionForward(const Ctx& ctx, float* out, float* att, const float* qkv, int B, int T, int C,
-                      int NH);
-void AttentionBackward(const Ctx& ctx, float* dqkv, float* datt, const float* dout,
-                       const float* qkv, const float* att, int B, int T, int C, int NH);
 // gelu.cu
 void GeluForward(const Ctx& ctx, float* out, const float* inp, size_t n);
 void GeluBackward(const Ctx& ctx, float* dinp, const float* inp, const float* dout, size_t n);
