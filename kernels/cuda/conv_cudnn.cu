@@ -92,14 +92,15 @@ DnnState& ThreadDnn(cudaStream_t stream) {
   return *s;
 }
 
-// The first algorithm the heuristic ranks usable: it succeeded, fits the
-// workspace cap and (fp32) is an FMA kernel, not TF32.
+// The first algorithm the heuristic ranks usable: it succeeded and fits the
+// workspace cap; for fp32, an FMA kernel if there is one (CUDNN_DEFAULT_MATH
+// would allow TF32 tensor cores on Ampere and later, 10 mantissa bits).
 template <class Perf>
 const Perf* Pick(const Perf* perf, int n, bool fp32) {
-  for (int pass = 0; pass < 2; ++pass) {
+  for (int pass = fp32 ? 0 : 1; pass < 2; ++pass) {
     for (int i = 0; i < n; ++i) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kMaxWorkspace) continue;
-      if (pass == 0 && fp32 && perf[i].mathType == CUDNN_TENSOR_OP_MATH) continue;
+      if (pass == 0 && perf[i].mathType != CUDNN_FMA_MATH) continue;
       return &perf[i];
     }
   }

@@ -1,6 +1,6 @@
 // The CUDA Device: one GPU, one compute stream, a caching allocator over
-// cudaMalloc, and the fp32 op families registered for DeviceKind::kCuda
-// (register_ops.cu).
+// cudaMalloc, and the op families (F32 and BF16) registered for
+// DeviceKind::kCuda (register_ops.cu).
 //
 // Memory comes from the caching allocator: Free returns a block to the cache
 // without synchronising, which is safe because every op runs on the one
