@@ -3,9 +3,11 @@
 // gradients pre-filled so += is compared, tolerances stated there). Shapes
 // are small and odd-sized so tails and partial blocks are exercised. Skips
 // cleanly where there is no CUDA device.
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
 
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/ops/activation.h"
@@ -29,25 +31,49 @@ using testing::Tol;
 using Views = std::vector<TensorView>;
 constexpr DType kF32 = DType::kF32, kBF16 = DType::kBF16;
 
-class CudaParityTest : public ::testing::Test {
+// Param "cuda": the CUDA device against the CPU (skips without a GPU).
+// Param "cpu": a 1-thread CPU device against the 2-thread one, which runs
+// every case of this file through the harness and the ops' view checks on
+// any machine, so a malformed case fails in CPU CI rather than first on a
+// lent GPU.
+class CudaParityTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    cpu_ = MakeCpuDevice(2);
+    if (GetParam() == "cpu") {
+      other_ = MakeCpuDevice(1);
+      return;
+    }
     if (CudaDeviceCount() == 0) {
       GTEST_SKIP() << "no CUDA device (CudaDeviceCount() == 0): CPU-vs-CUDA op comparisons need a GPU";
     }
-    gpu_ = MakeCudaDevice(0);
-    cpu_ = MakeCpuDevice(2);
+    other_ = MakeCudaDevice(0);
   }
-  void Run(OpCase& c, const OpCase::Fn& fn) { c.Run(*cpu_, *gpu_, fn); }
-  std::unique_ptr<Device> gpu_, cpu_;
+  void Run(OpCase& c, const OpCase::Fn& fn) { c.Run(*cpu_, *other_, fn); }
+  std::unique_ptr<Device> cpu_, other_;
 };
+
+INSTANTIATE_TEST_SUITE_P(Devices, CudaParityTest, ::testing::Values("cuda", "cpu"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+// The harness can fail: a 0.1% difference between the devices is reported.
+TEST(OpParityHarness, ReportsADifference) {
+  auto a = MakeCpuDevice(1), b = MakeCpuDevice(2);
+  OpCase c("scale");
+  const int x = c.Output(DType::kF32, {100});
+  EXPECT_NONFATAL_FAILURE(c.Run(*a, *b,
+                                [&](Device& d, const std::vector<TensorView>& v) {
+                                  Scale(d, v[x], d.threads() == 1 ? 1.0f : 1.001f);
+                                }),
+                          "tensor 0");
+}
 
 // Rows [0,F) and [F,2F) of an (N,2F) buffer: the two halves SwiGLU reads.
 TensorView Half(const TensorView& v, int64_t N, int64_t F, int which) {
   return Offset(Strided(v.data, v.dtype, {N, F}, {2 * F, 1}), which * F);
 }
 
-TEST_F(CudaParityTest, Elementwise) {
+TEST_P(CudaParityTest, Elementwise) {
   for (DType t : {kF32, kBF16}) {
     const int64_t n = 1003;
     OpCase c(std::string("elementwise ") + std::string(DTypeName(t)));
@@ -67,7 +93,7 @@ TEST_F(CudaParityTest, Elementwise) {
   }
 }
 
-TEST_F(CudaParityTest, SwiGlu) {
+TEST_P(CudaParityTest, SwiGlu) {
   for (DType t : {kF32, kBF16}) {
     const int64_t N = 37, F = 45;
     OpCase c(std::string("swiglu ") + std::string(DTypeName(t)));
@@ -81,7 +107,7 @@ TEST_F(CudaParityTest, SwiGlu) {
   }
 }
 
-TEST_F(CudaParityTest, Norms) {
+TEST_P(CudaParityTest, Norms) {
   for (DType t : {kF32, kBF16}) {
     for (bool with_bias : {true, false}) {
       const int64_t N = 67, C = 100;
@@ -105,7 +131,7 @@ TEST_F(CudaParityTest, Norms) {
   }
 }
 
-TEST_F(CudaParityTest, Linear) {
+TEST_P(CudaParityTest, Linear) {
   const int64_t N = 77, C = 48, OC = 72;
   for (DType t : {kF32, kBF16}) {
     for (DType out_t : {kF32, kBF16}) {
@@ -131,7 +157,7 @@ TEST_F(CudaParityTest, Linear) {
   }
 }
 
-TEST_F(CudaParityTest, Attention) {
+TEST_P(CudaParityTest, Attention) {
   struct Shape {
     int64_t B, T, NH, NKV, HS;
     bool causal, packed;
@@ -171,7 +197,7 @@ TEST_F(CudaParityTest, Attention) {
   }
 }
 
-TEST_F(CudaParityTest, EmbeddingRopeTimestep) {
+TEST_P(CudaParityTest, EmbeddingRopeTimestep) {
   for (DType t : {kF32, kBF16}) {
     const int64_t B = 3, T = 17, C = 40, V = 11, NH = 2, hd = 20;
     OpCase c(std::string("embedding ") + std::string(DTypeName(t)));
@@ -197,7 +223,7 @@ TEST_F(CudaParityTest, EmbeddingRopeTimestep) {
   }
 }
 
-TEST_F(CudaParityTest, Losses) {
+TEST_P(CudaParityTest, Losses) {
   for (DType t : {kF32, kBF16}) {
     const int64_t N = 45, Vc = 1000, n = 9001;
     OpCase c(std::string("losses ") + std::string(DTypeName(t)));
@@ -215,7 +241,7 @@ TEST_F(CudaParityTest, Losses) {
   }
 }
 
-TEST_F(CudaParityTest, ImageOps) {
+TEST_P(CudaParityTest, ImageOps) {
   for (DType t : {kF32, kBF16}) {
     const int64_t B = 2, H = 5, W = 7, C = 24, G = 4, N = H * W, Ca = 9;
     OpCase c(std::string("image ") + std::string(DTypeName(t)));
@@ -256,7 +282,7 @@ TEST_F(CudaParityTest, ImageOps) {
   }
 }
 
-TEST_F(CudaParityTest, Conv2d) {
+TEST_P(CudaParityTest, Conv2d) {
   struct Shape {
     int64_t B, H, W, C, OC, K;
     int stride, pad;
