@@ -172,8 +172,8 @@ __global__ void DkvKernel(Heads dk, Heads dv, Heads dout, Heads q, Heads k, Head
 }
 
 Dims DimsOf(const TensorView& q, const TensorView& k, const AttentionParams& p) {
-  Dims d{q.shape[0], q.shape[1], q.shape[2], k.shape[2], static_cast<int>(q.shape[3]), p.causal,
-         p.scale};
+  Dims d{q.shape[0], q.shape[1], q.shape[2], k.shape[2], static_cast<int>(q.shape[3]),
+         p.causal,   p.scale};
   if (d.scale == 0.0f) d.scale = 1.0f / std::sqrt(static_cast<float>(d.HS));
   ANVIL_KCHECK(d.HS <= 256, "CUDA attention supports head sizes up to 256");
   return d;
@@ -187,16 +187,24 @@ int PerLane(int HS) {
 unsigned Grid(int64_t rows) { return CeilDiv(static_cast<size_t>(rows), kWarps); }
 
 // Launches Kernel<P> for the head size's P with the given arguments.
-#define ANVIL_ATTN_LAUNCH(KERNEL, ROWS, ...)                                          \
-  do {                                                                                \
-    const unsigned grid_ = Grid(ROWS);                                                \
-    switch (PerLane(dims.HS)) {                                                       \
-      case 1: KERNEL<1><<<grid_, 32 * kWarps, 0, ctx.stream>>>(__VA_ARGS__); break;   \
-      case 2: KERNEL<2><<<grid_, 32 * kWarps, 0, ctx.stream>>>(__VA_ARGS__); break;   \
-      case 4: KERNEL<4><<<grid_, 32 * kWarps, 0, ctx.stream>>>(__VA_ARGS__); break;   \
-      default: KERNEL<8><<<grid_, 32 * kWarps, 0, ctx.stream>>>(__VA_ARGS__); break;  \
-    }                                                                                 \
-    ANVIL_CUDA_LAUNCH_CHECK();                                                        \
+#define ANVIL_ATTN_LAUNCH(KERNEL, ROWS, ...)                           \
+  do {                                                                 \
+    const unsigned grid_ = Grid(ROWS);                                 \
+    switch (PerLane(dims.HS)) {                                        \
+      case 1:                                                          \
+        KERNEL<1><<<grid_, 32 * kWarps, 0, ctx.stream>>>(__VA_ARGS__); \
+        break;                                                         \
+      case 2:                                                          \
+        KERNEL<2><<<grid_, 32 * kWarps, 0, ctx.stream>>>(__VA_ARGS__); \
+        break;                                                         \
+      case 4:                                                          \
+        KERNEL<4><<<grid_, 32 * kWarps, 0, ctx.stream>>>(__VA_ARGS__); \
+        break;                                                         \
+      default:                                                         \
+        KERNEL<8><<<grid_, 32 * kWarps, 0, ctx.stream>>>(__VA_ARGS__); \
+        break;                                                         \
+    }                                                                  \
+    ANVIL_CUDA_LAUNCH_CHECK();                                         \
   } while (0)
 
 void AttentionForwardCuda(Device& dev, const TensorView& out, const TensorView& lse,

@@ -85,8 +85,8 @@ void ColumnReduce(Device& d, const Ctx& ctx, const F& f, int64_t S, int64_t N, i
   Tmp part(d, sizeof(float) * static_cast<size_t>(S * chunks * K * C));
   const dim3 grid(static_cast<unsigned>((C + 31) / 32), static_cast<unsigned>(chunks),
                   static_cast<unsigned>(S));
-  ColumnPartialsKernel<K><<<grid, dim3(32, kColLanes), 0, ctx.stream>>>(f, N, C, rows_per_chunk,
-                                                                        part.f());
+  ColumnPartialsKernel<K>
+      <<<grid, dim3(32, kColLanes), 0, ctx.stream>>>(f, N, C, rows_per_chunk, part.f());
   ANVIL_CUDA_LAUNCH_CHECK();
   ColumnFinishKernel<K><<<Blocks(static_cast<size_t>(S * C), 256), 256, 0, ctx.stream>>>(
       part.f(), S, C, chunks, outs);

@@ -11,7 +11,7 @@
 // A bf16 weight gradient is therefore rounded to bf16 once before it is
 // added (PyTorch's bf16 autocast does the same).
 //
-// Descriptors and the algorithms cudnnGet*_v7 picks are cached per host
+// Descriptors and the algorithms cudnnGet*_v7 ranks are cached per host
 // thread, GPU and (shape, stride, padding, dtype); workspace comes from the
 // device's caching allocator per call.
 #include <cudnn.h>
@@ -20,19 +20,20 @@
 #include <memory>
 #include <tuple>
 #include <unordered_map>
+#include <vector>
 
 #include "kernels/cuda/column_reduce.cuh"
 #include "kernels/op_registry.h"
 #include "kernels/ops/conv.h"
 
-#define ANVIL_CUDNN_CHECK(expr)                                                      \
-  do {                                                                               \
-    const cudnnStatus_t _anvil_st = (expr);                                          \
-    if (_anvil_st != CUDNN_STATUS_SUCCESS) {                                         \
-      std::fprintf(stderr, "%s:%d: cuDNN error %s in %s\n", __FILE__, __LINE__,      \
-                   cudnnGetErrorString(_anvil_st), #expr);                           \
-      std::abort();                                                                  \
-    }                                                                                \
+#define ANVIL_CUDNN_CHECK(expr)                                                 \
+  do {                                                                          \
+    const cudnnStatus_t _anvil_st = (expr);                                     \
+    if (_anvil_st != CUDNN_STATUS_SUCCESS) {                                    \
+      std::fprintf(stderr, "%s:%d: cuDNN error %s in %s\n", __FILE__, __LINE__, \
+                   cudnnGetErrorString(_anvil_st), #expr);                      \
+      std::abort();                                                             \
+    }                                                                           \
   } while (0)
 
 namespace anvil::kernels::cuda {
@@ -47,12 +48,19 @@ struct Geometry {
 };
 
 Geometry GeometryOf(const TensorView& x, const TensorView& w, const Conv2dParams& p) {
-  Geometry g{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0), w.dim(2), w.dim(3), 0, 0,
-             p.stride_h, p.stride_w, p.pad_h, p.pad_w, x.dtype};
+  Geometry g{x.dim(0), x.dim(1), x.dim(2),   x.dim(3),   w.dim(0), w.dim(2), w.dim(3),
+             0,        0,        p.stride_h, p.stride_w, p.pad_h,  p.pad_w,  x.dtype};
   g.OH = Conv2dOutSize(g.H, g.KH, g.sh, g.ph);
   g.OW = Conv2dOutSize(g.W, g.KW, g.sw, g.pw);
   return g;
 }
+
+// One ranked algorithm of some direction (its enum stored as int).
+struct Algo {
+  int algo;
+  size_t workspace;
+  cudnnMathType_t math;
+};
 
 using PlanKey = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int,
                            int, int, int>;
@@ -61,11 +69,10 @@ struct ConvPlan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  cudnnConvolutionFwdAlgo_t fwd{};
-  cudnnConvolutionBwdDataAlgo_t bwd_data{};
-  cudnnConvolutionBwdFilterAlgo_t bwd_filter{};
-  cudnnMathType_t fwd_math{}, data_math{}, filter_math{};
-  size_t fwd_ws = 0, data_ws = 0, filter_ws = 0;
+  // Usable algorithms per direction, best first; calls start at the front
+  // and drop one that cuDNN refuses at run time (the heuristic can rank an
+  // algorithm it then reports as unsupported for the exact call).
+  std::vector<Algo> fwd, data, filter;
   ~ConvPlan() {
     if (x != nullptr) cudnnDestroyTensorDescriptor(x);
     if (y != nullptr) cudnnDestroyTensorDescriptor(y);
@@ -92,24 +99,46 @@ DnnState& ThreadDnn(cudaStream_t stream) {
   return *s;
 }
 
-// The first algorithm the heuristic ranks usable: it succeeded and fits the
-// workspace cap; for fp32, an FMA kernel if there is one (CUDNN_DEFAULT_MATH
-// would allow TF32 tensor cores on Ampere and later, 10 mantissa bits).
+// The heuristic's usable algorithms (succeeded, within the workspace cap),
+// best first; for fp32 the FMA ones first (CUDNN_DEFAULT_MATH would allow
+// TF32 tensor cores on Ampere and later, 10 mantissa bits), then the rest.
 template <class Perf>
-const Perf* Pick(const Perf* perf, int n, bool fp32) {
+std::vector<Algo> Usable(const Perf* perf, int n, bool fp32) {
+  std::vector<Algo> r;
   for (int pass = fp32 ? 0 : 1; pass < 2; ++pass) {
     for (int i = 0; i < n; ++i) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > kMaxWorkspace) continue;
-      if (pass == 0 && perf[i].mathType != CUDNN_FMA_MATH) continue;
-      return &perf[i];
+      const bool fma = perf[i].mathType == CUDNN_FMA_MATH;
+      if (fp32 && (pass == 0) != fma) continue;
+      r.push_back(Algo{static_cast<int>(perf[i].algo), perf[i].memory, perf[i].mathType});
     }
   }
-  return nullptr;
+  return r;
+}
+
+// Runs call(algo, workspace, bytes) with the first algorithm cuDNN accepts,
+// dropping the ones it refuses; aborts when none is left.
+template <class Call>
+void RunFirstAccepted(Device& d, cudnnConvolutionDescriptor_t conv, std::vector<Algo>& algos,
+                      const char* what, const Call& call) {
+  while (!algos.empty()) {
+    const Algo a = algos.front();
+    Tmp ws(d, a.workspace);
+    ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, a.math));
+    const cudnnStatus_t st = call(a.algo, ws.get(), a.workspace);
+    if (st == CUDNN_STATUS_SUCCESS) return;
+    if (st != CUDNN_STATUS_NOT_SUPPORTED && st != CUDNN_STATUS_BAD_PARAM) {
+      ANVIL_CUDNN_CHECK(st);
+    }
+    algos.erase(algos.begin());
+  }
+  std::fprintf(stderr, "anvil: cuDNN has no %s convolution for this shape\n", what);
+  std::abort();
 }
 
 ConvPlan& PlanFor(DnnState& st, const Geometry& g) {
-  const PlanKey key{g.B, g.H, g.W, g.C, g.OC, g.KH, g.KW, g.sh, g.sw, g.ph, g.pw,
-                    static_cast<int>(g.t)};
+  const PlanKey key{g.B,  g.H,  g.W,  g.C,  g.OC, g.KH,
+                    g.KW, g.sh, g.sw, g.ph, g.pw, static_cast<int>(g.t)};
   std::unique_ptr<ConvPlan>& slot = st.plans[key];
   if (slot != nullptr) return *slot;
   auto plan = std::make_unique<ConvPlan>();
@@ -136,31 +165,19 @@ ConvPlan& PlanFor(DnnState& st, const Geometry& g) {
     cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     ANVIL_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(
         st.handle, p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf));
-    const auto* best = Pick(perf, n, fp32);
-    ANVIL_KCHECK(best != nullptr, "cuDNN has no forward convolution for this shape");
-    p.fwd = best->algo;
-    p.fwd_ws = best->memory;
-    p.fwd_math = best->mathType;
+    p.fwd = Usable(perf, n, fp32);
   }
   {
     cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
     ANVIL_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
         st.handle, p.w, p.y, p.conv, p.x, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf));
-    const auto* best = Pick(perf, n, fp32);
-    ANVIL_KCHECK(best != nullptr, "cuDNN has no backward-data convolution for this shape");
-    p.bwd_data = best->algo;
-    p.data_ws = best->memory;
-    p.data_math = best->mathType;
+    p.data = Usable(perf, n, fp32);
   }
   {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
     ANVIL_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
         st.handle, p.x, p.y, p.conv, p.w, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf));
-    const auto* best = Pick(perf, n, fp32);
-    ANVIL_KCHECK(best != nullptr, "cuDNN has no backward-filter convolution for this shape");
-    p.bwd_filter = best->algo;
-    p.filter_ws = best->memory;
-    p.filter_math = best->mathType;
+    p.filter = Usable(perf, n, fp32);
   }
   slot = std::move(plan);
   return *slot;
@@ -220,12 +237,12 @@ void Conv2dForwardCuda(Device& d, const TensorView& out, const TensorView& x,
   const bool direct = out.dtype == g.t;
   Tmp ytmp(d, direct ? 0 : Size(g, out.numel()));
   void* y = direct ? out.data : ytmp.get();
-  Tmp ws(d, plan.fwd_ws);
   const float one = 1.0f, zero = 0.0f;
-  ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.fwd_math));
-  ANVIL_CUDNN_CHECK(cudnnConvolutionForward(st.handle, &one, plan.x, x.data, plan.w, wt.get(),
-                                            plan.conv, plan.fwd, ws.get(), plan.fwd_ws, &zero,
-                                            plan.y, y));
+  RunFirstAccepted(d, plan.conv, plan.fwd, "forward", [&](int algo, void* ws, size_t bytes) {
+    return cudnnConvolutionForward(st.handle, &one, plan.x, x.data, plan.w, wt.get(), plan.conv,
+                                   static_cast<cudnnConvolutionFwdAlgo_t>(algo), ws, bytes, &zero,
+                                   plan.y, y);
+  });
   if (bias.present() || !direct) {
     LaunchMap(ctx, out.numel(), BiasStoreF{Arg(out), TArg{y, g.t}, Arg(bias), g.OC});
   }
@@ -246,21 +263,24 @@ void Conv2dBackwardCuda(Device& d, const TensorView& dx, const TensorView& dweig
     LaunchMap(ctx, nw, WeightToNhwcF{wt.arg(g.t), Arg(weight), g.C, g.KH, g.KW});
     const bool direct = dx.dtype == g.t;
     Tmp dxt(d, direct ? 0 : Size(g, dx.numel()));
-    Tmp ws(d, plan.data_ws);
-    ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.data_math));
-    ANVIL_CUDNN_CHECK(cudnnConvolutionBackwardData(
-        st.handle, &one, plan.w, wt.get(), plan.y, dout.data, plan.conv, plan.bwd_data, ws.get(),
-        plan.data_ws, direct && p.accumulate_dx ? &one : &zero, plan.x,
-        direct ? dx.data : dxt.get()));
+    RunFirstAccepted(
+        d, plan.conv, plan.data, "backward-data", [&](int algo, void* ws, size_t bytes) {
+          return cudnnConvolutionBackwardData(
+              st.handle, &one, plan.w, wt.get(), plan.y, dout.data, plan.conv,
+              static_cast<cudnnConvolutionBwdDataAlgo_t>(algo), ws, bytes,
+              direct && p.accumulate_dx ? &one : &zero, plan.x, direct ? dx.data : dxt.get());
+        });
     if (!direct) LaunchMap(ctx, dx.numel(), PutF{Arg(dx), dxt.arg(g.t), p.accumulate_dx});
   }
   if (dweight.present()) {
     Tmp dwt(d, Size(g, nw));
-    Tmp ws(d, plan.filter_ws);
-    ANVIL_CUDNN_CHECK(cudnnSetConvolutionMathType(plan.conv, plan.filter_math));
-    ANVIL_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-        st.handle, &one, plan.x, x.data, plan.y, dout.data, plan.conv, plan.bwd_filter, ws.get(),
-        plan.filter_ws, &zero, plan.w, dwt.get()));
+    RunFirstAccepted(
+        d, plan.conv, plan.filter, "backward-filter", [&](int algo, void* ws, size_t bytes) {
+          return cudnnConvolutionBackwardFilter(st.handle, &one, plan.x, x.data, plan.y, dout.data,
+                                                plan.conv,
+                                                static_cast<cudnnConvolutionBwdFilterAlgo_t>(algo),
+                                                ws, bytes, &zero, plan.w, dwt.get());
+        });
     LaunchMap(ctx, nw, WeightGradFromNhwcF{Arg(dweight), dwt.arg(g.t), g.C, g.KH, g.KW});
   }
   if (dbias.present()) {

@@ -123,7 +123,8 @@ void GeluForwardCuda(Device& d, const TensorView& out, const TensorView& x) {
   }
   LaunchMap(ctx, x.numel(), GeluForwardF{Arg(out), Arg(x)});
 }
-void GeluBackwardCuda(Device& d, const TensorView& dx, const TensorView& x, const TensorView& dout) {
+void GeluBackwardCuda(Device& d, const TensorView& dx, const TensorView& x,
+                      const TensorView& dout) {
   const Ctx& ctx = CtxOf(d);
   if (AllF32({&dx, &x, &dout})) {
     GeluBackward(ctx, dx.as<float>(), x.as<float>(), dout.as<float>(),
@@ -136,7 +137,8 @@ void GeluBackwardCuda(Device& d, const TensorView& dx, const TensorView& x, cons
 void SiluForwardCuda(Device& d, const TensorView& out, const TensorView& x) {
   LaunchMap(CtxOf(d), x.numel(), SiluForwardF{Arg(out), Arg(x)});
 }
-void SiluBackwardCuda(Device& d, const TensorView& dx, const TensorView& x, const TensorView& dout) {
+void SiluBackwardCuda(Device& d, const TensorView& dx, const TensorView& x,
+                      const TensorView& dout) {
   LaunchMap(CtxOf(d), x.numel(), SiluBackwardF{Arg(dx), Arg(x), Arg(dout)});
 }
 
@@ -150,10 +152,10 @@ void SwiGluForwardCuda(Device& d, const TensorView& out, const TensorView& gate,
 void SwiGluBackwardCuda(Device& d, const TensorView& dgate, const TensorView& dup,
                         const TensorView& gate, const TensorView& up, const TensorView& dout) {
   const int64_t F = gate.cols();
-  LaunchMap(CtxOf(d), gate.rows() * F,
-            SwiGluBackwardF{Arg(dgate), Arg(dup), Arg(gate), Arg(up), Arg(dout), F,
-                            RowStride(dgate), RowStride(dup), RowStride(gate), RowStride(up),
-                            RowStride(dout)});
+  LaunchMap(
+      CtxOf(d), gate.rows() * F,
+      SwiGluBackwardF{Arg(dgate), Arg(dup), Arg(gate), Arg(up), Arg(dout), F, RowStride(dgate),
+                      RowStride(dup), RowStride(gate), RowStride(up), RowStride(dout)});
 }
 
 }  // namespace

@@ -71,13 +71,14 @@ void LaunchMap(const Ctx& ctx, int64_t n, const F& f) {
 }
 
 // One registration function per family file.
-void RegisterElementwiseCudaOps();  // elementwise_ops.cu: add, accumulate, scale, GELU, SiLU, SwiGLU
+void RegisterElementwiseCudaOps();  // elementwise_ops.cu: add, accumulate, scale, GELU, SiLU,
+                                    // SwiGLU
 void RegisterNormCudaOps();         // norm_ops.cu: LayerNorm, RMSNorm
 void RegisterLinearCudaOps();       // linear_ops.cu: cuBLAS fp32, cuBLASLt bf16
 void RegisterAttentionCudaOps();    // attention_ops.cu
 void RegisterEmbeddingCudaOps();    // embedding_ops.cu: lookup, RoPE, timestep embedding
 void RegisterLossCudaOps();         // loss_ops.cu: softmax cross-entropy, MSE
-void RegisterImageCudaOps();        // image_ops.cu: GroupNorm, upsample, bias, modulate, gate, concat
-void RegisterConvCudaOps();         // conv_cudnn.cu
+void RegisterImageCudaOps();  // image_ops.cu: GroupNorm, upsample, bias, modulate, gate, concat
+void RegisterConvCudaOps();   // conv_cudnn.cu
 
 }  // namespace anvil::kernels::cuda

@@ -153,8 +153,8 @@ void GroupNormForwardCuda(Device& d, const TensorView& out, const TensorView& me
 
 void GroupNormBackwardCuda(Device& d, const TensorView& dx, const TensorView& dweight,
                            const TensorView& dbias, const TensorView& dout, const TensorView& x,
-                           const TensorView& weight, const TensorView& mean,
-                           const TensorView& rstd, const GroupNormParams& p) {
+                           const TensorView& weight, const TensorView& mean, const TensorView& rstd,
+                           const GroupNormParams& p) {
   const Ctx& ctx = CtxOf(d);
   const auto [B, N, C] = BNC(x);
   const int64_t G = p.groups, Cg = C / G;
@@ -205,7 +205,8 @@ struct UpsampleBackwardF {
 };
 
 void Upsample2xForwardCuda(Device& d, const TensorView& out, const TensorView& x) {
-  LaunchMap(CtxOf(d), out.numel(), UpsampleForwardF{Arg(out), Arg(x), x.dim(1), x.dim(2), x.dim(3)});
+  LaunchMap(CtxOf(d), out.numel(),
+            UpsampleForwardF{Arg(out), Arg(x), x.dim(1), x.dim(2), x.dim(3)});
 }
 void Upsample2xBackwardCuda(Device& d, const TensorView& dx, const TensorView& dout) {
   LaunchMap(CtxOf(d), dx.numel(),
@@ -298,7 +299,8 @@ void ModulateBackwardCuda(Device& d, const TensorView& dx, const TensorView& dsc
 void GatedResidualForwardCuda(Device& d, const TensorView& out, const TensorView& y,
                               const TensorView& gate) {
   const auto [B, N, C] = BNC(y);
-  LaunchMap(CtxOf(d), B * N * C, GatedResidualF{Arg(out), Arg(y), Arg(gate), N, C, SampleStride(gate)});
+  LaunchMap(CtxOf(d), B * N * C,
+            GatedResidualF{Arg(out), Arg(y), Arg(gate), N, C, SampleStride(gate)});
 }
 void GatedResidualBackwardCuda(Device& d, const TensorView& dy, const TensorView& dgate,
                                const TensorView& dout, const TensorView& y,
@@ -338,7 +340,8 @@ struct ConcatBackwardF {
   }
 };
 
-void ConcatChannelsCuda(Device& d, const TensorView& out, const TensorView& a, const TensorView& b) {
+void ConcatChannelsCuda(Device& d, const TensorView& out, const TensorView& a,
+                        const TensorView& b) {
   LaunchMap(CtxOf(d), out.numel(), ConcatF{Arg(out), Arg(a), Arg(b), a.dim(-1), b.dim(-1)});
 }
 void ConcatChannelsBackwardCuda(Device& d, const TensorView& da, const TensorView& db,

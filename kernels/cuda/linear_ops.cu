@@ -32,9 +32,12 @@ constexpr size_t kLtWorkspace = size_t{32} << 20;  // cuBLASLt's recommendation 
 
 cudaDataType_t CudaType(DType t) {
   switch (t) {
-    case DType::kBF16: return CUDA_R_16BF;
-    case DType::kF16: return CUDA_R_16F;
-    default: return CUDA_R_32F;
+    case DType::kBF16:
+      return CUDA_R_16BF;
+    case DType::kF16:
+      return CUDA_R_16F;
+    default:
+      return CUDA_R_32F;
   }
 }
 
@@ -100,32 +103,45 @@ LtState& ThreadLt() {
 }
 
 LtPlan& PlanFor(LtState& st, const Gemm& g) {
-  const LtKey key{g.ta, g.tb, g.m, g.n, g.k, static_cast<int>(g.at), static_cast<int>(g.bt),
-                  static_cast<int>(g.dt), g.lda, g.ldb, g.ldd, g.bias != nullptr,
-                  static_cast<int>(g.bias_t), g.beta != 0.0f, Alignment(g.A), Alignment(g.B),
+  const LtKey key{g.ta,
+                  g.tb,
+                  g.m,
+                  g.n,
+                  g.k,
+                  static_cast<int>(g.at),
+                  static_cast<int>(g.bt),
+                  static_cast<int>(g.dt),
+                  g.lda,
+                  g.ldb,
+                  g.ldd,
+                  g.bias != nullptr,
+                  static_cast<int>(g.bias_t),
+                  g.beta != 0.0f,
+                  Alignment(g.A),
+                  Alignment(g.B),
                   Alignment(g.D)};
   std::unique_ptr<LtPlan>& plan = st.plans[key];
   if (plan != nullptr) return *plan;
   plan = std::make_unique<LtPlan>();
   LtPlan& p = *plan;
   ANVIL_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  ANVIL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &g.ta,
-                                                    sizeof(g.ta)));
-  ANVIL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &g.tb,
-                                                    sizeof(g.tb)));
+  ANVIL_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &g.ta, sizeof(g.ta)));
+  ANVIL_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSB, &g.tb, sizeof(g.tb)));
   if (g.bias != nullptr) {
     const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     ANVIL_CUBLAS_CHECK(
         cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
     const int32_t bt = CudaType(g.bias_t);
-    ANVIL_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
-                                                      &bt, sizeof(bt)));
+    ANVIL_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof(bt)));
   }
   const bool at_n = g.ta == CUBLAS_OP_N, bt_n = g.tb == CUBLAS_OP_N;
-  ANVIL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, CudaType(g.at), at_n ? g.m : g.k,
-                                                at_n ? g.k : g.m, g.lda));
-  ANVIL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, CudaType(g.bt), bt_n ? g.k : g.n,
-                                                bt_n ? g.n : g.k, g.ldb));
+  ANVIL_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&p.a, CudaType(g.at), at_n ? g.m : g.k, at_n ? g.k : g.m, g.lda));
+  ANVIL_CUBLAS_CHECK(
+      cublasLtMatrixLayoutCreate(&p.b, CudaType(g.bt), bt_n ? g.k : g.n, bt_n ? g.n : g.k, g.ldb));
   ANVIL_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.d, CudaType(g.dt), g.m, g.n, g.ldd));
   cublasLtMatmulPreference_t pref = nullptr;
   ANVIL_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
@@ -143,8 +159,8 @@ LtPlan& PlanFor(LtState& st, const Gemm& g) {
       pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al[2], sizeof(al[2])));
   int found = 0;
   // An unsupported combination is an answer here, not an error: fall back.
-  const cublasStatus_t s = cublasLtMatmulAlgoGetHeuristic(st.handle, p.op, p.a, p.b, p.d, p.d,
-                                                          pref, 1, &p.algo, &found);
+  const cublasStatus_t s =
+      cublasLtMatmulAlgoGetHeuristic(st.handle, p.op, p.a, p.b, p.d, p.d, pref, 1, &p.algo, &found);
   p.usable = s == CUBLAS_STATUS_SUCCESS && found > 0;
   cublasLtMatmulPreferenceDestroy(pref);
   return p;
@@ -176,11 +192,11 @@ void RunGemm(Device& dev, const Ctx& ctx, const Gemm& g) {
                                       ctx.stream));
     return;
   }
-  ANVIL_CUBLAS_CHECK(cublasGemmEx(ctx.blas, g.ta, g.tb, static_cast<int>(g.m),
-                                  static_cast<int>(g.n), static_cast<int>(g.k), &alpha, g.A,
-                                  CudaType(g.at), static_cast<int>(g.lda), g.B, CudaType(g.bt),
-                                  static_cast<int>(g.ldb), &g.beta, g.D, CudaType(g.dt),
-                                  static_cast<int>(g.ldd), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  ANVIL_CUBLAS_CHECK(
+      cublasGemmEx(ctx.blas, g.ta, g.tb, static_cast<int>(g.m), static_cast<int>(g.n),
+                   static_cast<int>(g.k), &alpha, g.A, CudaType(g.at), static_cast<int>(g.lda), g.B,
+                   CudaType(g.bt), static_cast<int>(g.ldb), &g.beta, g.D, CudaType(g.dt),
+                   static_cast<int>(g.ldd), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
   if (g.bias != nullptr) {
     LaunchMap(ctx, g.m * g.n,
               AddRowBiasF{TArg{g.D, g.dt}, TArg{const_cast<void*>(g.bias), g.bias_t}, g.m, g.ldd});
@@ -239,8 +255,8 @@ void LinearForwardCuda(Device& d, const TensorView& out, const TensorView& x, co
   }
   const int64_t N = x.rows(), C = x.cols(), OC = w.rows();
   RunGemm(d, ctx,
-          Gemm{CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w.data, w.dtype, C, x.data, x.dtype, C,
-               out.data, out.dtype, OC, p.accumulate ? 1.0f : 0.0f, b.data, b.dtype});
+          Gemm{CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w.data, w.dtype, C, x.data, x.dtype, C, out.data,
+               out.dtype, OC, p.accumulate ? 1.0f : 0.0f, b.data, b.dtype});
 }
 
 struct DoutF {  // dbias column sums
@@ -251,9 +267,9 @@ struct DoutF {  // dbias column sums
   }
 };
 
-void LinearBackwardCuda(Device& d, const TensorView& dx, const TensorView& dw,
-                        const TensorView& db, const TensorView& dout, const TensorView& x,
-                        const TensorView& w, const LinearBackwardParams& p) {
+void LinearBackwardCuda(Device& d, const TensorView& dx, const TensorView& dw, const TensorView& db,
+                        const TensorView& dout, const TensorView& x, const TensorView& w,
+                        const LinearBackwardParams& p) {
   const Ctx& ctx = CtxOf(d);
   if (x.dtype == DType::kF32) {
     LinearBackwardF32(d, ctx, dx, dw, db, dout, x, w, p);

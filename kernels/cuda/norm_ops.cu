@@ -145,9 +145,10 @@ void LayerNormBackwardCuda(Device& d, const TensorView& dx, const TensorView& dw
   if (N == 0) return;
   if (AllF32({&dx, &dout, &x, &w})) {
     Tmp scratch(d, sizeof(float) * C);
-    LayerNormBackward(ctx, dx.as<float>(), dw.as<float>(), db.present() ? db.as<float>() : scratch.f(),
-                      dout.as<float>(), x.as<float>(), w.as<float>(), mean.as<float>(),
-                      rstd.as<float>(), static_cast<int>(N), static_cast<int>(C));
+    LayerNormBackward(ctx, dx.as<float>(), dw.as<float>(),
+                      db.present() ? db.as<float>() : scratch.f(), dout.as<float>(), x.as<float>(),
+                      w.as<float>(), mean.as<float>(), rstd.as<float>(), static_cast<int>(N),
+                      static_cast<int>(C));
     return;
   }
   LayerNormBackwardKernel<<<RowBlocks(N), kThreads, 0, ctx.stream>>>(
@@ -165,7 +166,7 @@ void RmsNormForwardCuda(Device& d, const TensorView& out, const TensorView& rstd
   const int64_t N = x.rows(), C = x.cols();
   if (N == 0) return;
   RmsNormForwardKernel<<<RowBlocks(N), kThreads, 0, ctx.stream>>>(Arg(out), rstd.as<float>(),
-                                                                   Arg(x), Arg(w), N, C, p.eps);
+                                                                  Arg(x), Arg(w), N, C, p.eps);
   ANVIL_CUDA_LAUNCH_CHECK();
 }
 

@@ -105,7 +105,9 @@ struct TArg {
   __device__ __forceinline__ bool ok() const { return p != nullptr; }
   __device__ __forceinline__ float ld(int64_t i) const { return LoadAs(p, t, i); }
   __device__ __forceinline__ void st(int64_t i, float v) const { StoreAs(p, t, i, v); }
-  __device__ __forceinline__ void add(int64_t i, float v) const { StoreAs(p, t, i, LoadAs(p, t, i) + v); }
+  __device__ __forceinline__ void add(int64_t i, float v) const {
+    StoreAs(p, t, i, LoadAs(p, t, i) + v);
+  }
   // Stores v, or adds it when accumulate.
   __device__ __forceinline__ void put(int64_t i, float v, bool accumulate) const {
     if (accumulate) {

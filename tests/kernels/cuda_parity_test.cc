@@ -45,7 +45,8 @@ class CudaParityTest : public ::testing::TestWithParam<std::string> {
       return;
     }
     if (CudaDeviceCount() == 0) {
-      GTEST_SKIP() << "no CUDA device (CudaDeviceCount() == 0): CPU-vs-CUDA op comparisons need a GPU";
+      GTEST_SKIP()
+          << "no CUDA device (CudaDeviceCount() == 0): CPU-vs-CUDA op comparisons need a GPU";
     }
     other_ = MakeCudaDevice(0);
   }
@@ -79,7 +80,8 @@ TEST_P(CudaParityTest, Elementwise) {
     OpCase c(std::string("elementwise ") + std::string(DTypeName(t)));
     const int a = c.Input(t, {n}), b = c.Input(kF32, {n});
     const int sum = c.Output(t, {n}), acc = c.Output(t, {n}), sc = c.Output(t, {n});
-    const int g = c.Output(t, {n}), dg = c.Output(t, {n}), s = c.Output(t, {n}), ds = c.Output(t, {n});
+    const int g = c.Output(t, {n}), dg = c.Output(t, {n}), s = c.Output(t, {n}),
+              ds = c.Output(t, {n});
     const int x = c.Input(t, {n}, -6.0f, 6.0f), dy = c.Input(t, {n});
     Run(c, [&](Device& d, const Views& v) {
       Add(d, v[sum], v[a], v[b]);
@@ -163,8 +165,9 @@ TEST_P(CudaParityTest, Attention) {
     bool causal, packed;
   };
   for (DType t : {kF32, kBF16}) {
-    for (const Shape s : {Shape{2, 37, 3, 3, 16, true, true}, Shape{1, 70, 4, 2, 64, true, false},
-                          Shape{2, 33, 4, 1, 40, false, false}, Shape{1, 5, 2, 2, 128, false, true}}) {
+    for (const Shape s :
+         {Shape{2, 37, 3, 3, 16, true, true}, Shape{1, 70, 4, 2, 64, true, false},
+          Shape{2, 33, 4, 1, 40, false, false}, Shape{1, 5, 2, 2, 128, false, true}}) {
       OpCase c(std::string("attention ") + std::string(DTypeName(t)) + " T=" + std::to_string(s.T));
       const int64_t C = s.NH * s.HS, CKV = s.NKV * s.HS;
       const int qkv = c.Input(t, {s.B, s.T, C + 2 * CKV}, -1.5f, 1.5f);
@@ -180,7 +183,8 @@ TEST_P(CudaParityTest, Attention) {
           if (s.packed) {
             return std::vector<TensorView>{
                 Strided(base.data, t, {s.B, s.T, s.NH, s.HS}, {s.T * row, row, s.HS, 1}),
-                Offset(Strided(base.data, t, {s.B, s.T, s.NKV, s.HS}, {s.T * row, row, s.HS, 1}), C),
+                Offset(Strided(base.data, t, {s.B, s.T, s.NKV, s.HS}, {s.T * row, row, s.HS, 1}),
+                       C),
                 Offset(Strided(base.data, t, {s.B, s.T, s.NKV, s.HS}, {s.T * row, row, s.HS, 1}),
                        C + CKV)};
           }
@@ -217,8 +221,9 @@ TEST_P(CudaParityTest, EmbeddingRopeTimestep) {
       RopeForward(d, v[rope], RopeParams{.theta = 500000.0f});
       RopeBackward(d, v[drope]);
       TimestepEmbedding(d, v[e1], v[ti]);
-      TimestepEmbedding(d, v[e2], v[tf],
-                        TimestepEmbeddingParams{.flip_sin_to_cos = true, .downscale_freq_shift = 0});
+      TimestepEmbedding(
+          d, v[e2], v[tf],
+          TimestepEmbeddingParams{.flip_sin_to_cos = true, .downscale_freq_shift = 0});
     });
   }
 }
@@ -248,9 +253,10 @@ TEST_P(CudaParityTest, ImageOps) {
     const int x = c.Input(t, {B, H, W, C}, -2.0f, 3.0f), dy = c.Input(t, {B, H, W, C});
     const int gw = c.Input(t, {C}), gb = c.Input(kF32, {C});
     const int ada = c.Input(t, {B, 6 * C});  // adaLN vectors: column blocks of one (B,6C)
-    const int gout = c.Output(t, {B, H, W, C}, N * C / G), gmean = c.Output(kF32, {B, G}, N * C / G),
-              grstd = c.Output(kF32, {B, G}, N * C / G), gdx = c.Output(t, {B, H, W, C}, N * C / G),
-              gdw = c.Output(kF32, {C}, B * N), gdb = c.Output(kF32, {C}, B * N);
+    const int gout = c.Output(t, {B, H, W, C}, N * C / G),
+              gmean = c.Output(kF32, {B, G}, N * C / G), grstd = c.Output(kF32, {B, G}, N * C / G),
+              gdx = c.Output(t, {B, H, W, C}, N * C / G), gdw = c.Output(kF32, {C}, B * N),
+              gdb = c.Output(kF32, {C}, B * N);
     const int up = c.Output(t, {B, 2 * H, 2 * W, C}), dup = c.Input(t, {B, 2 * H, 2 * W, C});
     const int updx = c.Output(t, {B, H, W, C}, 4);
     const int biased = c.Output(t, {B, H, W, C});
@@ -298,7 +304,8 @@ TEST_P(CudaParityTest, Conv2d) {
                " s" + std::to_string(s.stride));
       const int x = c.Input(t, {s.B, s.H, s.W, s.C}), w = c.Input(kF32, {s.OC, s.C, s.K, s.K});
       const int b = c.Input(kF32, {s.OC}), dy = c.Input(t, {s.B, OH, OW, s.OC});
-      const int out = c.Output(t, {s.B, OH, OW, s.OC}, K), out32 = c.Output(kF32, {s.B, OH, OW, s.OC}, K);
+      const int out = c.Output(t, {s.B, OH, OW, s.OC}, K),
+                out32 = c.Output(kF32, {s.B, OH, OW, s.OC}, K);
       const int dx = c.Output(t, {s.B, s.H, s.W, s.C}, s.OC * s.K * s.K);
       const int dx32 = c.Output(kF32, {s.B, s.H, s.W, s.C}, s.OC * s.K * s.K);
       const int dw = c.Output(kF32, {s.OC, s.C, s.K, s.K}, s.B * OH * OW);

@@ -37,7 +37,8 @@ struct Tol {
 
 inline Tol DefaultTol(DType out, int64_t K) {
   if (out == DType::kBF16) {
-    return Tol{std::ldexp(1.0, -7), std::ldexp(1.0, -10) + static_cast<double>(K) * std::ldexp(1.0, -20)};
+    return Tol{std::ldexp(1.0, -7),
+               std::ldexp(1.0, -10) + static_cast<double>(K) * std::ldexp(1.0, -20)};
   }
   return Tol{1e-5, 1e-6 + 4e-7 * static_cast<double>(K)};
 }
@@ -152,7 +153,8 @@ class OpCase {
 
   static float At(const T& x, const std::vector<uint8_t>& b, int64_t i) {
     if (x.t == DType::kBF16) return BF16ToF32(reinterpret_cast<const uint16_t*>(b.data())[i]);
-    if (x.t == DType::kI32) return static_cast<float>(reinterpret_cast<const int32_t*>(b.data())[i]);
+    if (x.t == DType::kI32)
+      return static_cast<float>(reinterpret_cast<const int32_t*>(b.data())[i]);
     return reinterpret_cast<const float*>(b.data())[i];
   }
 
@@ -164,9 +166,9 @@ class OpCase {
       const double g = At(x, got, i), w = At(x, want, i);
       const double lim = x.tol.rtol * std::fabs(w) + x.tol.atol * std::max(mx, 1e-6);
       if (!(std::fabs(g - w) <= lim)) {  // also catches NaN
-        return ::testing::AssertionFailure() << "element " << i << " of " << x.numel << ": cuda "
-                                             << g << ", cpu " << w << " (limit " << lim
-                                             << ", max |cpu| " << mx << ")";
+        return ::testing::AssertionFailure()
+               << "element " << i << " of " << x.numel << ": cuda " << g << ", cpu " << w
+               << " (limit " << lim << ", max |cpu| " << mx << ")";
       }
     }
     return ::testing::AssertionSuccess();
