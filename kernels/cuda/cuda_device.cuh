@@ -10,6 +10,4 @@ namespace anvil::kernels::cuda {
 // d must be a CUDA device; makes its GPU current for the calling thread.
 const Ctx& CtxOf(Device& d);
 
-void RegisterCudaOps();  // register_ops.cu; idempotent
-
 }  // namespace anvil::kernels::cuda

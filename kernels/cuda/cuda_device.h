@@ -1,6 +1,6 @@
 // The CUDA Device: one GPU, one compute stream, a caching allocator over
-// cudaMalloc, and the fp32 op families registered for DeviceKind::kCuda
-// (register_ops.cu).
+// cudaMalloc, and the op families (F32 and BF16) registered for
+// DeviceKind::kCuda (register_ops.cu).
 //
 // Memory comes from the caching allocator: Free returns a block to the cache
 // without synchronising, which is safe because every op runs on the one
@@ -26,5 +26,12 @@ int CudaDeviceCount();
 // A device on GPU `ordinal`. Aborts with a message if it cannot be used;
 // check CudaDeviceCount() first.
 std::unique_ptr<Device> MakeCudaDevice(int ordinal = 0);
+
+namespace cuda {
+// Registers the CUDA op families in the op registry (idempotent; touches no
+// GPU, so the registry can be listed where there is none). MakeCudaDevice
+// calls it.
+void RegisterCudaOps();
+}  // namespace cuda
 
 }  // namespace anvil::kernels

@@ -11,7 +11,6 @@
 #include <cstdint>
 
 #include "common/dtype.h"
-#include "kernels/ops/elementwise.h"
 #include "kernels/ops/optim.h"
 
 namespace anvil::kernels::cuda {
@@ -54,11 +53,6 @@ void MatmulForward(const Ctx& ctx, float* out, const float* inp, const float* we
                    const float* bias, int N, int C, int OC);
 void MatmulBackward(const Ctx& ctx, float* dinp, float* dweight, float* dbias, const float* dout,
                     const float* inp, const float* weight, int N, int C, int OC);
-// attention.cu
-void AttentionForward(const Ctx& ctx, float* out, float* att, const float* qkv, int B, int T, int C,
-                      int NH);
-void AttentionBackward(const Ctx& ctx, float* dqkv, float* datt, const float* dout,
-                       const float* qkv, const float* att, int B, int T, int C, int NH);
 // gelu.cu
 void GeluForward(const Ctx& ctx, float* out, const float* inp, size_t n);
 void GeluBackward(const Ctx& ctx, float* dinp, const float* inp, const float* dout, size_t n);
@@ -66,8 +60,6 @@ void GeluBackward(const Ctx& ctx, float* dinp, const float* inp, const float* do
 void ResidualForward(const Ctx& ctx, float* out, const float* a, const float* b, size_t n);
 void Accumulate(const Ctx& ctx, float* dst, const float* src, size_t n);
 void Scale(const Ctx& ctx, float* x, float alpha, size_t n);
-// dropout.cu (the registered op itself: elementwise.dropout)
-void DropoutCuda(Device& d, const TensorView& x, const TensorView& seeds, const DropoutParams& p);
 // softmax_xent.cu
 void SoftmaxCrossEntropyForward(const Ctx& ctx, float* losses, float* probs, const float* logits,
                                 const int32_t* targets, int N, int V);
