@@ -86,6 +86,10 @@ int main(int argc, char** argv) {
   const bool leader = env->rank == 0;
   anvil::TrainerOptions options;
   options.groups = dist->groups();
+  // NCCL groups take device buffers: the trainer's host scalars go through Gloo.
+  if (dist->world != nullptr && dist->host_world != dist->world.get()) {
+    options.host_group = dist->host_world;
+  }
   options.rank = env->rank;
   options.world_size = env->world_size;
   options.store = dist->store;

@@ -61,6 +61,10 @@ struct TrainerOptions {
   std::function<void(const std::string&)> log;
   // Process groups from Connect(); all null for a single process.
   EngineGroups groups;
+  // A group over host memory (Gloo) for the trainer's own host scalars (the
+  // stop agreement, the eval mean) when the engine's groups need device
+  // buffers (NCCL). Null: those go through the engine's world group.
+  ProcessGroup* host_group = nullptr;
   int rank = 0;
   int world_size = 1;
   // The job's store (per attempt); checkpoint saves and resume agree
@@ -115,6 +119,8 @@ class Trainer {
   absl::Status InitState();
   absl::Status Resume(bool* resumed);
   absl::StatusOr<bool> StopAgreed();
+  // The mean of a host scalar over ranks (options_.host_group when set).
+  absl::StatusOr<double> HostMean(double v);
   // Logs each report and remembers the first failed save that counts in
   // save_error_ (with --on_save_error=continue, only the last of the `final`
   // reports counts).
