@@ -61,10 +61,6 @@ struct TrainerOptions {
   std::function<void(const std::string&)> log;
   // Process groups from Connect(); all null for a single process.
   EngineGroups groups;
-  // A group over host memory (Gloo) for the trainer's own host scalars (the
-  // stop agreement, the eval mean) when the engine's groups need device
-  // buffers (NCCL). Null: those go through the engine's world group.
-  ProcessGroup* host_group = nullptr;
   int rank = 0;
   int world_size = 1;
   // The job's store (per attempt); checkpoint saves and resume agree
@@ -74,6 +70,10 @@ struct TrainerOptions {
   // The launcher's run id (ANVIL_RUN_ID), recorded in the checkpoint
   // directory's lock and in each manifest. Empty for a lone process.
   std::string run_id = "";
+  // A group over host memory (Gloo) for the trainer's own host scalars (the
+  // stop agreement, the eval mean) when the engine's groups need device
+  // buffers (NCCL). Null: those go through the engine's world group.
+  ProcessGroup* host_group = nullptr;
 };
 
 // Engine options as the run config spells them.

@@ -115,7 +115,10 @@ class TrainDeviceCliTest : public ::testing::Test {
   }
   testing::ProcessResult Run(const std::string& device,
                              std::map<std::string, std::string> env = {}) const {
-    testing::Process p(ANVIL_TRAIN_BIN, Args(device), testing::ProcessOptions(std::move(env)));
+    // ANVIL_TRAIN_BIN in the environment: a packed copy (scripts/gpu_check.sh).
+    const char* bin = std::getenv("ANVIL_TRAIN_BIN");
+    testing::Process p(bin != nullptr ? bin : ANVIL_TRAIN_BIN, Args(device),
+                       testing::ProcessOptions(std::move(env)));
     return testing::RunAll({&p}, 60)[0];
   }
   std::filesystem::path dir_;
