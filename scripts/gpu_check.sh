@@ -51,7 +51,7 @@ die() { echo "gpu_check: $*" >&2; exit 2; }
 gpu_test_targets() {
   ninja -C "$BUILD_DIR" -t targets all |
     sed -n 's#^\(tests/[^:]*\): CXX_EXECUTABLE_LINKER.*#\1#p' |
-    grep -E '/[^/]*(cuda|nccl|gpu)[^/]*$' | sed 's#.*/##'
+    grep -E '/[^/]*(cuda|nccl|gpu)[^/]*$' | sed 's#.*/##' | grep -E '^[A-Za-z0-9_]+$'
   echo device_select_test
 }
 
@@ -73,7 +73,7 @@ pack() {
   fi
   grep -q '^ANVIL_NATIVE:BOOL=OFF' "$BUILD_DIR/CMakeCache.txt" ||
     die "$BUILD_DIR was configured with -march=native; use another BUILD_DIR"
-  ninja -C "$BUILD_DIR" -t targets all | grep -q '^kernels/cuda/libanvil_kernels_cuda.a:' ||
+  ninja -C "$BUILD_DIR" -t targets all | grep '^kernels/cuda/libanvil_kernels_cuda.a:' >/dev/null ||
     die "no CUDA toolkit was found for $BUILD_DIR: the GPU targets are not built"
   local tests
   tests=$(gpu_test_targets | sort -u | tr '\n' ' ')
@@ -214,7 +214,10 @@ parity() {
   shift 2
   local common=(--steps 6 --log_every 1 --eval_every 0 --seed 7 --warmup_steps 2 "$@")
   local c=$LOGS/parity_${name}_cpu.log g=$LOGS/parity_${name}_cuda.log
-  timeout "$(cap 90)" "$TRAIN" --device cpu --threads 8 "${common[@]}" >"$c" 2>&1 ||
+  local threads
+  threads=$(nproc)
+  ((threads > 8)) && threads=8
+  timeout "$(cap 90)" "$TRAIN" --device cpu --threads "$threads" "${common[@]}" >"$c" 2>&1 ||
     { fail "parity $name: the cpu run failed: $(tail -1 "$c")"; return; }
   timeout "$(cap 90)" "$TRAIN" --device cuda "${common[@]}" >"$g" 2>&1 ||
     { fail "parity $name: the cuda run failed: $(tail -1 "$g")"; return; }
@@ -246,12 +249,12 @@ device() {
 
   # CUDA 13's libraries: the toolkit's, else PyTorch's wheels (nvidia/*/lib).
   local cuda_dirs
-  cuda_dirs=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt /usr/local/lib \
+  cuda_dirs=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt /usr/local/lib /usr/lib/python3* \
       \( -name 'libcudart.so.13*' -o -name 'libcublasLt.so.13*' -o -name 'libcublas.so.13*' \
          -o -name 'libnccl.so.2*' -o -name 'libcudnn.so.9*' \) 2>/dev/null |
       xargs -r -n1 dirname | awk '!seen[$0]++' | paste -sd:)
   export LD_LIBRARY_PATH=$work/lib${cuda_dirs:+:$cuda_dirs}
-  if ldd "$TRAIN" 2>&1 | grep -q 'GLIBCXX\|libstdc++.so.6 => not found'; then
+  if ldd "$TRAIN" 2>&1 | grep 'GLIBCXX\|libstdc++.so.6 => not found' >/dev/null; then
     LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$work/lib/compat
   fi
   export ANVIL_OPENBLAS_LIBRARY=$work/lib/libopenblas.so.0
