@@ -251,8 +251,8 @@ device() {
   local cuda_dirs
   cuda_dirs=$(find /usr/local/cuda*/ /usr/lib/x86_64-linux-gnu /opt /usr/local/lib /usr/lib/python3* \
       \( -name 'libcudart.so.13*' -o -name 'libcublasLt.so.13*' -o -name 'libcublas.so.13*' \
-         -o -name 'libnccl.so.2*' -o -name 'libcudnn.so.9*' \) 2>/dev/null |
-      xargs -r -n1 dirname | awk '!seen[$0]++' | paste -sd:)
+         -o -name 'libnccl.so.2*' -o -name 'libcudnn.so.9*' \) -printf '%h\n' 2>/dev/null |
+      awk '!seen[$0]++' | paste -sd:)
   export LD_LIBRARY_PATH=$work/lib${cuda_dirs:+:$cuda_dirs}
   if ldd "$TRAIN" 2>&1 | grep 'GLIBCXX\|libstdc++.so.6 => not found' >/dev/null; then
     LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$work/lib/compat
