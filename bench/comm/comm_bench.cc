@@ -27,6 +27,9 @@
 //    overhead: median over pairs of t_anvil - t_direct, in microseconds.
 // A second table measures bf16 sums: staged in fp32 (the default) against
 // reduced on the wire, next to fp32 of the same element count.
+// --device cuda: ProcessGroup(NCCL) against NCCL direct, one process per GPU
+// (bench/comm/nccl_bench.h); without a usable GPU or NCCL, one `skipped:`
+// line and exit 0.
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -63,6 +66,10 @@
 #include "runtime/store/prefix_store.h"
 #include "tests/common/process.h"
 
+#if ANVIL_COMM_NCCL
+#include "bench/comm/nccl_bench.h"
+#endif
+
 ABSL_FLAG(std::string, worlds, "2,4", "world sizes to run, comma separated");
 ABSL_FLAG(int64_t, min_bytes, 1024, "smallest message");
 ABSL_FLAG(int64_t, max_bytes, int64_t{256} << 20, "largest message");
@@ -70,6 +77,10 @@ ABSL_FLAG(int, rounds, 5, "samples per size and side: rounds x (16 MiB / size, i
 ABSL_FLAG(bool, spin_idle_cpus, true,
           "run a nice-19 busy loop per CPU so that idle vCPUs never halt (see above)");
 ABSL_FLAG(int64_t, bf16_max_bytes, int64_t{64} << 20, "largest bf16 message (0: skip bf16 table)");
+ABSL_FLAG(std::string, device, "cpu",
+          "cpu (Gloo, loopback TCP) | cuda (NCCL, one process per GPU)");
+ABSL_FLAG(std::string, gpu_worlds, "",
+          "--device cuda: world sizes, comma separated (empty: all visible GPUs)");
 // Worker mode (set by the launcher mode).
 ABSL_FLAG(int, rank, -1, "internal: rank of this worker");
 ABSL_FLAG(int, world, 0, "internal: world size of this worker");
@@ -323,6 +334,18 @@ int WorkerMain() {
   auto grpc = GrpcStore::Create(so);
   Check(grpc.status());
   std::shared_ptr<Store> store(std::move(*grpc));
+#if ANVIL_COMM_NCCL
+  if (absl::GetFlag(FLAGS_device) == "cuda") {
+    NcclBenchOptions no;
+    no.rank = w.rank;
+    no.world = w.world;
+    no.store = store;
+    no.min_bytes = absl::GetFlag(FLAGS_min_bytes);
+    no.max_bytes = absl::GetFlag(FLAGS_max_bytes);
+    no.rounds = absl::GetFlag(FLAGS_rounds);
+    return NcclBenchWorker(no);
+  }
+#endif
   GlooOptions go;
   go.store = store;
   go.rank = w.rank;
@@ -376,19 +399,37 @@ class IdleSpinners {
 };
 
 int LauncherMain(const char* self) {
-  IdleSpinners spinners(absl::GetFlag(FLAGS_spin_idle_cpus));
+  const bool cuda = absl::GetFlag(FLAGS_device) == "cuda";
+  std::string worlds = absl::GetFlag(FLAGS_worlds);
+  if (cuda) {
+    std::string why = "this build has no CUDA/NCCL";
+    int gpus = 0;
+#if ANVIL_COMM_NCCL
+    gpus = NcclBenchGpus(&why);
+#endif
+    if (gpus == 0) {
+      std::printf("comm_bench: skipped: --device cuda: %s\n", why.c_str());
+      return 0;
+    }
+    worlds = absl::GetFlag(FLAGS_gpu_worlds).empty() ? absl::StrCat(gpus)
+                                                     : absl::GetFlag(FLAGS_gpu_worlds);
+  }
+  // The spinners keep idle vCPUs awake for loopback TCP; GPU runs need none.
+  IdleSpinners spinners(!cuda && absl::GetFlag(FLAGS_spin_idle_cpus));
   RendezvousServer server;
   ServerOptions options;
   options.host = "127.0.0.1";
   options.port = 0;
   auto port = server.Start(options);
   Check(port.status());
-  std::printf("# comm_bench: ProcessGroup(Gloo) vs Gloo direct; ranks are processes on loopback\n");
+  std::printf(cuda ? "# comm_bench: ProcessGroup(NCCL) vs NCCL direct; one process per GPU\n"
+                   : "# comm_bench: ProcessGroup(Gloo) vs Gloo direct; ranks are processes on "
+                     "loopback\n");
   std::printf("# sizes %lld .. %lld bytes (x4)\n",
               static_cast<long long>(absl::GetFlag(FLAGS_min_bytes)),
               static_cast<long long>(absl::GetFlag(FLAGS_max_bytes)));
   std::fflush(stdout);
-  for (absl::string_view ws : absl::StrSplit(absl::GetFlag(FLAGS_worlds), ',')) {
+  for (absl::string_view ws : absl::StrSplit(worlds, ',')) {
     int n = 0;
     if (!absl::SimpleAtoi(ws, &n) || n < 1) continue;
     std::vector<std::unique_ptr<testing::Process>> workers;
@@ -399,7 +440,8 @@ int LauncherMain(const char* self) {
           absl::StrCat("--min_bytes=", absl::GetFlag(FLAGS_min_bytes)),
           absl::StrCat("--max_bytes=", absl::GetFlag(FLAGS_max_bytes)),
           absl::StrCat("--rounds=", absl::GetFlag(FLAGS_rounds)),
-          absl::StrCat("--bf16_max_bytes=", absl::GetFlag(FLAGS_bf16_max_bytes))};
+          absl::StrCat("--bf16_max_bytes=", absl::GetFlag(FLAGS_bf16_max_bytes)),
+          absl::StrCat("--device=", absl::GetFlag(FLAGS_device))};
       testing::ProcessOptions options;
       options.inherit_stderr = true;
       auto wp = std::make_unique<testing::Process>(self, args, options);
@@ -427,6 +469,11 @@ int LauncherMain(const char* self) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_device) != "cpu" && absl::GetFlag(FLAGS_device) != "cuda") {
+    std::fprintf(stderr, "comm_bench: --device must be cpu or cuda, got '%s'\n",
+                 absl::GetFlag(FLAGS_device).c_str());
+    return 2;
+  }
   if (absl::GetFlag(FLAGS_rank) >= 0) return anvil::WorkerMain();
   char self[4096] = {};
   const ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);

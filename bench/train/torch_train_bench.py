@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """PyTorch eager reference for train_bench: the same model (--model gpt: GPT-2;
 --model llama: RMSNorm, rotary positions, grouped-query attention, SwiGLU, no
-biases, untied head) and training step (forward, backward, grad-norm clip, AdamW) on random tokens, CPU, eager:
-fp32, or with --dtype bf16 the forward under torch.autocast("cpu", bfloat16)
-(fp32 parameters and optimizer, bf16 matmuls through oneDNN).
-Prints one line: `torch ms_per_step=<median> tokens_per_s=<...>`."""
+biases, untied head) and training step (forward, backward, grad-norm clip, AdamW) on random tokens, eager:
+fp32, or with --dtype bf16 the forward under torch.autocast(device, bfloat16)
+(fp32 parameters and optimizer, bf16 matmuls: oneDNN on the CPU, cuBLAS on a GPU).
+--device cuda runs on GPU 0 (fused AdamW, SDPA's flash kernel, times taken
+after torch.cuda.synchronize); --compile wraps the model in torch.compile.
+Prints one line: `torch <model> <dtype> <device> <eager|compile> ms_per_step=<median> tokens_per_s=<...>`."""
 import contextlib
 import argparse
 import math
@@ -52,7 +54,7 @@ class GPT(nn.Module):
 
     def forward(self, idx, targets):
         T = idx.shape[1]
-        x = self.wte(idx) + self.wpe(torch.arange(T))
+        x = self.wte(idx) + self.wpe(torch.arange(T, device=idx.device))
         for b in self.h:
             x = b(x)
         logits = self.ln_f(x) @ self.wte.weight.T
@@ -138,32 +140,45 @@ def main():
         ap.add_argument(f"--{name}", type=int, default=default)
     ap.add_argument("--model", choices=["gpt", "llama"], default="gpt")
     ap.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--compile", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    if a.model == "llama":
-        model = Llama(a.L, a.H, a.KV or a.H, a.C, a.F, a.T, a.V)
-    else:
-        model = GPT(a.L, a.H, a.C, a.T, a.V)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
-    idx = torch.randint(0, a.V, (a.B, a.T))
-    tgt = torch.randint(0, a.V, (a.B, a.T))
+    cuda = a.device == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False  # fp32 as the anvil CUDA device runs it
+    with torch.device(a.device):
+        if a.model == "llama":
+            model = Llama(a.L, a.H, a.KV or a.H, a.C, a.F, a.T, a.V)
+        else:
+            model = GPT(a.L, a.H, a.C, a.T, a.V)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1,
+                            fused=cuda)
+    fwd = torch.compile(model) if a.compile else model
+    idx = torch.randint(0, a.V, (a.B, a.T), device=a.device)
+    tgt = torch.randint(0, a.V, (a.B, a.T), device=a.device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     times = []
     for i in range(a.warmup + a.steps):
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        ctx = (torch.autocast("cpu", dtype=torch.bfloat16) if a.dtype == "bf16"
+        ctx = (torch.autocast(a.device, dtype=torch.bfloat16) if a.dtype == "bf16"
                else contextlib.nullcontext())
         with ctx:
-            loss = model(idx, tgt)
+            loss = fwd(idx, tgt)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        sync()
         if i >= a.warmup:
             times.append(time.perf_counter() - t0)
     ms = statistics.median(times) * 1e3
-    print(f"torch {a.model} {a.dtype} ms_per_step={ms:.2f} tokens_per_s={a.B * a.T / (ms / 1e3):.1f} "
-          f"version={torch.__version__} loss={loss.item():.4f}")
+    mode = "compile" if a.compile else "eager"
+    print(f"torch {a.model} {a.dtype} {a.device} {mode} ms_per_step={ms:.2f} "
+          f"tokens_per_s={a.B * a.T / (ms / 1e3):.1f} version={torch.__version__} "
+          f"loss={loss.item():.4f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@
 #include "runtime/store/grpc_store.h"
 #include "runtime/store/prefix_store.h"
 
+#if ANVIL_HAVE_NCCL
+#include "runtime/collectives/nccl/nccl_process_group.h"
+#endif
+
 namespace anvil {
 namespace {
 
@@ -73,10 +77,17 @@ absl::StatusOr<DistEnv> ReadDistEnv() {
 }
 
 absl::StatusOr<DistContext> Connect(const DistEnv& env, const proto::TrainConfig& config,
-                                    absl::Duration timeout) {
+                                    absl::Duration timeout, const DeviceChoice& device) {
   DistContext ctx;
   ctx.env = env;
   if (env.world_size == 1) return ctx;
+  const bool cuda = device.kind == kernels::DeviceKind::kCuda;
+#if !ANVIL_HAVE_NCCL
+  if (cuda) {
+    return absl::FailedPreconditionError(
+        "--device cuda with several ranks needs NCCL, which this build does not have");
+  }
+#endif
   GrpcStoreOptions so;
   so.address = env.store_addr;
   so.run_id = env.run_id;
@@ -86,7 +97,11 @@ absl::StatusOr<DistContext> Connect(const DistEnv& env, const proto::TrainConfig
   ASSIGN_OR_RETURN(std::unique_ptr<GrpcStore> grpc, GrpcStore::Create(so));
   ctx.store = std::make_shared<PrefixStore>(absl::StrCat(env.store_prefix, "train/"),
                                             std::shared_ptr<Store>(std::move(grpc)));
-  RETURN_IF_ERROR(CheckSameConfig(*ctx.store, env.rank, env.world_size, config, timeout));
+  // Ranks compare the device kind they resolved (--device auto may differ
+  // across nodes): NCCL on some ranks and Gloo on others would only time out.
+  proto::TrainConfig resolved = config;
+  resolved.set_device(cuda ? "cuda" : "cpu");
+  RETURN_IF_ERROR(CheckSameConfig(*ctx.store, env.rank, env.world_size, resolved, timeout));
   GlooOptions go;
   go.store = ctx.store;
   go.rank = env.rank;
@@ -98,7 +113,25 @@ absl::StatusOr<DistContext> Connect(const DistEnv& env, const proto::TrainConfig
   if (!env.gloo_address.note.empty() && env.rank == 0) {
     std::fprintf(stderr, "train: %s\n", env.gloo_address.note.c_str());
   }
-  ASSIGN_OR_RETURN(ctx.world, GlooProcessGroup::Create(go));
+  if (cuda) {
+#if ANVIL_HAVE_NCCL
+    NcclOptions no;
+    no.store = ctx.store;
+    no.rank = env.rank;
+    no.size = env.world_size;
+    no.device = device.ordinal;
+    no.timeout = timeout;
+    no.name = "nccl";
+    ASSIGN_OR_RETURN(ctx.world, NcclProcessGroup::Create(no));
+    ASSIGN_OR_RETURN(ctx.host_world_owned, GlooProcessGroup::Create(go));
+    ctx.host_world = ctx.host_world_owned.get();
+#endif
+  } else {
+    ASSIGN_OR_RETURN(ctx.world, GlooProcessGroup::Create(go));
+    ctx.host_world = ctx.world.get();
+  }
+  // NCCL's Split makes each sub-group its own communicator, Gloo's its own
+  // pairs: the same call for both.
   if (config.sharding() == "HYBRID_SHARD") {
     ASSIGN_OR_RETURN(ctx.hybrid, SplitHybrid(*ctx.world, env.local_world_size));
   }

@@ -8,6 +8,13 @@
 // restart attempt, so keys of a dead attempt never leak into the next).
 // Without WORLD_SIZE (or with 1) the worker is a single process and needs no
 // store.
+//
+// Process groups follow the device (runtime/trainer/device_select.h): on the
+// CPU the world, node-local and cross-node groups are Gloo; with a CUDA
+// device they are NCCL communicators on that GPU (bootstrapped through the
+// same store), and a Gloo world group is kept beside them for host-side
+// control (host scalars). Every rank must have resolved --device to the same
+// kind; Connect checks that before it builds a group.
 #pragma once
 
 #include <memory>
@@ -21,6 +28,7 @@
 #include "runtime/collectives/process_group.h"
 #include "runtime/sharding/sharded_engine.h"
 #include "runtime/store/store.h"
+#include "runtime/trainer/device_select.h"
 
 namespace anvil {
 
@@ -47,17 +55,23 @@ absl::StatusOr<DistEnv> ReadDistEnv();
 struct DistContext {
   DistEnv env;
   std::shared_ptr<Store> store;        // prefixed per attempt; null when single
-  std::unique_ptr<ProcessGroup> world; // null when single
-  HybridGroups hybrid;                 // HYBRID_SHARD only
+  std::unique_ptr<ProcessGroup> world; // null when single; NCCL on a CUDA device
+  HybridGroups hybrid;                 // HYBRID_SHARD only, split from world
+  // Gloo, for host buffers: the world group itself on the CPU (not owned
+  // here then), a separate Gloo world group with a CUDA device. Null when
+  // single.
+  std::unique_ptr<ProcessGroup> host_world_owned;
+  ProcessGroup* host_world = nullptr;
   EngineGroups groups() const {
     return EngineGroups{world.get(), hybrid.node_local.get(), hybrid.cross_node.get()};
   }
 };
 
 // Connects to the store and builds the world group (and the hybrid groups
-// when the config asks for HYBRID_SHARD).
+// when the config asks for HYBRID_SHARD) for `device`: Gloo on the CPU,
+// NCCL on a CUDA device (an error when this build has no NCCL).
 absl::StatusOr<DistContext> Connect(const DistEnv& env, const proto::TrainConfig& config,
-                                    absl::Duration timeout);
+                                    absl::Duration timeout, const DeviceChoice& device = {});
 
 // Every rank publishes its config; a rank whose config differs from rank 0's
 // in a RANKS_MATCH field (model shape, strategy, dtypes, batch, eval cadence,

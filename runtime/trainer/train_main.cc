@@ -14,6 +14,11 @@
 // that verifies (any world size and strategy), so rerunning the same command
 // after a crash or preemption continues the run. The directory is locked for
 // the job; another run's checkpoints are resumed only with --resume_from.
+//
+// --device cpu|cuda|auto (runtime/trainer/device_select.h): under the
+// launcher a cuda worker binds GPU LOCAL_RANK and its process groups are
+// NCCL; a cuda request this machine cannot meet is bad input (exit 2, one
+// line naming the problem), checked before anything is built.
 #include <csignal>
 #include <cstdio>
 #include <string>
@@ -24,6 +29,7 @@
 #include "kernels/device.h"
 #include "runtime/checkpoint/save_signal.h"
 #include "runtime/trainer/config.h"
+#include "runtime/trainer/device_select.h"
 #include "runtime/trainer/distributed.h"
 #include "runtime/trainer/stop_signal.h"
 #include "runtime/trainer/train_flags.h"
@@ -64,8 +70,14 @@ int main(int argc, char** argv) {
 
   auto env = anvil::ReadDistEnv();
   if (!env.ok()) return BadInput(env.status());
-  auto device = anvil::kernels::MakeCpuDevice(config.threads());
-  auto dist = anvil::Connect(*env, config, dist_timeout);
+  // Probing CUDA costs one cudaGetDeviceCount; --device cpu skips it.
+  const anvil::CudaProbe probe =
+      config.device() == "cpu" ? anvil::CudaProbe{} : anvil::ProbeCuda();
+  auto choice = anvil::ChooseDevice(config.device(), env->local_rank,
+                                    env->world_size > 1 ? env->local_world_size : 1, probe);
+  if (!choice.ok()) return BadInput(choice.status());
+  auto device = anvil::MakeDevice(*choice, config.threads());
+  auto dist = anvil::Connect(*env, config, dist_timeout, *choice);
   if (!dist.ok()) {
     std::fprintf(stderr, "train: rank %d: %s\n", env->rank,
                  std::string(dist.status().message()).c_str());
@@ -74,6 +86,10 @@ int main(int argc, char** argv) {
   const bool leader = env->rank == 0;
   anvil::TrainerOptions options;
   options.groups = dist->groups();
+  // NCCL groups take device buffers: the trainer's host scalars go through Gloo.
+  if (dist->world != nullptr && dist->host_world != dist->world.get()) {
+    options.host_group = dist->host_world;
+  }
   options.rank = env->rank;
   options.world_size = env->world_size;
   options.store = dist->store;
@@ -83,12 +99,15 @@ int main(int argc, char** argv) {
   auto trainer = anvil::Trainer::Create(config, device.get(), options);
   if (!trainer.ok()) return BadInput(trainer.status());
   // Measured after the input checks, so bad input fails fast. MFU is against
-  // the peak of the dtype the matmuls run in (bf16 compute: the bf16 GEMM).
+  // the peak of the dtype the matmuls run in (bf16 compute: the bf16 GEMM);
+  // on a GPU, its data-sheet peak (none known: no MFU).
   const bool bf16 = config.param_dtype() == "bf16";
+  const bool gpu = choice->kind == anvil::kernels::DeviceKind::kCuda;
   (*trainer)->set_peak_flops(
-      (bf16 ? anvil::kernels::MeasureBf16GemmPeakGflops(config.threads())
-            : anvil::kernels::MeasureSgemmPeakGflops(config.threads())) *
-      1e9);
+      gpu ? anvil::NominalPeakFlops(*choice, bf16)
+          : (bf16 ? anvil::kernels::MeasureBf16GemmPeakGflops(config.threads())
+                  : anvil::kernels::MeasureSgemmPeakGflops(config.threads())) *
+                1e9);
   const auto& m = config.model();
   if (leader) {
     const anvil::ModelSpec& spec = (*trainer)->model_spec();
@@ -98,10 +117,11 @@ int main(int argc, char** argv) {
             ? absl::StrFormat("%d x %d", config.data().batch_size(), config.data().seq_len())
             : absl::StrFormat("%d images", config.data().batch_size());
     std::printf("model: %s, %zu parameters | %d rank(s), %s, params %s, reduce %s | batch %s x "
-                "accum %d per rank | %s peak %.1f GFLOP/s per rank\n",
+                "accum %d per rank | %s%s peak %.1f GFLOP/s per rank\n",
                 spec.describe(m).c_str(), (*trainer)->num_params(), env->world_size,
                 config.sharding().c_str(), config.param_dtype().c_str(),
                 config.reduce_dtype().c_str(), batch.c_str(), config.grad_accum(),
+                gpu ? (device->Describe() + ", data-sheet ").c_str() : "",
                 bf16 ? "bf16 GEMM" : "sgemm", (*trainer)->peak_flops() / 1e9);
     std::fflush(stdout);
   }

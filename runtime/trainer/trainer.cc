@@ -286,7 +286,7 @@ absl::StatusOr<bool> Trainer::StopAgreed() {
   const bool local = StopRequested() || ckpt::SaveSignalReceived() != 0 || !save_error_.ok();
   if (options_.world_size <= 1) return local;
   // Signals reach ranks at different moments; all must stop at the same step.
-  ASSIGN_OR_RETURN(const double any, engine_->MeanOverRanks(local ? 1.0 : 0.0));
+  ASSIGN_OR_RETURN(const double any, HostMean(local ? 1.0 : 0.0));
   return any > 0;
 }
 
@@ -343,7 +343,15 @@ absl::StatusOr<double> Trainer::Evaluate() {
     ASSIGN_OR_RETURN(const double l, engine_->ForwardLoss());
     sum += l;
   }
-  return engine_->MeanOverRanks(sum / batches);
+  return HostMean(sum / batches);
+}
+
+absl::StatusOr<double> Trainer::HostMean(double v) {
+  ProcessGroup* g = options_.host_group;
+  if (g == nullptr || g->size() == 1) return engine_->MeanOverRanks(v);
+  float f = static_cast<float>(v);
+  RETURN_IF_ERROR(g->AllReduce(&f, 1, {.op = ReduceOp::kAvg})->Wait(options_.store_timeout));
+  return static_cast<double>(f);
 }
 
 absl::StatusOr<std::vector<StepStats>> Trainer::Run() {

@@ -70,6 +70,10 @@ struct TrainerOptions {
   // The launcher's run id (ANVIL_RUN_ID), recorded in the checkpoint
   // directory's lock and in each manifest. Empty for a lone process.
   std::string run_id = "";
+  // A group over host memory (Gloo) for the trainer's own host scalars (the
+  // stop agreement, the eval mean) when the engine's groups need device
+  // buffers (NCCL). Null: those go through the engine's world group.
+  ProcessGroup* host_group = nullptr;
 };
 
 // Engine options as the run config spells them.
@@ -115,6 +119,8 @@ class Trainer {
   absl::Status InitState();
   absl::Status Resume(bool* resumed);
   absl::StatusOr<bool> StopAgreed();
+  // The mean of a host scalar over ranks (options_.host_group when set).
+  absl::StatusOr<double> HostMean(double v);
   // Logs each report and remembers the first failed save that counts in
   // save_error_ (with --on_save_error=continue, only the last of the `final`
   // reports counts).

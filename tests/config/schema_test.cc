@@ -92,7 +92,7 @@ TEST(SchemaTest, DefaultTrainConfigSetsEveryLeafToTheFlagDefaultsTrainHad) {
     optim { lr: 3e-3 min_lr_ratio: 0.1 warmup_steps: 20 weight_decay: 0.1 beta1: 0.9
             beta2: 0.95 eps: 1e-8 grad_clip: 1 ema_decay: 0.999 }
     steps: 1000 grad_accum: 1 seed: 1337 eval_every: 100 eval_batches: 16 log_every: 10
-    threads: 0 sharding: "NO_SHARD" param_dtype: "fp32" reduce_dtype: "fp32"
+    threads: 0 device: "auto" sharding: "NO_SHARD" param_dtype: "fp32" reduce_dtype: "fp32"
     checkpoint_dir: "" checkpoint_every: 0 keep_last: 3 init_from: "" save_signal: ""
     checkpoint_async: true bucket_mb: 4 on_save_error: "stop" resume_from: ""
     recompute: "none")pb",
