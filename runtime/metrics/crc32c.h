@@ -14,7 +14,7 @@
 namespace anvil::metrics {
 
 // `crc`: the CRC of the bytes before `data` (0 for none).
-uint32_t Crc32c(const void* data, size_t n, uint32_t crc = 0);
+uint32_t Crc32c(const void* data, size_t n, uint32_t crc);
 inline uint32_t Crc32c(std::string_view s, uint32_t crc = 0) {
   return Crc32c(s.data(), s.size(), crc);
 }

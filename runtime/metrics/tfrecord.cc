@@ -31,7 +31,7 @@ std::string FrameTfRecord(std::string_view data) {
   std::string out;
   out.reserve(data.size() + 16);
   PutLe(&out, data.size(), 8);
-  PutLe(&out, MaskCrc32c(Crc32c(out.data(), 8)), 4);
+  PutLe(&out, MaskCrc32c(Crc32c(out.data(), 8, 0)), 4);
   out.append(data);
   PutLe(&out, MaskCrc32c(Crc32c(data)), 4);
   return out;
@@ -77,7 +77,7 @@ absl::StatusOr<std::optional<std::string>> TfRecordReader::Next() {
   };
   if (got != sizeof(header)) return loss("truncated header");
   const uint64_t length = GetLe(header, 8);
-  if (UnmaskCrc32c(static_cast<uint32_t>(GetLe(header + 8, 4))) != Crc32c(header, 8)) {
+  if (UnmaskCrc32c(static_cast<uint32_t>(GetLe(header + 8, 4))) != Crc32c(header, 8, 0)) {
     return loss("length CRC mismatch");
   }
   std::string data(length, '\0');
