@@ -28,7 +28,9 @@
 #include "gtest/gtest.h"
 #include "launcher/server/server.h"
 #include "proto/tensorboard_event.pb.h"
+#include "runtime/data/png_io.h"
 #include "runtime/data/token_shard.h"
+#include "runtime/metrics/event_writer.h"
 #include "runtime/metrics/tfrecord.h"
 #include "tests/common/process.h"
 
@@ -233,6 +235,26 @@ TEST_F(MetricsTrainTest, TensorBoardJsonlAndEtaOfARestartedRun) {
   const std::vector<double>& loss = tb.scalars.at("train/loss").second;
   ASSERT_EQ(loss.size(), 6u);
   for (size_t i = 0; i < loss.size(); ++i) EXPECT_NEAR(loss[i], line_loss[i], 6e-5) << i;
+}
+
+// The image summary (for sample grids): a real PNG TensorBoard decodes the
+// size of.
+TEST_F(MetricsTrainTest, ImageSummaryReadsInTensorBoard) {
+  std::vector<uint8_t> pixels(5 * 7);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 7);
+  ASSERT_TRUE(WritePng(P("grid.png"), 5, 7, 1, pixels.data()).ok());
+  const std::string png = testing::ReadFile(P("grid.png"));
+  {
+    auto w = metrics::EventFileWriter::Create(P("tbimg"));
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE((*w)->WriteImage(7, 1.7e9, "samples/grid", png, 5, 7, 1).ok());
+  }
+  const TensorBoardView tb = ReadWithTensorBoard(dir_ / "tbimg");
+  if (tb.exit_code == 77) GTEST_SKIP() << "no Python here imports tensorboard";
+  ASSERT_EQ(tb.exit_code, 0) << tb.err;
+  EXPECT_NE(tb.out.find(absl::StrCat("image samples/grid 1 7 7x5x", png.size(), "\n")),
+            std::string::npos)
+      << tb.out;
 }
 
 TEST_F(MetricsTrainTest, BadMetricsPathsAreOneLine) {

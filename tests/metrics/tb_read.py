@@ -5,7 +5,7 @@ TensorBoard shows of it, one line per item:
 
   file_version brain.Event:2
   scalar TAG COUNT STEPS VALUES     STEPS and VALUES comma-separated, in order
-  image TAG COUNT STEPS
+  image TAG COUNT STEPS SIZES      SIZES: WIDTHxHEIGHTxPNG_BYTES per event
 
   tb_read.py LOGDIR
 
@@ -32,7 +32,8 @@ def main():
               ",".join(repr(e.value) for e in events))
     for tag in sorted(tags.get("images", [])):
         events = acc.Images(tag)
-        print("image", tag, len(events), ",".join(str(e.step) for e in events))
+        print("image", tag, len(events), ",".join(str(e.step) for e in events),
+              ",".join(f"{e.width}x{e.height}x{len(e.encoded_image_string)}" for e in events))
 
 
 if __name__ == "__main__":
