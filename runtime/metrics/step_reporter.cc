@@ -1,5 +1,6 @@
 #include "runtime/metrics/step_reporter.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -13,7 +14,8 @@ namespace anvil::metrics {
 StepReporter::StepReporter(ReporterOptions options)
     : options_(std::move(options)),
       progress_(options_.total_steps),
-      straggler_(options_.world_size, options_.straggler_factor, options_.straggler_window) {}
+      straggler_(options_.world_size, options_.straggler_factor,
+                 options_.straggler_window / std::max(1, options_.straggler_every)) {}
 
 absl::StatusOr<std::unique_ptr<StepReporter>> StepReporter::Create(ReporterOptions options) {
   if (!options.log) {
@@ -41,8 +43,13 @@ absl::Status StepReporter::EndStep(int step, double step_ms, double busy_ms) {
   if (options_.world == nullptr || options_.world_size < 2 || options_.straggler_factor <= 0) {
     return absl::OkStatus();
   }
+  busy_sum_ms_ += busy_ms;
+  ++busy_steps_;
+  if (step % std::max(1, options_.straggler_every) != 0) return absl::OkStatus();
   ASSIGN_OR_RETURN(const std::vector<float> busy,
-                   GatherFromRanks(options_.world, static_cast<float>(busy_ms)));
+                   GatherFromRanks(options_.world, static_cast<float>(busy_sum_ms_ / busy_steps_)));
+  busy_sum_ms_ = 0;
+  busy_steps_ = 0;
   straggler_.Add(busy);
   if (options_.rank != 0) return absl::OkStatus();
   for (const SlowRank& s : straggler_.newly_slow()) {
@@ -50,7 +57,8 @@ absl::Status StepReporter::EndStep(int step, double step_ms, double busy_ms) {
         "straggler: rank %d is persistently slow: %.2fx the median of the other ranks over the "
         "last %d steps (%.1f ms vs %.1f ms of work per step, waits on collectives excluded; "
         "--straggler_factor %g)",
-        s.rank, s.ratio, straggler_.window(), s.ms, s.others_ms, straggler_.factor()));
+        s.rank, s.ratio, straggler_.window() * std::max(1, options_.straggler_every), s.ms,
+        s.others_ms, straggler_.factor()));
   }
   return absl::OkStatus();
 }

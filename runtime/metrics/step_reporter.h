@@ -5,10 +5,12 @@
 // Record once per step (after that step's evaluation) with the step's
 // scalars; only rank 0 owns sinks and logs.
 // Invariants: with several ranks and straggler_factor > 0, EndStep issues
-// exactly one all-gather of one float on the world group per call, at the
-// same point on every rank (it is part of the collective sequence, so the
-// factor must match across ranks); with one rank, or a factor of 0, it
-// communicates nothing. A sink error fails Record with the sink's message
+// one all-gather of one float (this rank's mean busy time per step since
+// the last gather) on the world group at every step that is a multiple of
+// straggler_every, at the same point on every rank (it is part of the
+// collective sequence, so the factor and the cadence must match across
+// ranks); at other steps, with one rank, or with a factor of 0, it
+// communicates nothing. The spread shown is the one of the last gather. A sink error fails Record with the sink's message
 // (the run stops rather than silently losing its metrics).
 #pragma once
 
@@ -35,7 +37,8 @@ struct ReporterOptions {
   std::string tensorboard_dir;    // empty: no event file
   std::string metrics_jsonl;      // empty: no JSONL file
   double straggler_factor = 1.5;  // <= 0: no gather, no spread, no warning
-  int straggler_window = 20;      // steps
+  int straggler_window = 20;      // steps (whole gathers: rounded down to a multiple of every)
+  int straggler_every = 10;       // steps between gathers
   // Straggler warnings (rank 0). Default: stderr.
   std::function<void(const std::string&)> log;
 };
@@ -85,6 +88,8 @@ class StepReporter {
   StragglerDetector straggler_;
   std::vector<std::unique_ptr<MetricsSink>> sinks_;
   std::optional<std::chrono::steady_clock::time_point> last_end_;
+  double busy_sum_ms_ = 0;  // since the last gather
+  int busy_steps_ = 0;
 };
 
 }  // namespace anvil::metrics

@@ -5,14 +5,16 @@
 // synchronous step every rank's wall time is the slowest rank's (the others
 // wait for it inside the gradient reduction), so wall times cannot tell the
 // ranks apart; busy times can.
-// StragglerDetector keeps the last `window` steps of every rank's busy time.
+// StragglerDetector keeps the last `window` samples of every rank's busy
+// time (a sample: the mean per step over the steps between two gathers).
 // A rank's lag is its mean over the window divided by the median of the
 // other ranks' means, minus 1 (with 2 ranks: against the other rank). A
 // rank is persistently slow once the window is full and its ratio is at
 // least `factor`; it is reported once when it becomes so, and again only
 // after its ratio has dropped below `factor` and risen again.
-// Invariants: spread() is defined (slowest >= 0) once a step was added to a
-// world of 2 or more ranks; no rank is ever reported before `window` steps.
+// Invariants: spread() is defined (slowest >= 0) once a sample was added to
+// a world of 2 or more ranks; no rank is ever reported before `window`
+// samples.
 #pragma once
 
 #include <cstddef>
@@ -45,7 +47,7 @@ class StragglerDetector {
  public:
   StragglerDetector(int world_size, double factor, int window);
 
-  // One step's busy time per rank (size world_size).
+  // One sample of busy time per rank (size world_size).
   void Add(const std::vector<float>& busy_ms);
   Spread spread() const;
   // Ranks that became persistently slow with the last Add.

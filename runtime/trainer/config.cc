@@ -175,6 +175,12 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("--straggler_window must be in 1..100000, got ", c.straggler_window()));
   }
+  if (c.straggler_every() <= 0 || c.straggler_every() > c.straggler_window()) {
+    return absl::InvalidArgumentError(absl::StrCat("--straggler_every must be in 1..",
+                                                   c.straggler_window(),
+                                                   " (--straggler_window), got ",
+                                                   c.straggler_every()));
+  }
   if (!c.tensorboard_dir().empty()) {
     std::error_code ec;
     const auto st = std::filesystem::status(c.tensorboard_dir(), ec);

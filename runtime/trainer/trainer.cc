@@ -108,6 +108,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfi
   ro.metrics_jsonl = config.metrics_jsonl();
   ro.straggler_factor = config.straggler_factor();
   ro.straggler_window = config.straggler_window();
+  ro.straggler_every = config.straggler_every();
   ro.log = [self = t.get()](const std::string& line) { self->Log(line); };
   ASSIGN_OR_RETURN(t->reporter_, metrics::StepReporter::Create(std::move(ro)));
   RETURN_IF_ERROR(t->InitState());
