@@ -167,6 +167,28 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("--recompute must be none or unit, got '", c.recompute(), "'"));
   }
+  if (c.straggler_factor() != 0 && !(c.straggler_factor() > 1 && c.straggler_factor() <= 1e6)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--straggler_factor must be 0 (off) or in (1, 1e6], got ", c.straggler_factor()));
+  }
+  if (c.straggler_window() <= 0 || c.straggler_window() > 100000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--straggler_window must be in 1..100000, got ", c.straggler_window()));
+  }
+  if (c.straggler_every() <= 0 || c.straggler_every() > c.straggler_window()) {
+    return absl::InvalidArgumentError(absl::StrCat("--straggler_every must be in 1..",
+                                                   c.straggler_window(),
+                                                   " (--straggler_window), got ",
+                                                   c.straggler_every()));
+  }
+  if (!c.tensorboard_dir().empty()) {
+    std::error_code ec;
+    const auto st = std::filesystem::status(c.tensorboard_dir(), ec);
+    if (!ec && std::filesystem::exists(st) && !std::filesystem::is_directory(st)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--tensorboard_dir ", c.tensorboard_dir(), " exists and is not a directory"));
+    }
+  }
   return absl::OkStatus();
 }
 

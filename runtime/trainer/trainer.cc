@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_format.h"
@@ -18,6 +19,7 @@
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/checkpoint/save_signal.h"
 #include "runtime/checkpoint/shard_slices.h"
+#include "runtime/metrics/test_slowdown.h"
 #include "runtime/trainer/config.h"
 #include "runtime/trainer/stop_signal.h"
 
@@ -30,6 +32,22 @@ const char* ShortUnit(const char* unit) {
   if (u == "tokens") return "tok";
   if (u == "images") return "img";
   return unit;
+}
+
+metrics::StepScalars ScalarsOf(const StepStats& st, std::optional<double> loss_scale,
+                               std::optional<double> eval_loss) {
+  metrics::StepScalars s;
+  s.step = st.step;
+  s.loss = st.loss;
+  s.lr = st.lr;
+  s.grad_norm = st.grad_norm;
+  s.items_per_s = st.items_per_s;
+  s.unit = st.unit;
+  s.mfu = st.mfu;
+  s.step_ms = st.ms;
+  s.loss_scale = loss_scale;
+  s.eval_loss = eval_loss;
+  return s;
 }
 
 }  // namespace
@@ -81,6 +99,18 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfi
   ASSIGN_OR_RETURN(EngineOptions eo, EngineOptionsFromConfig(config));
   ASSIGN_OR_RETURN(t->engine_,
                    ShardedEngine::Create(t->model_.get(), device, t->options_.groups, eo));
+  metrics::ReporterOptions ro;
+  ro.rank = t->options_.rank;
+  ro.world_size = t->options_.world_size;
+  ro.world = t->options_.groups.world;
+  ro.total_steps = config.steps();
+  ro.tensorboard_dir = config.tensorboard_dir();
+  ro.metrics_jsonl = config.metrics_jsonl();
+  ro.straggler_factor = config.straggler_factor();
+  ro.straggler_window = config.straggler_window();
+  ro.straggler_every = config.straggler_every();
+  ro.log = [self = t.get()](const std::string& line) { self->Log(line); };
+  ASSIGN_OR_RETURN(t->reporter_, metrics::StepReporter::Create(std::move(ro)));
   RETURN_IF_ERROR(t->InitState());
   const auto& o = config.optim();
   t->schedule_ = LrSchedule{o.lr(), o.warmup_steps(), config.steps(), o.min_lr_ratio()};
@@ -299,6 +329,8 @@ absl::StatusOr<std::vector<float>> Trainer::FullParams() {
 absl::StatusOr<StepStats> Trainer::Step() {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
+  const double waited_before = engine_->comm().exposed_wait_s;
+  metrics::TestOnlySlowdown(options_.rank);
   const int accum = config_.grad_accum();
   double loss = 0;
   for (int micro = 0; micro < accum; ++micro) {
@@ -320,6 +352,7 @@ absl::StatusOr<StepStats> Trainer::Step() {
   st.grad_norm = res.grad_norm;
   st.skipped = res.skipped;
   st.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  st.busy_ms = st.ms - (engine_->comm().exposed_wait_s - waited_before) * 1e3;
   const SampleWork work = model_->work_per_sample();
   const double samples_per_s = static_cast<double>(batch_.samples()) * accum *
                                options_.world_size / (st.ms / 1e3);
@@ -382,28 +415,36 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
     }
     ASSIGN_OR_RETURN(const StepStats st, Step());
     all.push_back(st);
+    RETURN_IF_ERROR(reporter_->EndStep(st.step, st.ms, st.busy_ms));
     if (!std::isfinite(st.loss)) {
       return absl::InternalError(absl::StrFormat("loss is %f at step %d", st.loss, st.step));
     }
     if (st.step % log_every == 0 || st.step == 1 || st.step == steps) {
       Log(absl::StrFormat(
-          "step %5d/%d | loss %.4f | lr %.2e | norm %.4f | %7.1f ms | %8.0f %s/s | MFU %4.1f%%%s",
-          st.step, steps, st.loss, st.lr, st.grad_norm, st.ms, st.items_per_s,
-          ShortUnit(st.unit), 100 * st.mfu,
+          "step %5d/%d%s | loss %.4f | lr %.2e | norm %.4f | %7.1f ms | %8.0f %s/s | MFU "
+          "%4.1f%%%s%s",
+          st.step, steps, reporter_->PercentText(), st.loss, st.lr, st.grad_norm, st.ms,
+          st.items_per_s, ShortUnit(st.unit), 100 * st.mfu, reporter_->LineSuffix(),
           st.skipped ? " | skipped (inf/nan), loss scale halved" : ""));
     }
+    std::optional<double> eval_loss;
     if (eval_every > 0 && (st.step % eval_every == 0 || st.step == steps)) {
       ASSIGN_OR_RETURN(last_val, Evaluate());
+      eval_loss = last_val;
       Log(std::string_view(st.unit) == "tokens"
               ? absl::StrFormat("eval  %5d | val loss %.4f nats/token (%.3f bits)", st.step,
                                 last_val, last_val / std::log(2.0))
               : absl::StrFormat("eval  %5d | val loss %.4f", st.step, last_val));
     }
+    const bool fp16 = config_.param_dtype() == "fp16" || config_.reduce_dtype() == "fp16";
+    RETURN_IF_ERROR(reporter_->Record(ScalarsOf(
+        st, fp16 ? std::optional<double>(engine_->loss_scale()) : std::nullopt, eval_loss)));
     if (writer_ != nullptr) LogCheckpointReports(writer_->TakeFinished());
     if (writer_ != nullptr && ckpt_every > 0 && step_ % ckpt_every == 0 && step_ < steps) {
       RETURN_IF_ERROR(SaveCheckpoint(/*wait=*/false));
     }
   }
+  RETURN_IF_ERROR(reporter_->Flush());
   // The last state is always saved: at the end, and on a stop signal (the
   // preemption path: finish the step, save, exit).
   RETURN_IF_ERROR(SaveCheckpoint(/*wait=*/true));

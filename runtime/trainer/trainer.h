@@ -6,7 +6,9 @@
 // flat state and does all communication; a single process is the same code
 // with no process groups. Runs gradient accumulation, clipping, AdamW,
 // periodic evaluation and the per-step log line (throughput is the whole
-// job's: every rank's tokens).
+// job's: every rank's tokens; percent, ETA and the slowest rank from a
+// metrics::StepReporter, which also writes --tensorboard_dir and
+// --metrics_jsonl).
 //
 // Checkpoints (when config.checkpoint_dir is set; runtime/checkpoint/):
 // Create locks the directory for this job, resumes from the newest
@@ -34,6 +36,7 @@
 #include "proto/config.pb.h"
 #include "runtime/checkpoint/checkpoint_writer.h"
 #include "runtime/data/data_source.h"
+#include "runtime/metrics/step_reporter.h"
 #include "runtime/sharding/sharded_engine.h"
 #include "runtime/optim/lr_schedule.h"
 
@@ -46,6 +49,7 @@ struct StepStats {
   double grad_norm = 0;
   bool skipped = false;
   double ms = 0;
+  double busy_ms = 0;       // ms minus the time this rank waited on collectives
   double items_per_s = 0;   // whole job, in the model's unit (tokens, images)
   const char* unit = "";    // that unit
   double mfu = 0;           // fraction of world x measured peak, 0 if unknown
@@ -139,6 +143,8 @@ class Trainer {
   Batch batch_;
   int step_ = 0;
   std::unique_ptr<ckpt::CheckpointWriter> writer_;
+  // Percent, ETA and straggler spread of the step line; metrics files.
+  std::unique_ptr<metrics::StepReporter> reporter_;
   int64_t last_saved_step_ = -1;
   int64_t resumed_step_ = -1;
   bool stopped_ = false;

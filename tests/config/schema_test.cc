@@ -95,7 +95,8 @@ TEST(SchemaTest, DefaultTrainConfigSetsEveryLeafToTheFlagDefaultsTrainHad) {
     threads: 0 device: "auto" sharding: "NO_SHARD" param_dtype: "fp32" reduce_dtype: "fp32"
     checkpoint_dir: "" checkpoint_every: 0 keep_last: 3 init_from: "" save_signal: ""
     checkpoint_async: true bucket_mb: 4 on_save_error: "stop" resume_from: ""
-    recompute: "none")pb",
+    recompute: "none" tensorboard_dir: "" metrics_jsonl: "" straggler_factor: 1.5
+    straggler_window: 20 straggler_every: 10)pb",
                                                             &before));
   std::string report;
   MessageDifferencer diff;
