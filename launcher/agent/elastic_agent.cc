@@ -202,8 +202,9 @@ absl::Status ElasticAgent::Impl::StartWorkers() {
     in.group_rank = round_.group_rank;
     in.group_world_size = round_.group_world_size;
     in.role = o_.role;
-    in.master_addr = round_.master_addr;
-    in.master_port = round_.master_port;
+    // Static rendezvous: the --master_addr/--master_port the user gave.
+    in.master_addr = o_.master_addr.empty() ? round_.master_addr : o_.master_addr;
+    in.master_port = o_.master_port > 0 ? o_.master_port : round_.master_port;
     in.restart_count = static_cast<int>(restart_count_);
     in.max_restarts = o_.max_restarts;
     in.run_id = o_.run_id;
@@ -535,6 +536,19 @@ int ElasticAgent::Impl::Shutdown(int signo) {
     Log(absl::StrCat("received ", SignalName(signo), "; stopping workers (grace ",
                      absl::FormatDuration(o_.grace_period), ")"));
     StopWorkers(forward ? signo : SIGTERM);
+    // Workers that saved and exited 75 on the stop make the launcher exit
+    // 75 too, so a scheduler (or a script) sees "preempted, resubmit to
+    // resume" rather than a plain 128 + SIGTERM.
+    const std::vector<WorkerExit>& exits = group_->exits();
+    const bool saved =
+        !exits.empty() &&
+        std::all_of(exits.begin(), exits.end(),
+                    [](const WorkerExit& e) { return e.signal == 0 && (e.exit_code == kExitPreempted || e.exit_code == 0); }) &&
+        std::any_of(exits.begin(), exits.end(), [](const WorkerExit& e) { return e.exit_code == kExitPreempted; });
+    if (saved) {
+      Log(absl::StrCat("workers saved and exited on ", SignalName(signo), "; exit code ", kExitPreempted));
+      return kExitPreempted;
+    }
   } else {
     Log(absl::StrCat("received ", SignalName(signo), "; exiting"));
   }
