@@ -25,6 +25,7 @@
 #include "runtime/checkpoint/save_signal.h"
 #include "runtime/trainer/config.h"
 #include "runtime/trainer/distributed.h"
+#include "runtime/trainer/progress_reporter.h"
 #include "runtime/trainer/stop_signal.h"
 #include "runtime/trainer/train_flags.h"
 #include "runtime/trainer/trainer.h"
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
 
   auto env = anvil::ReadDistEnv();
   if (!env.ok()) return BadInput(env.status());
+  anvil::StartProgressReporter();  // under the launcher: its hang watchdog and /metrics
   auto device = anvil::kernels::MakeCpuDevice(config.threads());
   auto dist = anvil::Connect(*env, config, dist_timeout);
   if (!dist.ok()) {
