@@ -15,7 +15,7 @@ std::string Escape(const std::string& v) {
   return absl::StrReplaceAll(v, {{"\\", "\\\\"}, {"\"", "\\\""}, {"\n", "\\n"}});
 }
 
-std::string Num(double v) { return absl::StrFormat("%.17g", v); }
+std::string Num(double v) { return absl::StrFormat("%.10g", v); }
 
 class Writer {
  public:
