@@ -34,7 +34,10 @@ std::optional<std::string> ProgressWatch::CheckHang(absl::Time now) const {
     return std::make_pair(p.last->in_collective ? 1 : 0, p.last->collectives);
   };
   for (const RankProgress& p : ranks_) {
-    if (!p.last.has_value()) continue;
+    // Armed at the rank's first completed step: start-up (connecting,
+    // loading a checkpoint, measuring the GEMM peak) has no collective
+    // cadence and is bounded by train's own --dist_timeout_s.
+    if (!p.last.has_value() || p.last->step == 0) continue;
     const absl::Duration limit = p.last->in_collective ? timeout_ * 1.5 : timeout_;
     if (now - p.last_change < limit) continue;
     if (worst == nullptr || rank_order(p) < rank_order(*worst)) worst = &p;

@@ -11,8 +11,11 @@
 // all waiting lets the node holding the cause speak first), and among
 // several stalled ranks the one outside a collective, else the one with the
 // fewest collectives begun, is named.
-// Invariants: Poll reads each file at most once; ranks without a file yet
-// count as starting (their clock starts at Reset).
+// The watch arms for a rank once it has completed a step in this attempt:
+// start-up (connecting, loading a checkpoint, measuring the GEMM peak) has
+// no step or collective cadence, and train bounds it by --dist_timeout_s.
+// Invariants: Poll reads each file at most once; ranks without a file or
+// without a completed step are never named.
 #pragma once
 
 #include <optional>

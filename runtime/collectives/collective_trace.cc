@@ -22,11 +22,10 @@ std::string Bytes(uint64_t b) {
 
 }  // namespace
 
-void CollectiveTrace::Enter(const char* op, uint64_t bytes) {
-  uint64_t seq;
+void CollectiveTrace::Enter(uint64_t seq, const char* op, uint64_t bytes) {
   {
     absl::MutexLock l(&mu_);
-    seq = ++issued_;
+    ++issued_;
     recent_.push_back({seq, op, bytes});
     if (recent_.size() > kDepth) recent_.pop_front();
   }
@@ -51,11 +50,16 @@ std::vector<CollectiveEntry> CollectiveTrace::Recent() const {
 
 std::string CollectiveTrace::Describe() const {
   const std::vector<CollectiveEntry> r = Recent();
+  uint64_t issued;
+  {
+    absl::MutexLock l(&mu_);
+    issued = issued_;
+  }
   if (r.empty()) return absl::StrCat("collectives of group '", group_, "' on this rank: none issued");
   std::vector<std::string> last;
   for (size_t i = r.size() > 4 ? r.size() - 4 : 0; i < r.size(); ++i) last.push_back(FormatEntry(r[i]));
   return absl::StrFormat("collectives of group '%s' on this rank: %d issued, fingerprint %016x of #%d-#%d, last: %s",
-                         group_, r.back().seq, TraceFingerprint(r), r.front().seq, r.back().seq,
+                         group_, issued, TraceFingerprint(r), r.front().seq, r.back().seq,
                          absl::StrJoin(last, ", "));
 }
 

@@ -9,9 +9,10 @@
 // (CompareTraces).
 // It also feeds the process-wide CurrentCollective(), which the trainer's
 // progress reporter publishes to the launcher's hang watchdog.
-// Invariants: sequence numbers are per group, 1-based, in issue order (the
-// order every rank must share); Enter/Exit are called by the group's single
-// executor; the other functions may run on any thread.
+// Invariants: sequence numbers are per group and increase in issue order
+// (the order every rank must share; the Gloo group passes its op tag, so
+// "#9" here is "op #9" in its errors); Enter/Exit are called by the group's
+// single executor; the other functions may run on any thread.
 #pragma once
 
 #include <cstdint>
@@ -26,7 +27,7 @@
 namespace anvil {
 
 struct CollectiveEntry {
-  uint64_t seq = 0;  // 1-based, per group
+  uint64_t seq = 0;  // per group, in issue order
   std::string op;    // "allreduce", "allgather", ...
   uint64_t bytes = 0;
   bool operator==(const CollectiveEntry&) const = default;
@@ -39,12 +40,12 @@ class CollectiveTrace {
   explicit CollectiveTrace(std::string group) : group_(std::move(group)) {}
 
   // `op` must outlive the process (a string literal).
-  void Enter(const char* op, uint64_t bytes);
+  void Enter(uint64_t seq, const char* op, uint64_t bytes);
   void Exit();
 
   std::vector<CollectiveEntry> Recent() const;
   // "collectives of group 'pg' on this rank: 12 issued, fingerprint
-  // 9f3a12c4e1d07b55 of #1-#12, last: #10 allreduce 4.0 MB, ..."
+  // 9f3a12c4e1d07b55 of #0-#11, last: #9 allreduce 4.0 MB, ..."
   std::string Describe() const;
 
  private:

@@ -46,8 +46,8 @@ TEST(CollectiveTrace, CompareNamesTheRankBehindAndTheSilentOne) {
 
 TEST(CollectiveTrace, DescribeKeepsTheLastEntries) {
   CollectiveTrace t("g");
-  for (int i = 0; i < 40; ++i) {
-    t.Enter("allreduce", 8);
+  for (int i = 1; i <= 40; ++i) {
+    t.Enter(i, "allreduce", 8);
     t.Exit();
   }
   EXPECT_EQ(t.Recent().size(), CollectiveTrace::kDepth);
@@ -83,7 +83,7 @@ TEST(CollectiveTrace, TimeoutOnDifferentCollectivesNamesTheMismatchOnEveryRank) 
   for (std::thread& t : ranks) t.join();
   for (int r = 0; r < 2; ++r) {
     EXPECT_NE(errors[r].find("fingerprint"), std::string::npos) << errors[r];
-    EXPECT_NE(errors[r].find("mismatch: #2 broadcast 16 B on rank 0 but allreduce 16 B on rank 1"), std::string::npos)
+    EXPECT_NE(errors[r].find("mismatch: #1 broadcast 16 B on rank 0 but allreduce 16 B on rank 1"), std::string::npos)
         << "rank " << r << ": " << errors[r];
   }
 }

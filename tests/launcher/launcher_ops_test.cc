@@ -167,6 +167,12 @@ TEST(ProgressWatchTest, NamesTheRankOutsideACollectiveNotTheOnesWaitingForIt) {
   w.Poll(t0 + absl::Seconds(11));
   EXPECT_FALSE(w.CheckHang(t0 + absl::Seconds(12)).has_value());  // rank 0 in a collective: 1.5 x
   EXPECT_TRUE(absl::StartsWith(*w.CheckHang(t0 + absl::Seconds(16)), "rank 0 ")) << *w.CheckHang(t0 + absl::Seconds(16));
+  // Start-up (no step completed yet) is never judged.
+  a.step = 0;
+  ASSERT_TRUE(WriteProgressFile(f0, a).ok());
+  w.Reset({{0, 0, f0}}, t0);
+  w.Poll(t0);
+  EXPECT_FALSE(w.CheckHang(t0 + absl::Hours(1)).has_value());
   ProgressWatch off(absl::ZeroDuration());
   off.Reset({{0, 0, f0}}, t0);
   off.Poll(t0);

@@ -198,10 +198,11 @@ absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag, uint64_t 
   struct Bracket {
     collectives_internal::AbortState& state;
     CollectiveTrace& trace;
-    Bracket(collectives_internal::AbortState& s, CollectiveTrace& t, const char* op, uint64_t bytes)
+    Bracket(collectives_internal::AbortState& s, CollectiveTrace& t, uint32_t tag, const char* op,
+            uint64_t bytes)
         : state(s), trace(t) {
       state.OpStarted();
-      trace.Enter(op, bytes);
+      trace.Enter(tag, op, bytes);
     }
     ~Bracket() {
       trace.Exit();
@@ -209,7 +210,7 @@ absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag, uint64_t 
     }
   };
   try {
-    Bracket bracket(*abort_, trace_, what, bytes);
+    Bracket bracket(*abort_, trace_, tag, what, bytes);
     if (abort_->aborted()) throw gloo::IoException(abort_->reason());
     body();
     return absl::OkStatus();
