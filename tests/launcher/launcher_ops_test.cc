@@ -161,6 +161,8 @@ TEST(ProgressWatchTest, NamesTheRankOutsideACollectiveNotTheOnesWaitingForIt) {
   ASSERT_TRUE(hang.has_value());
   EXPECT_TRUE(absl::StartsWith(*hang, "rank 1 (local rank 1, pid 11)")) << *hang;
   EXPECT_NE(hang->find("outside any collective"), std::string::npos) << *hang;
+  // Both past their limits: still the one outside a collective.
+  EXPECT_TRUE(absl::StartsWith(*w.CheckHang(t0 + absl::Seconds(20)), "rank 1 ")) << *w.CheckHang(t0 + absl::Seconds(20));
   // Progress resets the clock; off means never.
   b.step = 4;
   ASSERT_TRUE(WriteProgressFile(f1, b).ok());
