@@ -440,7 +440,17 @@ absl::StatusOr<int> ElasticAgent::Impl::HandleFailure() {
 }
 
 absl::StatusOr<int> ElasticAgent::Impl::HandleHang() {
-  Log(absl::StrCat("hang watchdog: ", hang_, "; stopping the worker group"));
+  // Claim the round's failure before the grace period: the ranks on other
+  // nodes that wait in a collective for the hung one stall too, and their
+  // agents must not name them first.
+  ASSIGN_OR_RETURN(std::string claimant, store_->CompareSet(Key(absl::StrCat("failed/", round_.round)), "",
+                                                            rdzv_->node_id()));
+  if (claimant == rdzv_->node_id()) {
+    Log(absl::StrCat("hang watchdog: ", hang_, "; stopping the worker group"));
+  } else {
+    Log("hang watchdog: local workers stalled too, after another node reported this round's failure; "
+        "stopping the worker group");
+  }
   StopWorkers(SIGTERM);
   return Decide(absl::StrCat("hang in round ", round_.round, " on ", o_.host, ": ", hang_), kExitHang,
                 /*preempted=*/false, /*save_failed=*/false);

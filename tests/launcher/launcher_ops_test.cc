@@ -290,6 +290,35 @@ TEST_F(LauncherOps, HangWatchdogNamesTheStuckRankRestartsAndThenFails) {
   EXPECT_NE(out.find("giving up"), std::string::npos) << out;
 }
 
+// Two nodes (launchers on 127.0.0.1 and 127.0.0.2), one rank each: rank 1
+// hangs outside any collective; rank 0, on the other node, stalls in a
+// collective waiting for it. Both nodes name rank 1 and exit 124.
+TEST_F(LauncherOps, HangIsNamedOnEveryNode) {
+  const int port = FreePort();
+  std::vector<std::unique_ptr<Process>> nodes;
+  for (int n = 0; n < 2; ++n) {
+    std::vector<std::string> args = {"--nnodes=2", absl::StrCat("--rdzv-endpoint=127.0.0.1:", port), "--rdzv_id=hang2",
+                                     absl::StrCat("--local_addr=127.0.0.", n + 1), absl::StrCat("--node_rank=", n),
+                                     "--hang_timeout=2", "--grace_period=2", "--max_restarts=0",
+                                     "--monitor_interval=0.1",
+                                     "--rdzv_conf=join_timeout=30,last_call_timeout=0.5,read_timeout=5,"
+                                     "heartbeat_interval=0.2,heartbeat_timeout=3"};
+    for (const std::string& a : Train({})) args.push_back(a);
+    nodes.push_back(std::make_unique<Process>(
+        LauncherArgv({}, ANVIL_LAUNCHER, args),
+        ProcessOptions::Log(absl::StrCat(dir_, "/node", n, ".log"),
+                            {{"ANVIL_TEST_ONLY_HANG_AT", "1:3"}, {"ANVIL_STOP_ABORT_S", "1"}})));
+  }
+  for (int n = 0; n < 2; ++n) {
+    std::optional<int> code = nodes[n]->Wait(absl::Seconds(100));
+    ASSERT_TRUE(code.has_value()) << nodes[n]->Output();
+    EXPECT_EQ(*code, 124) << "node " << n << ":\n" << nodes[n]->Output();
+    EXPECT_NE(nodes[n]->Output().find("rank 1 (local rank 0"), std::string::npos) << nodes[n]->Output();
+    EXPECT_NE(nodes[n]->Output().find("step 3, outside any collective"), std::string::npos) << nodes[n]->Output();
+    EXPECT_EQ(nodes[n]->Output().find("hang watchdog: rank 0"), std::string::npos) << nodes[n]->Output();
+  }
+}
+
 TEST_F(LauncherOps, StaticMasterAddrAndPortReachWorkersAsGiven) {
   const int port = FreePort();
   auto p = Launch({"--nnodes=1", "--nproc-per-node=2", "--master-addr=127.0.0.1", absl::StrCat("--master-port=", port),
