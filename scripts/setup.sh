@@ -8,6 +8,7 @@ PKGS=(
   libabsl-dev
   libprotobuf-dev protobuf-compiler
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc
+  libcpp-httplib-dev
   libgloo-dev
   libopenblas-dev libopenblas-openmp-dev
   libdnnl-dev

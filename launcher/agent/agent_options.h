@@ -35,6 +35,10 @@ struct AgentOptions {
 
   // Rendezvous and store.
   std::string endpoint;  // "host:port"
+  // Static rendezvous: MASTER_ADDR/MASTER_PORT every worker gets, as given
+  // (empty / 0: group rank 0's address and a free port of it).
+  std::string master_addr;
+  int master_port = 0;
   HostMode host_mode = HostMode::kAuto;
   std::string token;
   std::string tls_cert;  // server side (when hosting)
@@ -52,6 +56,11 @@ struct AgentOptions {
   absl::Duration grace_period = absl::Seconds(30);
   absl::Duration exit_barrier_timeout = absl::Seconds(300);
   std::vector<int> forward_signals;
+  // Hang watchdog (progress_watch.h): zero is off.
+  absl::Duration hang_timeout = absl::ZeroDuration();
+
+  // The agent's HTTP endpoint (metrics_http.h); 0: off.
+  int metrics_port = 0;
 
   // Logs: `log.log_dir` is the root; per-rank files go under
   // <log_dir>/<run_id>/attempt_<n>/<local_rank>/.

@@ -22,6 +22,8 @@
 #include "common/status_macros.h"
 #include "launcher/agent/endpoint_host.h"
 #include "launcher/agent/log_pump.h"
+#include "launcher/agent/metrics_http.h"
+#include "launcher/agent/progress_watch.h"
 #include "launcher/agent/rendezvous_host.h"
 #include "launcher/agent/root_cause.h"
 #include "launcher/agent/signal_names.h"
@@ -30,6 +32,7 @@
 #include "launcher/agent/worker_group.h"
 #include "launcher/rendezvous/rendezvous_client.h"
 #include "runtime/store/grpc_store.h"
+#include "runtime/trainer/progress_file.h"
 
 namespace anvil::launcher {
 namespace {
@@ -39,7 +42,10 @@ bool IsTerminating(int s) { return s == SIGTERM || s == SIGINT || s == SIGHUP ||
 std::string Key(absl::string_view suffix) { return absl::StrCat("anvil/agent/", suffix); }
 
 // How a round ended for this node.
-enum class Outcome { kSucceeded, kFailed, kRejoin, kPeerGaveUp, kSignal };
+enum class Outcome { kSucceeded, kFailed, kRejoin, kPeerGaveUp, kSignal, kHung };
+
+// The launcher's exit code when it gives up after a hang (timeout(1)'s).
+constexpr int kExitHang = 124;
 
 // A Join running on its own thread so that signals stay responsive while it
 // blocks (up to join_timeout). Shared with the thread, which may outlive the
@@ -54,7 +60,7 @@ struct PendingJoin {
 
 class ElasticAgent::Impl {
  public:
-  explicit Impl(AgentOptions o) : o_(std::move(o)) {}
+  explicit Impl(AgentOptions o) : o_(std::move(o)), progress_(o_.hang_timeout) {}
 
   int Run();
   bool join_pending() const { return join_pending_; }
@@ -69,6 +75,14 @@ class ElasticAgent::Impl {
   // Events since the last call, reduced to what this node must do.
   Outcome CheckMembership();
   absl::StatusOr<int> HandleFailure();
+  absl::StatusOr<int> HandleHang();
+  // The job-wide decision after a failure of this round: the first node to
+  // claim it counts a restart (unless preempted) and records text, exit
+  // code and "restart" / "give_up"; the others follow. Returns the exit
+  // code when giving up, -1 to restart.
+  absl::StatusOr<int> Decide(const std::string& text, int exit_code, bool preempted, bool save_failed);
+  // What /metrics and /readyz show; called from the agent's thread.
+  void Publish(const std::string& phase);
   // Returns true when the node should rejoin instead of finishing.
   absl::StatusOr<bool> ExitBarrier(int* signo);
   absl::StatusOr<int> FollowGiveUp(int64_t round);
@@ -92,6 +106,11 @@ class ElasticAgent::Impl {
   int64_t restart_count_ = 0;
   bool join_pending_ = false;
   bool left_ = false;
+  ProgressWatch progress_;
+  std::string hang_;  // the hang watchdog's finding in this round
+  std::unique_ptr<MetricsHttpServer> http_;
+  absl::Mutex status_mu_;
+  AgentStatus status_ ABSL_GUARDED_BY(status_mu_);
 
   absl::Mutex mu_;
   std::deque<RendezvousEvent> events_ ABSL_GUARDED_BY(mu_);
@@ -125,6 +144,19 @@ absl::StatusOr<int> ElasticAgent::Impl::Setup() {
   auto path = o_.base_env.find("PATH");
   RETURN_IF_ERROR(ResolveProgram(o_.argv.at(0), path == o_.base_env.end() ? "" : path->second).status());
   ASSIGN_OR_RETURN(signals_, SignalWatcher::Install(sigs));
+  {
+    absl::MutexLock l(&status_mu_);
+    status_.host = o_.host;
+    status_.run_id = o_.run_id;
+    status_.started = absl::Now();
+  }
+  if (o_.metrics_port > 0) {
+    ASSIGN_OR_RETURN(http_, MetricsHttpServer::Start("0.0.0.0", o_.metrics_port, [this] {
+                       absl::MutexLock l(&status_mu_);
+                       return status_;
+                     }));
+    Log(absl::StrCat("serving /metrics, /healthz and /readyz on port ", http_->port()));
+  }
   char tmpl[] = "/tmp/anvil_launcher_XXXXXX";
   if (::mkdtemp(tmpl) != nullptr) tmp_dir_ = tmpl;
   ASSIGN_OR_RETURN(hosted_, SetUpRendezvous(o_));
@@ -192,6 +224,7 @@ absl::StatusOr<RendezvousRound> ElasticAgent::Impl::JoinInterruptibly(int* signo
 
 absl::Status ElasticAgent::Impl::StartWorkers() {
   std::vector<WorkerSpec> specs;
+  std::vector<WatchedRank> watched;
   for (int lr = 0; lr < o_.nproc; ++lr) {
     WorkerEnvInputs in;
     in.base = o_.base_env;
@@ -202,8 +235,9 @@ absl::Status ElasticAgent::Impl::StartWorkers() {
     in.group_rank = round_.group_rank;
     in.group_world_size = round_.group_world_size;
     in.role = o_.role;
-    in.master_addr = round_.master_addr;
-    in.master_port = round_.master_port;
+    // Static rendezvous: the --master_addr/--master_port the user gave.
+    in.master_addr = o_.master_addr.empty() ? round_.master_addr : o_.master_addr;
+    in.master_port = o_.master_port > 0 ? o_.master_port : round_.master_port;
     in.restart_count = static_cast<int>(restart_count_);
     in.max_restarts = o_.max_restarts;
     in.run_id = o_.run_id;
@@ -225,9 +259,16 @@ absl::Status ElasticAgent::Impl::StartWorkers() {
     if (!o_.log.log_dir.empty() || o_.log.redirects.For(lr) != kStdNone || o_.log.tee.For(lr) != kStdNone) {
       s.log_dir = dir;
     }
-    s.env = EnvToList(BuildWorkerEnv(in));
+    std::map<std::string, std::string> env = BuildWorkerEnv(in);
+    const std::string progress = absl::StrCat(dir, "/progress");
+    std::filesystem::remove(progress, ec);
+    env[kEnvProgressFile] = progress;
+    watched.push_back({s.rank, lr, progress});
+    s.env = EnvToList(env);
     specs.push_back(std::move(s));
   }
+  progress_.Reset(std::move(watched), absl::Now());
+  hang_.clear();
   group_ = std::make_unique<WorkerGroup>(o_.log);
   return group_->Start(std::move(specs));
 }
@@ -257,6 +298,11 @@ Outcome ElasticAgent::Impl::CheckMembership() {
       case RendezvousEventType::kRoundReopened:
         if (ev.round > round_.round) {
           Log(absl::StrCat("round ", round_.round, " reopened (", ev.reason, "); restarting workers"));
+          // A node that failed (or saw a hang) recorded its report before
+          // reopening the round: every node names the cause.
+          absl::StatusOr<std::string> report =
+              store_->Get(Key(absl::StrCat("failed/", round_.round, "/report")), absl::Milliseconds(200));
+          if (report.ok()) Log(absl::StrCat("the failure reported in round ", round_.round, ":\n", *report));
           return Outcome::kRejoin;
         }
         break;
@@ -315,6 +361,13 @@ Outcome ElasticAgent::Impl::Monitor(int* signo) {
       case GroupState::kRunning:
         break;
     }
+    const absl::Time now = absl::Now();
+    progress_.Poll(now);
+    Publish("running");
+    if (std::optional<std::string> hang = progress_.CheckHang(now)) {
+      hang_ = *hang;
+      return Outcome::kHung;
+    }
     Outcome m = CheckMembership();
     if (m != Outcome::kSucceeded) return m;
     absl::Status hb = rdzv_->HeartbeatStatus();
@@ -372,22 +425,43 @@ absl::StatusOr<int> ElasticAgent::Impl::HandleFailure() {
   const std::string text = FormatFailureReport(root, static_cast<int>(reports.size()));
   const int exit_code = root.signal > 0 ? 128 + root.signal : (root.exit_code > 0 ? root.exit_code : 1);
   Log(absl::StrCat("worker group failed in round ", round_.round, "\n", text));
+  // Workers that checkpointed on a stop signal and exited 75 (preempted)
+  // are restarted to resume, without using up --max_restarts.
+  const bool preempted =
+      std::all_of(failed.begin(), failed.end(),
+                  [](const WorkerExit& e) { return e.signal == 0 && e.exit_code == kExitPreempted; });
+  // A worker whose checkpoint save failed kept every committed checkpoint
+  // and stopped; a restart would redo the steps since the last commit and
+  // most likely fail the same way (a full disk), so it is not restarted.
+  const bool save_failed =
+      std::any_of(failed.begin(), failed.end(),
+                  [](const WorkerExit& e) { return e.signal == 0 && e.exit_code == kExitSaveFailed; });
+  return Decide(text, exit_code, preempted, save_failed);
+}
 
+absl::StatusOr<int> ElasticAgent::Impl::HandleHang() {
+  // Claim the round's failure before the grace period: the ranks on other
+  // nodes that wait in a collective for the hung one stall too, and their
+  // agents must not name them first.
+  ASSIGN_OR_RETURN(std::string claimant, store_->CompareSet(Key(absl::StrCat("failed/", round_.round)), "",
+                                                            rdzv_->node_id()));
+  if (claimant == rdzv_->node_id()) {
+    Log(absl::StrCat("hang watchdog: ", hang_, "; stopping the worker group"));
+  } else {
+    Log("hang watchdog: local workers stalled too, after another node reported this round's failure; "
+        "stopping the worker group");
+  }
+  StopWorkers(SIGTERM);
+  return Decide(absl::StrCat("hang in round ", round_.round, " on ", o_.host, ": ", hang_), kExitHang,
+                /*preempted=*/false, /*save_failed=*/false);
+}
+
+absl::StatusOr<int> ElasticAgent::Impl::Decide(const std::string& text, int exit_code, bool preempted,
+                                               bool save_failed) {
   const std::string base = Key(absl::StrCat("failed/", round_.round));
   ASSIGN_OR_RETURN(std::string claimant, store_->CompareSet(base, "", rdzv_->node_id()));
   std::string decision;
   if (claimant == rdzv_->node_id()) {
-    // Workers that checkpointed on a stop signal and exited 75 (preempted)
-    // are restarted to resume, without using up --max_restarts.
-    const bool preempted =
-        std::all_of(failed.begin(), failed.end(),
-                    [](const WorkerExit& e) { return e.signal == 0 && e.exit_code == kExitPreempted; });
-    // A worker whose checkpoint save failed kept every committed checkpoint
-    // and stopped; a restart would redo the steps since the last commit and
-    // most likely fail the same way (a full disk), so it is not restarted.
-    const bool save_failed =
-        std::any_of(failed.begin(), failed.end(),
-                    [](const WorkerExit& e) { return e.signal == 0 && e.exit_code == kExitSaveFailed; });
     ASSIGN_OR_RETURN(int64_t count, store_->Add(Key("restarts"), 1));
     ASSIGN_OR_RETURN(int64_t preemptions, store_->Add(Key("preemptions"), preempted ? 1 : 0));
     count -= preemptions;
@@ -418,6 +492,10 @@ absl::StatusOr<int> ElasticAgent::Impl::HandleFailure() {
   }
   ASSIGN_OR_RETURN(decision, store_->Get(absl::StrCat(base, "/decision"), o_.read_timeout));
   if (decision == "give_up") return FollowGiveUp(round_.round);
+  // Another node reported this round's failure first: its report is the
+  // one every node prints (a hang is named where it was seen).
+  absl::StatusOr<std::string> report = store_->Get(absl::StrCat(base, "/report"), absl::Seconds(2));
+  if (report.ok() && *report != text) Log(absl::StrCat("another node reported the failure first:\n", *report));
   return -1;
 }
 
@@ -451,6 +529,7 @@ absl::StatusOr<bool> ElasticAgent::Impl::ExitBarrier(int* signo) {
 absl::StatusOr<int> ElasticAgent::Impl::Loop() {
   for (;;) {
     int signo = 0;
+    Publish("joining");
     absl::StatusOr<RendezvousRound> round = JoinInterruptibly(&signo);
     if (signo != 0) return Shutdown(signo);
     if (!round.ok()) return round.status();
@@ -516,8 +595,14 @@ absl::StatusOr<int> ElasticAgent::Impl::Loop() {
         if (code >= 0) return code;
         continue;
       }
+      case Outcome::kHung: {
+        ASSIGN_OR_RETURN(int code, HandleHang());
+        if (code >= 0) return code;
+        continue;
+      }
       case Outcome::kSucceeded: {
         StopWorkers(SIGTERM);  // all exited; this drains their logs
+        Publish("finished");
         Log(absl::StrCat("workers finished in round ", round_.round));
         ASSIGN_OR_RETURN(bool rejoin, ExitBarrier(&signo));
         if (signo != 0) return Shutdown(signo);
@@ -528,13 +613,52 @@ absl::StatusOr<int> ElasticAgent::Impl::Loop() {
   }
 }
 
+void ElasticAgent::Impl::Publish(const std::string& phase) {
+  if (http_ == nullptr) return;
+  absl::MutexLock l(&status_mu_);
+  status_.phase = phase;
+  status_.round = round_.round;
+  status_.group_rank = round_.group_rank;
+  status_.group_world_size = round_.group_world_size;
+  status_.world_size = round_.world_size;
+  status_.restarts = restart_count_;
+  status_.workers.clear();
+  if (group_ != nullptr) {
+    for (int i = 0; i < group_->size(); ++i) {
+      AgentStatus::Worker w;
+      w.rank = group_->spec(i).rank;
+      w.local_rank = group_->spec(i).local_rank;
+      w.state = "running";
+      for (const WorkerExit& e : group_->exits()) {
+        if (e.local_rank == w.local_rank) w.state = e.ok() ? "succeeded" : "failed";
+      }
+      status_.workers.push_back(w);
+    }
+  }
+  status_.progress = progress_.ranks();
+}
+
 int ElasticAgent::Impl::Shutdown(int signo) {
   const bool forward =
       std::find(o_.forward_signals.begin(), o_.forward_signals.end(), signo) != o_.forward_signals.end();
+  Publish("stopping");
   if (group_ != nullptr) {
     Log(absl::StrCat("received ", SignalName(signo), "; stopping workers (grace ",
                      absl::FormatDuration(o_.grace_period), ")"));
     StopWorkers(forward ? signo : SIGTERM);
+    // Workers that saved and exited 75 on the stop make the launcher exit
+    // 75 too, so a scheduler (or a script) sees "preempted, resubmit to
+    // resume" rather than a plain 128 + SIGTERM.
+    const std::vector<WorkerExit>& exits = group_->exits();
+    const bool saved =
+        !exits.empty() &&
+        std::all_of(exits.begin(), exits.end(),
+                    [](const WorkerExit& e) { return e.signal == 0 && (e.exit_code == kExitPreempted || e.exit_code == 0); }) &&
+        std::any_of(exits.begin(), exits.end(), [](const WorkerExit& e) { return e.exit_code == kExitPreempted; });
+    if (saved) {
+      Log(absl::StrCat("workers saved and exited on ", SignalName(signo), "; exit code ", kExitPreempted));
+      return kExitPreempted;
+    }
   } else {
     Log(absl::StrCat("received ", SignalName(signo), "; exiting"));
   }
@@ -579,6 +703,8 @@ void ElasticAgent::Impl::Cleanup() {
     std::error_code ec;
     std::filesystem::remove_all(tmp_dir_, ec);
   }
+  // Last: /healthz answers for as long as the agent lives.
+  if (http_ != nullptr) http_->Stop();
 }
 
 ElasticAgent::ElasticAgent(AgentOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}

@@ -12,6 +12,12 @@
 // TORCHELASTIC_RESTART_COUNT is the job-wide count, so every rank agrees.
 // Membership changes (a node waiting while the round has fewer than MAX,
 // a node dead or gone) also restart through a new round but are not counted.
+// Hangs (--hang_timeout, progress_watch.h): a local rank whose progress
+// stands still is named, the node claims the round's failure and it is
+// handled like a worker failure (exit code 124 when giving up); every node
+// prints the claimant's report. Observability (--metrics_port,
+// metrics_http.h): /metrics, /healthz, /readyz from an AgentStatus the loop
+// publishes.
 //
 // Invariants: every way out of Run() stops and reaps the workers, kills any
 // stray descendant, and leaves the rendezvous; a terminating signal
@@ -32,8 +38,10 @@ class ElasticAgent {
   ~ElasticAgent();
 
   // Runs the job; returns the launcher's exit code: 0 on success, the root
-  // cause's exit code (128 + signal for a signal) when the job failed,
-  // 128 + signal when the launcher itself was signalled, 1 on setup errors.
+  // cause's exit code (128 + signal for a signal) when the job failed, 124
+  // after a hang, 75 when the launcher was signalled and its workers saved
+  // and exited 75, else 128 + signal when it was signalled, 1 on setup
+  // errors.
   // Call once, on the main thread (workers are forked from it).
   int Run();
 

@@ -40,6 +40,14 @@ absl::StatusOr<AgentOptions> MakeAgentOptions(const LaunchConfig& c, const EnvMa
 
   if (c.module) {
     o.argv = {"python3", "-u", "-m", c.entrypoint};
+  } else if (c.run_path) {
+    // A path, never a PATH lookup: "train" means ./train.
+    const std::string path = c.entrypoint.find('/') == std::string::npos ? "./" + c.entrypoint : c.entrypoint;
+    if (absl::EndsWith(path, ".py")) {
+      o.argv = {"python3", "-u", path};
+    } else {
+      o.argv = {path};
+    }
   } else if (!c.no_python && absl::EndsWith(c.entrypoint, ".py")) {
     o.argv = {"python3", "-u", c.entrypoint};
   } else {
@@ -48,6 +56,11 @@ absl::StatusOr<AgentOptions> MakeAgentOptions(const LaunchConfig& c, const EnvMa
   o.argv.insert(o.argv.end(), c.args.begin(), c.args.end());
 
   o.endpoint = c.rdzv_endpoint;
+  if (c.static_master) {
+    ASSIGN_OR_RETURN(auto hp, SplitHostPort(c.rdzv_endpoint, kDefaultRdzvPort));
+    o.master_addr = c.master_addr.empty() ? hp.first : c.master_addr;
+    o.master_port = hp.second;
+  }
   if (auto it = c.rdzv_conf.find("is_host"); it != c.rdzv_conf.end()) {
     bool is_host = false;
     if (absl::SimpleAtob(it->second, &is_host)) o.host_mode = is_host ? HostMode::kHost : HostMode::kClient;
@@ -69,6 +82,8 @@ absl::StatusOr<AgentOptions> MakeAgentOptions(const LaunchConfig& c, const EnvMa
   o.grace_period = c.grace_period;
   o.exit_barrier_timeout = c.exit_barrier_timeout;
   o.forward_signals = c.forward_signals;
+  o.hang_timeout = c.hang_timeout;
+  o.metrics_port = c.metrics_port;
 
   // "%h" becomes this node's host name, so nodes sharing a filesystem
   // (Slurm: logs/ on NFS) keep their per-rank files apart.

@@ -169,6 +169,12 @@ const std::vector<FlagSpec>& Flags() {
          ASSIGN_OR_RETURN(c->module, ParseBool("module", v));
          return absl::OkStatus();
        }},
+      {"run_path", nullptr, true,
+       "the entrypoint is a file path run as the worker (never looked up on PATH); .py runs with python3",
+       [](LaunchConfig* c, absl::string_view v) -> absl::Status {
+         ASSIGN_OR_RETURN(c->run_path, ParseBool("run_path", v));
+         return absl::OkStatus();
+       }},
       {"no_python", nullptr, true, "exec the entrypoint directly even if it ends in .py",
        [](LaunchConfig* c, absl::string_view v) -> absl::Status {
          ASSIGN_OR_RETURN(c->no_python, ParseBool("no_python", v));
@@ -231,6 +237,23 @@ const std::vector<FlagSpec>& Flags() {
          ASSIGN_OR_RETURN(c->exit_barrier_timeout, ParseSeconds("exit_barrier_timeout", v));
          return absl::OkStatus();
        }},
+      {"hang_timeout", nullptr, false,
+       "seconds a rank may make no progress (step, collective) before the group is restarted; 0: off (default)",
+       [](LaunchConfig* c, absl::string_view v) -> absl::Status {
+         double secs = 0;
+         if (absl::SimpleAtod(v, &secs) && secs == 0) {
+           c->hang_timeout = absl::ZeroDuration();
+           return absl::OkStatus();
+         }
+         ASSIGN_OR_RETURN(c->hang_timeout, ParseSeconds("hang_timeout", v));
+         return absl::OkStatus();
+       }},
+      {"metrics_port", nullptr, false, "HTTP port of /metrics (Prometheus), /healthz, /readyz; 0: off (default)",
+       [](LaunchConfig* c, absl::string_view v) -> absl::Status {
+         ASSIGN_OR_RETURN(c->metrics_port, ParseInt("metrics_port", v, 0));
+         if (c->metrics_port > 65535) return BadValue("metrics_port", v, "a port 0-65535");
+         return absl::OkStatus();
+       }},
       {"dry_run", nullptr, true, "print the resolved configuration and exit",
        [](LaunchConfig* c, absl::string_view v) -> absl::Status {
          ASSIGN_OR_RETURN(c->dry_run, ParseBool("dry_run", v));
@@ -288,6 +311,11 @@ absl::Status Finish(const EnvMap& env, const std::set<std::string>& given, Launc
   if (c->rdzv_endpoint.empty() && !c->master_addr.empty()) {
     c->rdzv_endpoint = absl::StrCat(c->master_addr, ":", c->master_port > 0 ? c->master_port : kDefaultRdzvPort);
     c->sources["rdzv_endpoint"] = "from --master_addr/--master_port";
+    c->static_master = true;
+  }
+  if (c->rdzv_backend == "static" && !c->rdzv_endpoint.empty()) c->static_master = true;
+  if (c->run_path && c->module) {
+    return absl::InvalidArgumentError("--run_path and --module are exclusive: a path or a module, not both");
   }
   if (!c->rdzv_endpoint.empty()) {
     ASSIGN_OR_RETURN(auto hp, SplitHostPort(c->rdzv_endpoint, kDefaultRdzvPort));
@@ -490,6 +518,9 @@ std::string DescribeConfig(const LaunchConfig& c) {
       {"grace_period", absl::FormatDuration(c.grace_period)},
       {"exit_barrier_timeout", absl::FormatDuration(c.exit_barrier_timeout)},
       {"forward_signals", absl::StrJoin(sigs, ",")},
+      {"hang_timeout", c.hang_timeout == absl::ZeroDuration() ? "0 (off)" : absl::FormatDuration(c.hang_timeout)},
+      {"metrics_port", c.metrics_port == 0 ? "0 (off)" : absl::StrCat(c.metrics_port)},
+      {"run_path", c.run_path ? "true" : "false"},
       {"log_dir", c.log_dir},
       {"redirects", c.redirects},
       {"tee", c.tee},

@@ -33,6 +33,10 @@ struct LaunchConfig {
   std::string local_addr;  // this node's address as peers should reach it
   std::string master_addr;  // static rendezvous only: becomes the endpoint host
   int master_port = -1;
+  // Static rendezvous (--rdzv_backend=static, or an endpoint taken from
+  // --master_addr/--master_port): workers get MASTER_ADDR/MASTER_PORT equal
+  // to the endpoint's host and port, as torchrun's static backend gives.
+  bool static_master = false;
 
   // Security: the job token is shared by every agent, worker and the server.
   std::string token;
@@ -47,6 +51,13 @@ struct LaunchConfig {
   absl::Duration grace_period = absl::Seconds(30);
   absl::Duration exit_barrier_timeout = absl::Seconds(300);
   std::vector<int> forward_signals;  // signal numbers; default TERM INT HUP USR1 USR2
+  // A rank whose progress (step, collective) stands still this long is
+  // named and the group restarted like a failure; zero: off.
+  absl::Duration hang_timeout = absl::ZeroDuration();
+
+  // Observability: the agent's HTTP endpoint (/metrics, /healthz, /readyz);
+  // 0: off.
+  int metrics_port = 0;
 
   // Logs.
   std::string log_dir;
@@ -57,6 +68,10 @@ struct LaunchConfig {
   // What to run.
   bool no_python = false;
   bool module = false;  // -m: entrypoint is a Python module
+  // --run_path: the entrypoint is a file path, never looked up on PATH (a
+  // bare name means ./name); a .py file runs with python3 even with
+  // --no_python (torchrun's run_path takes precedence over --no-python).
+  bool run_path = false;
   std::string entrypoint;
   std::vector<std::string> args;
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -102,6 +103,10 @@ absl::StatusOr<int> RendezvousServer::Start(const ServerOptions& options) {
   auto store = std::make_unique<StoreServiceImpl>(registry.get());
   auto rendezvous = std::make_unique<RendezvousServiceImpl>(registry.get());
 
+  // The standard grpc.health.v1.Health service (Check, Watch): SERVING
+  // while up, NOT_SERVING once Shutdown begins. Kubernetes' grpc probes and
+  // grpc_health_probe call it without a token, so it answers without one.
+  grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   int bound_port = 0;
   std::string listen = JoinHostPort(options.host, options.port);
@@ -138,6 +143,9 @@ void RendezvousServer::Shutdown() {
   absl::MutexLock lock(&impl_->mu);
   if (!impl_->started || impl_->stopped) return;
   impl_->stopped = true;
+  if (grpc::HealthCheckServiceInterface* health = impl_->server->GetHealthCheckService()) {
+    health->Shutdown();  // NOT_SERVING from now on
+  }
   impl_->registry->Shutdown();
   impl_->server->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
   impl_->server->Wait();

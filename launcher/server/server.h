@@ -6,7 +6,9 @@
 // Invariants: every request must carry the configured token and run id (else
 // PERMISSION_DENIED); waiting calls (Join, store Get/Wait, Watch) hold no
 // server thread while they wait, so thousands may be pending at once; the
-// port is bound exclusively (no SO_REUSEPORT): a port in use fails Start.
+// port is bound exclusively (no SO_REUSEPORT): a port in use fails Start;
+// the standard gRPC health service (grpc.health.v1.Health) answers SERVING
+// from Start until Shutdown, with no token.
 #pragma once
 
 #include <memory>

@@ -31,6 +31,7 @@
 #include "runtime/trainer/config.h"
 #include "runtime/trainer/device_select.h"
 #include "runtime/trainer/distributed.h"
+#include "runtime/trainer/progress_reporter.h"
 #include "runtime/trainer/stop_signal.h"
 #include "runtime/trainer/train_flags.h"
 #include "runtime/trainer/trainer.h"
@@ -70,6 +71,7 @@ int main(int argc, char** argv) {
 
   auto env = anvil::ReadDistEnv();
   if (!env.ok()) return BadInput(env.status());
+  anvil::StartProgressReporter();  // under the launcher: its hang watchdog and /metrics
   // Probing CUDA costs one cudaGetDeviceCount; --device cpu skips it.
   const anvil::CudaProbe probe =
       config.device() == "cpu" ? anvil::CudaProbe{} : anvil::ProbeCuda();

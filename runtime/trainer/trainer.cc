@@ -21,7 +21,9 @@
 #include "runtime/checkpoint/shard_slices.h"
 #include "runtime/metrics/test_slowdown.h"
 #include "runtime/trainer/config.h"
+#include "runtime/trainer/progress_reporter.h"
 #include "runtime/trainer/stop_signal.h"
+#include "runtime/trainer/test_hang.h"
 
 namespace anvil {
 namespace {
@@ -301,6 +303,7 @@ absl::Status Trainer::SaveCheckpoint(bool wait) {
     src.state = engine_->state();
     ASSIGN_OR_RETURN(const ckpt::SaveTiming t, writer_->Save(std::move(r)));
     last_saved_step_ = step_;
+    ReportCheckpoint(step_);
     Log(absl::StrFormat(
         "checkpoint %s: training stalled %.1f ms (snapshot of %.1f MB %.1f ms, waiting for the "
         "previous save %.1f ms)%s",
@@ -414,6 +417,8 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
       break;
     }
     ASSIGN_OR_RETURN(const StepStats st, Step());
+    ReportStep(st.step, st.items_per_s, st.unit);
+    MaybeHangForTest(options_.rank, st.step);
     all.push_back(st);
     RETURN_IF_ERROR(reporter_->EndStep(st.step, st.ms, st.busy_ms));
     if (!std::isfinite(st.loss)) {

@@ -1,6 +1,7 @@
 // The launcher's flag parsing: torchrun spellings, PET_* precedence, Slurm and
 // Kubernetes mapping, and one-line errors for bad input.
 #include "launcher/cli/arg_parser.h"
+#include "launcher/cli/agent_options_builder.h"
 
 #include <gtest/gtest.h>
 
@@ -178,6 +179,37 @@ TEST(ArgParser, StandaloneGetsRandomRunId) {
   EXPECT_EQ(a.rdzv_id.size(), 16u);
   EXPECT_NE(a.rdzv_id, b.rdzv_id);
   EXPECT_TRUE(a.rdzv_endpoint.empty());
+}
+
+// Issue 13: torchrun's --run-path, static master address/port, and the
+// operations flags.
+TEST(ArgParser, RunPathStaticMasterAndOperationsFlags) {
+  LaunchConfig c = Parse({"--run-path", "--nnodes=2", "--node_rank=0", "--master-addr=m0", "--master-port=29500",
+                          "--metrics-port=9090", "--hang-timeout=30", "train", "--x"});
+  EXPECT_TRUE(c.run_path);
+  EXPECT_TRUE(c.static_master);
+  EXPECT_EQ(c.metrics_port, 9090);
+  EXPECT_EQ(c.hang_timeout, absl::Seconds(30));
+  absl::StatusOr<AgentOptions> o = MakeAgentOptions(c, {});
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_EQ(o->argv, Args({"./train", "--x"}));  // a path: never a PATH lookup
+  EXPECT_EQ(o->master_addr, "m0");
+  EXPECT_EQ(o->master_port, 29500);
+  EXPECT_EQ(o->metrics_port, 9090);
+  EXPECT_EQ(o->hang_timeout, absl::Seconds(30));
+  // --run_path takes precedence over --no_python for a .py path.
+  o = MakeAgentOptions(Parse({"--run_path", "--no_python", "/abs/s.py"}), {});
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->argv, Args({"python3", "-u", "/abs/s.py"}));
+  // A dynamic rendezvous leaves MASTER_ADDR/PORT to the rendezvous.
+  LaunchConfig d = Parse({"--nnodes=2", "--rdzv_endpoint=h:1234", "w"});
+  EXPECT_FALSE(d.static_master);
+  EXPECT_TRUE(Parse({"--nnodes=2", "--rdzv_backend=static", "--rdzv_endpoint=h:1234", "w"}).static_master);
+  EXPECT_EQ(Parse({"--hang_timeout=0", "w"}).hang_timeout, absl::ZeroDuration());
+  EXPECT_EQ(Parse({"w"}).metrics_port, 0);
+  EXPECT_NE(Error({"--run_path", "-m", "mod"}).find("exclusive"), std::string::npos);
+  EXPECT_NE(Error({"--metrics_port=70000", "w"}).find("metrics_port"), std::string::npos);
+  EXPECT_NE(Error({"--hang_timeout=soon", "w"}).find("hang_timeout"), std::string::npos);
 }
 
 }  // namespace

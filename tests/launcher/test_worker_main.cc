@@ -11,8 +11,9 @@
 //                          TORCHELASTIC_RESTART_COUNT is 0; otherwise as env_store
 //   until_world DIR N      write DIR/pid_<RANK>_<round>, then sleep until
 //                          killed unless WORLD_SIZE == N (then exit 0)
-//   trap_term DIR MS       on SIGTERM spend MS ms "checkpointing", write
-//                          DIR/saved_<RANK> and exit 0; ignore nothing else
+//   trap_term DIR MS [CODE] on SIGTERM spend MS ms "checkpointing", write
+//                          DIR/saved_<RANK> and exit CODE (default 0; 75 is
+//                          train's "saved on a stop signal")
 //   ignore_term DIR        ignore SIGTERM and sleep forever
 #include <signal.h>
 #include <unistd.h>
@@ -81,7 +82,8 @@ int EnvAndStore(const std::string& dir) {
   if (!count.ok()) return Fail("store Add failed");
   WriteFile(absl::StrCat(dir, "/rank_", rank),
             absl::StrCat("world=", world, " group=", Env("GROUP_RANK"), "/", Env("GROUP_WORLD_SIZE"),
-                         " restart=", Env("TORCHELASTIC_RESTART_COUNT"), " local=", Env("LOCAL_RANK"), "\n"));
+                         " restart=", Env("TORCHELASTIC_RESTART_COUNT"), " local=", Env("LOCAL_RANK"),
+                         " master=", Env("MASTER_ADDR"), ":", Env("MASTER_PORT"), "\n"));
   return 0;
 }
 
@@ -129,7 +131,7 @@ int main(int argc, char** argv) {
     const absl::Time t0 = absl::Now();
     std::this_thread::sleep_for(std::chrono::milliseconds(std::atoi(argv[3])));
     WriteFile(absl::StrCat(dir, "/saved_", rank), absl::StrCat(absl::ToInt64Milliseconds(absl::Now() - t0), "\n"));
-    return 0;
+    return argc > 4 ? std::atoi(argv[4]) : 0;
   }
   if (mode == "ignore_term") {
     signal(SIGTERM, SIG_IGN);

@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "launcher/server/server.h"
 #include "runtime/data/token_shard.h"
+#include "runtime/trainer/stop_signal.h"
 #include "tests/common/process.h"
 
 namespace anvil {
@@ -27,6 +28,7 @@ namespace {
 
 using testing::Process;
 using testing::ProcessResult;
+using testing::RunAll;
 
 TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
   const auto dir =
@@ -93,6 +95,47 @@ TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
   EXPECT_NE(res.err.find("stop requested (signal 15) while blocked in a collective"),
             std::string::npos)
       << res.err;
+}
+
+// Issue 13: a stop that reaches only rank 1 stops both ranks at the same
+// step with exit 75, and rank 0 (which prints) says a peer asked for it,
+// never "signal 0".
+TEST(DistStopTest, PeerInitiatedStopIsNamedAsSuchOnRankZero) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("anvil_dist_peer_stop_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::vector<uint32_t> tokens(30000);
+  for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint32_t>(i * 7 % 200);
+  ASSERT_TRUE(WriteTokenShard((dir / "train_0.bin").string(), tokens).ok());
+  RendezvousServer server;
+  ServerOptions so;
+  so.host = "127.0.0.1";
+  so.port = 0;
+  auto port = server.Start(so);
+  ASSERT_TRUE(port.ok()) << port.status();
+  const std::vector<std::string> args{"--train_pattern=" + (dir / "train_*.bin").string(),
+                                      "--val_pattern=", "--eval_every=0", "--n_layer=1", "--n_head=2",
+                                      "--n_embd=16", "--max_seq_len=16", "--seq_len=16", "--batch_size=2",
+                                      "--steps=1000000", "--log_every=1", "--threads=1",
+                                      "--dist_timeout_s=120"};
+  auto env = [&](int rank) {
+    return std::map<std::string, std::string>{{"RANK", std::to_string(rank)},
+                                              {"WORLD_SIZE", "2"},
+                                              {"LOCAL_RANK", std::to_string(rank)},
+                                              {"LOCAL_WORLD_SIZE", "2"},
+                                              {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", *port)},
+                                              {"ANVIL_RUN_ID", "dist_peer_stop"}};
+  };
+  Process r0(ANVIL_TRAIN_BIN, args, env(0));
+  Process r1(ANVIL_TRAIN_BIN, args, env(1));
+  r0.OnOutput("step     3/", [&] { kill(r1.pid(), SIGTERM); });
+  const std::vector<ProcessResult> res = RunAll({&r0, &r1}, 120);
+  server.Shutdown();
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(res[0].exit_code, kExitStopped) << res[0].out << res[0].err;
+  EXPECT_EQ(res[1].exit_code, kExitStopped) << res[1].err;
+  EXPECT_NE(res[0].out.find(": another rank received a stop signal"), std::string::npos) << res[0].out;
+  EXPECT_EQ(res[0].out.find("signal 0"), std::string::npos) << res[0].out;
 }
 
 }  // namespace

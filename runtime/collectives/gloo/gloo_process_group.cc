@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <utility>
 
@@ -165,6 +166,7 @@ GlooProcessGroup::GlooProcessGroup(Bootstrap b, std::shared_ptr<gloo::Context> c
       rank_(b.rank),
       size_(b.size),
       timeout_(b.timeout),
+      trace_(b.name),
       abort_(std::move(abort_state)),
       context_(std::move(context)),
       queue_(b.name) {}
@@ -183,7 +185,7 @@ float* GlooProcessGroup::Fp32Scratch(size_t n) {
   return fp32_scratch_.get();
 }
 
-absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag,
+absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag, uint64_t bytes,
                                        const std::function<void()>& body) {
   if (context_ == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat("gloo ", what, ": group '", name_,
@@ -195,11 +197,20 @@ absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag,
   // fails its next collective without touching the network.
   struct Bracket {
     collectives_internal::AbortState& state;
-    explicit Bracket(collectives_internal::AbortState& s) : state(s) { state.OpStarted(); }
-    ~Bracket() { state.OpFinished(); }
+    CollectiveTrace& trace;
+    Bracket(collectives_internal::AbortState& s, CollectiveTrace& t, uint32_t tag, const char* op,
+            uint64_t bytes)
+        : state(s), trace(t) {
+      state.OpStarted();
+      trace.Enter(tag, op, bytes);
+    }
+    ~Bracket() {
+      trace.Exit();
+      state.OpFinished();
+    }
   };
   try {
-    Bracket bracket(*abort_);
+    Bracket bracket(*abort_, trace_, tag, what, bytes);
     if (abort_->aborted()) throw gloo::IoException(abort_->reason());
     body();
     return absl::OkStatus();
@@ -221,7 +232,38 @@ absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag,
   // the context go first (they hold references to it).
   rs_scratch_.reset();
   context_.reset();
-  return AnnotateStatus(FromGlooException(what, where, error.c_str(), io), __FILE__, __LINE__);
+  absl::Status st = FromGlooException(what, where, error.c_str(), io);
+  // Every failing rank says what it issued; a rank that timed out also
+  // compares with the others, so a mismatch is named, not guessed.
+  std::string diagnosis = trace_.Describe();
+  if (st.code() == absl::StatusCode::kDeadlineExceeded) {
+    absl::StrAppend(&diagnosis, "; ", CompareTracesAfterTimeout());
+  } else if (store_ != nullptr) {
+    store_->Set(absl::StrCat("trace/", rank_), EncodeTrace(trace_.Recent())).IgnoreError();
+  }
+  std::fprintf(stderr, "collectives: rank %d: %s\n", rank_, diagnosis.c_str());
+  std::fflush(stderr);
+  st = absl::Status(st.code(), absl::StrCat(st.message(), "; ", diagnosis));
+  return AnnotateStatus(st, __FILE__, __LINE__);
+}
+
+std::string GlooProcessGroup::CompareTracesAfterTimeout() {
+  if (store_ == nullptr) return "no store to compare traces through";
+  std::map<int, std::vector<CollectiveEntry>> by_rank;
+  by_rank[rank_] = trace_.Recent();
+  if (!store_->Set(absl::StrCat("trace/", rank_), EncodeTrace(by_rank[rank_])).ok()) {
+    return "could not publish this rank's trace";
+  }
+  // Peers that fail after us (their connection to us just closed) publish
+  // within milliseconds; a peer hung outside any collective never does.
+  const absl::Time deadline = absl::Now() + std::min(timeout_, absl::Seconds(3));
+  for (int r = 0; r < size_; ++r) {
+    if (r == rank_) continue;
+    absl::StatusOr<std::string> v =
+        store_->Get(absl::StrCat("trace/", r), std::max(deadline - absl::Now(), absl::Milliseconds(1)));
+    if (v.ok()) by_rank[r] = DecodeTrace(*v);
+  }
+  return CompareTraces(by_rank, size_);
 }
 
 std::shared_ptr<Work> GlooProcessGroup::AllReduce(void* data, size_t count,
@@ -280,7 +322,7 @@ absl::Status GlooProcessGroup::DoAllReduce(void* data, size_t count, AllReduceOp
   if (StagedInFp32(o.dtype, o.op, o.accumulation)) {
     float* f = Fp32Scratch(count);
     kernels::cpu::Convert(1, f, DType::kF32, data, o.dtype, count);
-    RETURN_IF_ERROR_HERE(RunGloo("allreduce", tag, [&] {
+    RETURN_IF_ERROR_HERE(RunGloo("allreduce", tag, count * DTypeSize(o.dtype), [&] {
       gloo::AllreduceOptions g(context_);
       g.setOutput(f, count);
       g.setReduceFunction(GetReduceFn(DType::kF32, ReduceOp::kSum));
@@ -292,7 +334,7 @@ absl::Status GlooProcessGroup::DoAllReduce(void* data, size_t count, AllReduceOp
     kernels::cpu::Convert(1, data, o.dtype, f, DType::kF32, count);
     return absl::OkStatus();
   }
-  RETURN_IF_ERROR_HERE(RunGloo("allreduce", tag, [&] {
+  RETURN_IF_ERROR_HERE(RunGloo("allreduce", tag, count * DTypeSize(o.dtype), [&] {
     gloo::AllreduceOptions g(context_);
     SetAllreduceOutput(g, data, count, DTypeSize(o.dtype));
     g.setReduceFunction(GetReduceFn(o.dtype, o.op));
@@ -321,7 +363,8 @@ absl::Status GlooProcessGroup::DoReduceScatter(void* data, size_t shard_count,
     args.data = f;
     args.elem_size = sizeof(float);
     args.reduce = GetReduceFn(DType::kF32, ReduceOp::kSum);
-    RETURN_IF_ERROR_HERE(RunGloo("reduce_scatter", tag, [&] { RunReduceScatter(args); }));
+    RETURN_IF_ERROR_HERE(
+        RunGloo("reduce_scatter", tag, shard_count * size_ * es, [&] { RunReduceScatter(args); }));
     float* own_f = f + rank_ * shard_count;
     if (o.op == ReduceOp::kAvg) DivideFloats(own_f, shard_count, size_);
     kernels::cpu::Convert(1, own, o.dtype, own_f, DType::kF32, shard_count);
@@ -330,7 +373,8 @@ absl::Status GlooProcessGroup::DoReduceScatter(void* data, size_t shard_count,
   args.data = data;
   args.elem_size = es;
   args.reduce = GetReduceFn(o.dtype, o.op);
-  RETURN_IF_ERROR_HERE(RunGloo("reduce_scatter", tag, [&] { RunReduceScatter(args); }));
+  RETURN_IF_ERROR_HERE(
+        RunGloo("reduce_scatter", tag, shard_count * size_ * es, [&] { RunReduceScatter(args); }));
   if (o.op == ReduceOp::kAvg) DivideInPlace(own, shard_count, o.dtype, size_);
   return absl::OkStatus();
 }
@@ -357,7 +401,7 @@ absl::Status GlooProcessGroup::DoAllGather(void* data, size_t shard_count, AllGa
   const uint32_t tag = NextTag();
   if (shard_count == 0 || size_ == 1) return absl::OkStatus();
   const size_t bytes = shard_count * DTypeSize(o.dtype) * size_;
-  return RunGloo("allgather", tag, [&] {
+  return RunGloo("allgather", tag, bytes, [&] {
     gloo::AllgatherOptions g(context_);
     g.setOutput(static_cast<uint8_t*>(data), bytes);
     g.setTag(tag);
@@ -369,7 +413,7 @@ absl::Status GlooProcessGroup::DoAllGather(void* data, size_t shard_count, AllGa
 absl::Status GlooProcessGroup::DoBroadcast(void* data, size_t count, BroadcastOptions o) {
   const uint32_t tag = NextTag();
   if (count == 0 || size_ == 1) return absl::OkStatus();
-  return RunGloo("broadcast", tag, [&] {
+  return RunGloo("broadcast", tag, count * DTypeSize(o.dtype), [&] {
     gloo::BroadcastOptions g(context_);
     g.setOutput(static_cast<uint8_t*>(data), count * DTypeSize(o.dtype));
     g.setRoot(o.root);
@@ -382,7 +426,7 @@ absl::Status GlooProcessGroup::DoBroadcast(void* data, size_t count, BroadcastOp
 absl::Status GlooProcessGroup::DoBarrier(BarrierOptions o) {
   const uint32_t tag = NextTag();
   if (size_ == 1) return absl::OkStatus();
-  return RunGloo("barrier", tag, [&] {
+  return RunGloo("barrier", tag, 0, [&] {
     gloo::BarrierOptions g(context_);
     g.setTag(tag);
     g.setTimeout(OpTimeout(o.timeout));

@@ -32,6 +32,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "runtime/collectives/collective_trace.h"
 #include "runtime/collectives/gloo/reduce_scatter_args.h"
 #include "runtime/collectives/op_queue.h"
 #include "runtime/collectives/process_group.h"
@@ -105,8 +106,13 @@ class GlooProcessGroup : public ProcessGroup {
                    std::shared_ptr<collectives_internal::AbortState> abort_state);
 
   std::chrono::milliseconds OpTimeout(absl::Duration requested) const;
-  // Runs `body` (which may throw Gloo exceptions) and converts failures.
-  absl::Status RunGloo(const char* what, uint32_t tag, const std::function<void()>& body);
+  // Runs `body` (which may throw Gloo exceptions), recording it in the
+  // trace, and converts failures (their message ends with this rank's
+  // trace, compared with the other ranks' on a timeout).
+  absl::Status RunGloo(const char* what, uint32_t tag, uint64_t bytes, const std::function<void()>& body);
+  // After a timeout: publish this rank's trace in the group's store, read
+  // the others' for a few seconds, and say how they differ.
+  std::string CompareTracesAfterTimeout();
   uint32_t NextTag() { return next_tag_++; }
   float* Fp32Scratch(size_t n);
 
@@ -126,6 +132,7 @@ class GlooProcessGroup : public ProcessGroup {
   const int size_;
   const absl::Duration timeout_;
   std::atomic<int> split_seq_{0};
+  CollectiveTrace trace_;
   // Aborted when a peer's connection fails or a stop outlasts the delay
   // (abortable_transport.h, stop_abort.h); shared with the transport.
   const std::shared_ptr<collectives_internal::AbortState> abort_;
