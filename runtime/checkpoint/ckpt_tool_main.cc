@@ -7,7 +7,9 @@
 //                                      state buffers: params, adam_m, adam_v, ema)
 //   ckpt_tool export DIR OUT [--step N]
 //       OUT/model.safetensors (HF GPT-2 names, Conv1D layout, lm_head tied)
-//       and OUT/config.json: GPT2LMHeadModel.from_pretrained(OUT) loads it.
+//       and OUT/config.json: GPT2LMHeadModel.from_pretrained(OUT) loads it;
+//       for language models on byte-level tokens also OUT/tokenizer.json and
+//       tokenizer_config.json (AutoTokenizer and pipeline() load them).
 // Without --step: the newest checkpoint that verifies. Exit codes: 0 ok,
 // 1 a checkpoint failed verification or an error, 2 bad usage.
 #include <algorithm>
@@ -28,6 +30,7 @@
 #include "runtime/checkpoint/file_io.h"
 #include "models/model_registry.h"
 #include "runtime/checkpoint/hf_interchange.h"
+#include "runtime/checkpoint/hf_tokenizer.h"
 #include "runtime/checkpoint/manifest.h"
 
 ABSL_FLAG(int64_t, step, -1, "Checkpoint step (default: the newest that verifies).");
@@ -189,10 +192,27 @@ int main(int argc, char** argv) {
     auto stats = anvil::ckpt::ExportHf(*path, m, *(*spec)->hf,
                                        anvil::ckpt::JoinPath(out, "model.safetensors"));
     if (!stats.ok()) return Fail(std::string(stats.status().message()));
+    const std::string config_json = (*spec)->hf->config_json(m.config().model());
     absl::Status s =
-        anvil::ckpt::WriteFileAtomic(anvil::ckpt::JoinPath(out, "config.json"),
-                                     (*spec)->hf->config_json(m.config().model()));
+        anvil::ckpt::WriteFileAtomic(anvil::ckpt::JoinPath(out, "config.json"), config_json);
     if (!s.ok()) return Fail(std::string(s.message()));
+    // Language models on byte-level tokens: the tokenizer too, so that
+    // pipeline("text-generation", OUT) works.
+    const int vocab = m.config().model().vocab_size();
+    if ((*spec)->data == anvil::DataKind::kTokens && vocab >= 256) {
+      auto tok = anvil::ckpt::ByteLevelTokenizerJson(vocab);
+      if (!tok.ok()) return Fail(std::string(tok.status().message()));
+      const int eos = anvil::ckpt::JsonIntField(config_json, "eos_token_id", vocab - 1);
+      const int bos = anvil::ckpt::JsonIntField(config_json, "bos_token_id", eos);
+      for (const auto& [name, text] :
+           {std::pair{"tokenizer.json", *tok},
+            {"tokenizer_config.json",
+             anvil::ckpt::ByteLevelTokenizerConfigJson(vocab, m.config().model().max_seq_len(),
+                                                       bos, eos)}}) {
+        s = anvil::ckpt::WriteFileAtomic(anvil::ckpt::JoinPath(out, name), text);
+        if (!s.ok()) return Fail(std::string(s.message()));
+      }
+    }
     std::printf("exported %s -> %s/model.safetensors: %d tensors, %.1f MB, at most %.1f MB held\n",
                 path->c_str(), out.c_str(), stats->tensors, stats->bytes / 1e6,
                 stats->peak_tensor_bytes / 1e6);

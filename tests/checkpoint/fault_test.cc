@@ -4,9 +4,11 @@
 // nothing committed, and ends bit for bit where an uninterrupted run ends.
 // Also: the standard CPU config saves and exits well inside Kubernetes' 30 s
 // grace period, and ckpt_tool lists, verifies and exports.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -240,6 +242,16 @@ TEST_F(FaultTest, CkptToolListsVerifiesAndExports) {
   ASSERT_EQ(exp.Wait(absl::Seconds(30)), 0) << exp.Output();
   EXPECT_TRUE(fs::exists(fs::path(out) / "model.safetensors"));
   EXPECT_TRUE(fs::exists(fs::path(out) / "config.json"));
+  EXPECT_TRUE(fs::exists(fs::path(out) / "tokenizer.json"));
+  EXPECT_TRUE(fs::exists(fs::path(out) / "tokenizer_config.json"));
+  {  // transformers' pipeline("text-generation") on the export, where Python has it
+    const char* py = std::getenv("ANVIL_PYTHON");
+    const std::string cmd = std::string(py != nullptr ? py : "python3") + " " +
+                            ANVIL_HF_TOKENIZER_CHECK_PY + " pipeline " + out;
+    const int rc = std::system(cmd.c_str());
+    const int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    if (code != 77) EXPECT_EQ(code, 0) << "transformers could not generate from the export";
+  }
   // A damaged checkpoint fails verification with the reason.
   fs::resize_file(fs::path(Dir("ref")) / "step_00000009" / "rank_00000.bin", 100);
   Process bad(ANVIL_CKPT_TOOL_BIN, {"verify", Dir("ref")},
