@@ -46,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The Debian mirror the host uses (deb822 URIs: or one-line deb entries).
-MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null |
+MIRROR=$({ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
   awk '/^URIs:/ && $2 !~ /security/ {print $2; exit} /^deb / && $0 !~ /security/ {for (i=2;i<=NF;i++) if ($i ~ /^http/) {print $i; exit}}')
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 
