@@ -8,8 +8,8 @@
 #
 #   sudo scripts/check_image_recipe.sh [--build-arg NAME=VALUE]... [--keep]
 #
-# A full build from nothing: about half an hour on 2 busy cores, so it is not
-# part of CI. Needs root, debootstrap (apt-get install debootstrap) and the
+# A full build from nothing: 498 s on 2 shared cores (debootstrap 103 s,
+# setup.sh 98 s, build 294 s, training 3 s), so it is not part of CI. Needs root, debootstrap (apt-get install debootstrap) and the
 # Debian mirror configured in /etc/apt/sources.list*. The root lives in
 # $IMAGE_ROOT (default /var/tmp/anvil-image-root), removed at the end unless
 # --keep. Mounts are made in a private mount namespace, so they vanish with it.
@@ -40,8 +40,10 @@ fi
 
 ROOT=${IMAGE_ROOT:-/var/tmp/anvil-image-root}
 cleanup() {
+  local rc=$?
   for m in sys dev/pts dev proc; do umount -l "$ROOT/$m" 2>/dev/null || true; done
   if [ "$KEEP" = 0 ]; then rm -rf "$ROOT"; fi
+  if [ "$KEEP" = 0 ] && [ "$rc" = 0 ]; then rm -f "$ROOT.debootstrap.log" "$ROOT.train.log"; fi
 }
 trap cleanup EXIT
 
