@@ -1,3 +1,4 @@
+#!/usr/bin/env bash
 # Sourced by the deployment tests: a small virtual network of "hosts", each a
 # network namespace with its own address on one bridge, its own host name and
 # its own /etc/hosts (a bind mount of /etc/netns/NAME/hosts, as `ip netns exec` does),
@@ -79,17 +80,31 @@ net_run() {
     "$NET_PREFIX-$name" "$name" "$@"
 }
 
-# net_destroy: kills what runs on the hosts, removes namespaces and files.
+# net_destroy: kills what runs on the hosts, removes namespaces and files
+# (every namespace named NET_PREFIX-*, so it also works from another process).
 net_destroy() {
   [ -n "$NET_PREFIX" ] || return 0
-  local name
-  for name in "${NET_HOSTS[@]}"; do net_kill_ns "$NET_PREFIX-$name"; done
+  local ns all
+  all=$(ip netns list 2>/dev/null | awk '{print $1}' | grep -- "^$NET_PREFIX-" || true)
+  for ns in $all; do net_kill_ns "$ns"; done
   sleep 0.2
-  for name in "${NET_HOSTS[@]}"; do
-    net_kill_ns "$NET_PREFIX-$name"
-    ip netns del "$NET_PREFIX-$name" 2>/dev/null || true
-    rm -rf "/etc/netns/$NET_PREFIX-$name"
+  for ns in $all; do
+    net_kill_ns "$ns"
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "/etc/netns/$ns"
   done
-  ip netns del "$NET_PREFIX-hub" 2>/dev/null || true
   NET_PREFIX=""
 }
+
+# Run as a command (the Python tests do): netns_lib.sh create PREFIX SUBNET
+# SPECS... (prints "name address" lines) | destroy PREFIX | reap PATTERN.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  set -euo pipefail
+  case "${1:-}" in
+    create) shift; net_create "$@"
+            for n in "${NET_HOSTS[@]}"; do echo "$n ${NET_ADDR[$n]}"; done ;;
+    destroy) NET_PREFIX=$2; net_destroy ;;
+    reap) net_reap_stale "$2" ;;
+    *) echo "usage: netns_lib.sh create PREFIX SUBNET NAME[=ALIAS,...]... | destroy PREFIX | reap PATTERN" >&2; exit 2 ;;
+  esac
+fi
