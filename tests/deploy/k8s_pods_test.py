@@ -35,7 +35,9 @@ import time
 
 try:
     import yaml
-except ImportError:  # Debian: python3-yaml
+except ImportError:  # Debian's python3-yaml is in the system interpreter
+    if os.path.realpath(sys.executable) != os.path.realpath("/usr/bin/python3") and os.path.exists("/usr/bin/python3"):
+        os.execv("/usr/bin/python3", ["/usr/bin/python3"] + sys.argv)
     print("SKIPPED: python3 has no yaml module (apt-get install python3-yaml)")
     sys.exit(77)
 

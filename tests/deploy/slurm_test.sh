@@ -10,7 +10,9 @@
 #      launchers, which checkpoint; a resubmission resumes from step > 0 and
 #      finishes;
 #   3. elastic.sbatch, `scancel --signal=TERM` mid-run (the steps directly):
-#      checkpoint, resubmission resumes and finishes.
+#      checkpoint, resubmission resumes and finishes;
+#   4. train.sbatch with --time=1 --signal=B:TERM@45: Slurm's own time-limit
+#      signal leads to a checkpoint before the limit.
 # Usage: slurm_test.sh BUILD_DIR SOURCE_DIR. Exit 77 (ctest: skipped) where
 # the machine cannot run it: not root, or no network namespaces. Everything
 # it starts (daemons, jobs, namespaces) is removed on any exit.
@@ -216,4 +218,20 @@ preempt_and_resume() {
 preempt_and_resume train.sbatch anvil-preempt --batch --signal=TERM
 # --- 3. the steps are signalled (scancel --signal=TERM), elastic script.
 preempt_and_resume elastic.sbatch anvil-elastic --signal=TERM
+# --- 4. the real time-limit path: Slurm itself sends --signal=B:TERM@45 to
+# the batch shell of a job with --time=1 (when, within the minute, depends on
+# slurmctld's periodic check: seconds to ~45 s), the trap reaches the
+# launchers, they checkpoint before the limit. SLURM_TEST_TIME_LIMIT=0 skips it.
+if [ "${SLURM_TEST_TIME_LIMIT:-1}" = 1 ]; then
+  t0=$SECONDS
+  job=$(ctl sbatch --parsable --chdir="$W/submit" --job-name=anvil-limit --time=1 --signal=B:TERM@45 \
+        "$W/submit/train.sbatch" "${MODEL[@]}" --steps 10000000)
+  state=$(wait_done "$job" 150)
+  out="$W/submit/anvil-limit-$job.out"
+  grep -q 'stopping at step' "$out" || fail "time limit job $job ($state): no stop at a step boundary"
+  if grep -q 'task [0-9]*: Killed' "$out"; then fail "time limit job $job: srun killed the step"; fi
+  at=$(newest_step "$W/submit/checkpoints/anvil-limit")
+  [ -n "$at" ] && [ "$at" -gt 0 ] || fail "time limit job $job: no checkpoint"
+  echo "slurm_test: 4. --time=1 --signal=B:TERM@45: checkpoint at step $at before the limit, job $state ($((SECONDS - t0))s)"
+fi
 echo "slurm_test: PASSED in ${SECONDS}s"
