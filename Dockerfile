@@ -19,7 +19,7 @@ FROM debian:bookworm
 
 ARG CUDA=
 ARG JOBS=2
-ENV DEBIAN_FRONTEND=noninteractive
+ARG DEBIAN_FRONTEND=noninteractive
 
 COPY scripts/setup.sh /src/scripts/setup.sh
 RUN /src/scripts/setup.sh
