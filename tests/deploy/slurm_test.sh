@@ -37,11 +37,9 @@ ip netns del "$probe"
 net_reap_stale anvslurm
 W=$(mktemp -d /tmp/anvil_slurm.XXXXXX)
 chmod 755 "$W"
-MUNGE_PID=""
 cleanup() {
   local rc=$?
   net_destroy
-  [ -n "$MUNGE_PID" ] && kill "$MUNGE_PID" 2>/dev/null
   if [ "$rc" = 0 ]; then
     rm -rf "$W"
   elif [ "$rc" != 77 ]; then
@@ -54,16 +52,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' TERM INT
 
-# --- munge: a private daemon and key; its socket is a file, shared by all namespaces.
-head -c 1024 /dev/urandom >"$W/munge.key"
-chmod 400 "$W/munge.key"
-munged -f --socket="$W/munge.sock" --key-file="$W/munge.key" --pid-file="$W/munged.pid" \
-  --log-file="$W/munged.log" --seed-file="$W/munged.seed"
-MUNGE_PID=$(cat "$W/munged.pid")
-
 # --- network: ctl, n1, n2 on one bridge.
 SUBNET="10.232.$(($$ % 200 + 20))"
 net_create "anvslurm$$" "$SUBNET" ctl n1 n2
+
+# --- munge: a private daemon and key on ctl (so that removing the namespaces
+# ends it too); its socket is a file, shared by all namespaces.
+head -c 1024 /dev/urandom >"$W/munge.key"
+chmod 400 "$W/munge.key"
+net_run ctl munged -f --socket="$W/munge.sock" --key-file="$W/munge.key" --pid-file="$W/munged.pid" \
+  --log-file="$W/munged.log" --seed-file="$W/munged.seed"
 
 # --- slurm.conf: root runs everything; no cgroups, no accounting.
 mkdir -p "$W/state" "$W/spool"
