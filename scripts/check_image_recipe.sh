@@ -8,8 +8,10 @@
 #
 #   sudo scripts/check_image_recipe.sh [--build-arg NAME=VALUE]... [--keep]
 #
-# A full build from nothing: 498 s on 2 shared cores (debootstrap 103 s,
-# setup.sh 98 s, build 294 s, training 3 s), so it is not part of CI. Needs root, debootstrap (apt-get install debootstrap) and the
+# A full build from nothing: 498 s and 864 s on 2 cores shared with other
+# jobs (debootstrap ~105 s, setup.sh ~95 s, build 294-664 s, training 4 s),
+# so it is not part of CI. Needs root, debootstrap (apt-get install
+# debootstrap) and the
 # Debian mirror configured in /etc/apt/sources.list*. The root lives in
 # $IMAGE_ROOT (default /var/tmp/anvil-image-root), removed at the end unless
 # --keep. Mounts are made in a private mount namespace, so they vanish with it.
