@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Create(
   const std::string key = "ckpt/lock";
   if (o.rank == 0) {
     using LockOr = absl::StatusOr<std::unique_ptr<CheckpointDirLock>>;
-    const absl::Status made = MakeDir(o.dir);
+    const absl::Status made = MakeDirs(o.dir);
     LockOr lock = made.ok() ? CheckpointDirLock::Acquire(o.dir, o.run_id, &w->lock_note_)
                             : LockOr(made);
     if (o.world_size > 1) {

@@ -188,7 +188,7 @@ int main(int argc, char** argv) {
     if (!(*spec)->hf.has_value()) {
       return Fail("model '" + kind + "' has no Hugging Face naming to export with");
     }
-    if (absl::Status s = anvil::ckpt::MakeDir(out); !s.ok()) return Fail(std::string(s.message()));
+    if (absl::Status s = anvil::ckpt::MakeDirs(out); !s.ok()) return Fail(std::string(s.message()));
     auto stats = anvil::ckpt::ExportHf(*path, m, *(*spec)->hf,
                                        anvil::ckpt::JoinPath(out, "model.safetensors"));
     if (!stats.ok()) return Fail(std::string(stats.status().message()));

@@ -199,6 +199,16 @@ absl::Status MakeDir(const std::string& path) {
   return absl::OkStatus();
 }
 
+absl::Status MakeDirs(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot create ", path, ": ", ec.message()));
+  if (!std::filesystem::is_directory(path, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot create ", path, ": not a directory"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RenamePath(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) {
     return Errno(absl::StrCat("cannot rename to ", to, ":"), from);

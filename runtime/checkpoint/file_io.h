@@ -66,6 +66,9 @@ absl::StatusOr<int> OpenForRead(const std::string& path);
 
 absl::Status FsyncPath(const std::string& path);  // file or directory
 absl::Status MakeDir(const std::string& path);    // ok when it exists
+// MakeDir with the missing parents too (mkdir -p): a job's --checkpoint_dir
+// may name a folder inside one nobody made yet.
+absl::Status MakeDirs(const std::string& path);
 absl::Status RenamePath(const std::string& from, const std::string& to);
 // Removes a file or a directory tree; ok when absent.
 absl::Status RemoveTree(const std::string& path);

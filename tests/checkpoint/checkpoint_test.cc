@@ -97,6 +97,19 @@ class CheckpointTest : public ::testing::Test {
 
 absl::Status RunAll(Trainer& t, int) { return t.Run().status(); }
 
+// A --checkpoint_dir inside folders nobody made yet is created with its
+// parents (Slurm and k8s jobs name one per job); a file in the way is one
+// clear error.
+TEST_F(CheckpointTest, CheckpointDirIsCreatedWithItsParents) {
+  ASSERT_TRUE(testing::AllOk(
+      RunJob(Config("nested/deeper/ckpt", 2), JobSpec{"FULL_SHARD", 2}, RunAll)));
+  EXPECT_TRUE(fs::exists(fs::path(Ckpt("nested/deeper/ckpt", 2)) / "manifest.pb"));
+  std::ofstream(dir_ / "a_file") << "x";
+  const absl::Status s = ckpt::MakeDirs((dir_ / "a_file" / "ckpt").string());
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("cannot create"), std::string::npos) << s;
+}
+
 // ---- manifest and slices ---------------------------------------------------
 
 TEST_F(CheckpointTest, ManifestFramingCatchesTruncationAndBitFlips) {
