@@ -250,7 +250,9 @@ TEST_F(FaultTest, CkptToolListsVerifiesAndExports) {
                             ANVIL_HF_TOKENIZER_CHECK_PY + " pipeline " + out;
     const int rc = std::system(cmd.c_str());
     const int code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    if (code != 77) EXPECT_EQ(code, 0) << "transformers could not generate from the export";
+    if (code != 77) {
+      EXPECT_EQ(code, 0) << "transformers could not generate from the export";
+    }
   }
   // A damaged checkpoint fails verification with the reason.
   fs::resize_file(fs::path(Dir("ref")) / "step_00000009" / "rank_00000.bin", 100);
