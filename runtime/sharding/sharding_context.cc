@@ -8,22 +8,108 @@
 namespace anvil {
 
 ShardingContext::ShardingContext(kernels::Device* device, const ShardGroups& groups,
-                                 const ParamLayout& layout, bool overlap)
+                                 const ParamLayout& layout, bool overlap, int debug_skip_wait)
     : device_(device),
       groups_(groups),
       shards_(layout, groups.shard != nullptr ? groups.shard->size() : 1,
               groups.shard != nullptr ? groups.shard->rank() : 0),
-      overlap_(overlap) {}
+      overlap_(overlap),
+      debug_skip_wait_(debug_skip_wait) {
+  if (device_->asynchronous()) comm_ = device_->NewStream();
+}
+
+ShardingContext::~ShardingContext() { Quiesce(); }
 
 void* ShardingContext::Alloc(size_t bytes) {
   memory_.gathered_bytes += bytes;
   memory_.gathered_peak_bytes = std::max(memory_.gathered_peak_bytes, memory_.gathered_bytes);
+  if (!pending_frees_.empty()) Reclaim();
   return device_->Alloc(bytes);
 }
 
 void ShardingContext::Free(void* p, size_t bytes) {
   memory_.gathered_bytes -= bytes;
-  device_->Free(p);
+  if (!device_->asynchronous()) {
+    device_->Free(p);
+    return;
+  }
+  pending_frees_.push_back(
+      PendingFree{p, device_->RecordEvent(kernels::kComputeStream), device_->RecordEvent(comm_)});
+}
+
+void ShardingContext::Reclaim() {
+  size_t kept = 0;
+  for (PendingFree& f : pending_frees_) {
+    if (f.compute->Done() && f.comm->Done()) {
+      device_->Free(f.p);
+    } else {
+      pending_frees_[kept++] = std::move(f);
+    }
+  }
+  pending_frees_.resize(kept);
+}
+
+void ShardingContext::Quiesce() {
+  device_->Synchronize();
+  Reclaim();
+}
+
+std::shared_ptr<CommOp> ShardingContext::Issue(ProcessGroup* g, IssueFn issue) {
+  auto op = std::make_shared<CommOp>();
+  if (!device_->asynchronous()) {
+    op->work = issue(nullptr);
+    return op;
+  }
+  if ((debug_skip_wait_ & kSkipCommWaitsCompute) == 0) {
+    device_->WaitEvent(comm_, *device_->RecordEvent(kernels::kComputeStream));
+  }
+  if (g->backend() == "nccl") {
+    op->work = issue(device_->native_stream(comm_));
+  } else {
+    auto status = std::make_shared<absl::Status>();
+    op->status = status;
+    device_->HostFunc(comm_, [issue = std::move(issue), status] {
+      *status = issue(nullptr)->Wait();
+    });
+  }
+  op->done = device_->RecordEvent(comm_);
+  unchecked_.push_back(op);
+  return op;
+}
+
+absl::Status ShardingContext::ComputeWaits(CommOp& op) {
+  if (op.done == nullptr) return Wait(op.work);
+  if ((debug_skip_wait_ & kSkipComputeWaitsComm) == 0) {
+    device_->WaitEvent(kernels::kComputeStream, *op.done);
+  }
+  if (op.status != nullptr) return op.done->Done() ? *op.status : absl::OkStatus();
+  return op.work->IsCompleted() ? op.work->Wait() : absl::OkStatus();
+}
+
+bool ShardingContext::Completed(const CommOp& op) const {
+  return op.done != nullptr ? op.done->Done() : op.work->IsCompleted();
+}
+
+absl::Status ShardingContext::RunBlocking(ProcessGroup* g, IssueFn issue) {
+  std::shared_ptr<CommOp> op = Issue(g, std::move(issue));
+  if (op->done == nullptr) return Wait(op->work);
+  op->done->Wait();
+  return op->status != nullptr ? *op->status : op->work->Wait();
+}
+
+absl::Status ShardingContext::CollectErrors() {
+  absl::Status first = absl::OkStatus();
+  size_t kept = 0;
+  for (std::shared_ptr<CommOp>& op : unchecked_) {
+    if (!op->done->Done()) {
+      unchecked_[kept++] = std::move(op);
+      continue;
+    }
+    absl::Status s = op->status != nullptr ? *op->status : op->work->Wait();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  unchecked_.resize(kept);
+  return first;
 }
 
 absl::Status ShardingContext::Wait(const std::shared_ptr<Work>& w) {

@@ -6,13 +6,34 @@
 //  - the accounting: bytes of transient buffers (gathered parameters,
 //    unsharded gradients, wire copies) through Alloc/Free, and the time the
 //    calling thread spent blocked on collectives through Wait, charged to the
-//    phase set by set_phase.
-// It issues no collective itself, so it cannot change their order.
+//    phase set by set_phase;
+//  - the ordering of collectives against compute (Issue, ComputeWaits).
+//
+// Stream ordering. On a synchronous device (the CPU: every op has finished
+// when it returns) a collective runs on its group's own thread as soon as
+// it is issued, and "compute waits for it" is the host waiting for its
+// Work. On an asynchronous device (CUDA, the stream-emulating test device)
+// every collective runs on one comm stream, in issue order: Issue makes the
+// comm stream wait for an event recorded on the compute stream (so it reads
+// what the ops issued before it wrote), then puts the collective on the comm
+// stream (NCCL: on the stream itself; a CPU group: as a host function that
+// runs it and waits for it), then records a `done` event there;
+// ComputeWaits makes the compute stream wait for `done`. The host never
+// waits inside a step. A buffer freed through Free may still be read or
+// written by queued work of either stream, so on an asynchronous device its
+// return to the allocator waits until events recorded on both streams at the
+// Free have completed (polled at each Alloc; Quiesce waits for all).
+//
+// It issues no collective of its own accord, so it cannot change their
+// order: the comm stream runs them in the order the engine issued them,
+// which is the same on every rank.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "kernels/device.h"
@@ -47,10 +68,32 @@ struct ShardGroups {
 
 enum class CommPhase { kForward, kBackward, kStep };
 
+// Test-only switches that remove one kind of event wait (EngineOptions::
+// debug_skip_event_wait_for_testing), to show that a test catches the race.
+enum DebugSkipWait : int {
+  kSkipNoWait = 0,
+  kSkipComputeWaitsComm = 1,  // compute reads collective results unordered
+  kSkipCommWaitsCompute = 2,  // collectives read their inputs unordered
+};
+
+// A collective in flight (see the stream ordering above).
+struct CommOp {
+  std::shared_ptr<Work> work;              // null: a CPU group on an asynchronous device
+  std::unique_ptr<kernels::Event> done;    // asynchronous device: after it on the comm stream
+  std::shared_ptr<absl::Status> status;    // CPU group on an asynchronous device: its result
+};
+// Issues one collective; `stream` is the comm stream's native handle (NCCL)
+// or null. Runs on the comm stream's thread for CPU groups on asynchronous
+// devices, so it must capture by value.
+using IssueFn = std::function<std::shared_ptr<Work>(void* stream)>;
+
 class ShardingContext {
  public:
   ShardingContext(kernels::Device* device, const ShardGroups& groups, const ParamLayout& layout,
-                  bool overlap);
+                  bool overlap, int debug_skip_wait = kSkipNoWait);
+  ~ShardingContext();
+  ShardingContext(const ShardingContext&) = delete;
+  ShardingContext& operator=(const ShardingContext&) = delete;
 
   kernels::Device* device() const { return device_; }
   const ShardGroups& groups() const { return groups_; }
@@ -63,6 +106,21 @@ class ShardingContext {
   void Free(void* p, size_t bytes);
   // Waits for `w`, charging the blocked time to the current phase.
   absl::Status Wait(const std::shared_ptr<Work>& w);
+
+  // A collective on `g`, ordered after the compute stream's work so far.
+  std::shared_ptr<CommOp> Issue(ProcessGroup* g, IssueFn issue);
+  // Orders later compute after `op` (synchronous device: waits for it on the
+  // host). Returns its error where it is known by now.
+  absl::Status ComputeWaits(CommOp& op);
+  // Whether `op` has finished (never blocks).
+  bool Completed(const CommOp& op) const;
+  // Issue, then the host waits for it: for use outside a step.
+  absl::Status RunBlocking(ProcessGroup* g, IssueFn issue);
+  // The first error of collectives finished on the comm stream since the
+  // last call (call after a host synchronisation point).
+  absl::Status CollectErrors();
+  // The host waits for every stream, and deferred frees complete.
+  void Quiesce();
   void set_phase(CommPhase p) { phase_ = p; }
   // Counts one issued collective of `bytes` payload.
   void CountCollective(size_t bytes) {
@@ -76,10 +134,20 @@ class ShardingContext {
   const CommStats& comm() const { return comm_; }
 
  private:
+  struct PendingFree {
+    void* p;
+    std::unique_ptr<kernels::Event> compute, comm;
+  };
+  void Reclaim();
+
   kernels::Device* device_;
   ShardGroups groups_;
   ShardLayout shards_;
   bool overlap_;
+  int debug_skip_wait_;
+  kernels::StreamId comm_ = kernels::kComputeStream;  // asynchronous devices: the comm stream
+  std::vector<PendingFree> pending_frees_;
+  std::vector<std::shared_ptr<CommOp>> unchecked_;  // issued, errors not yet collected
   CommPhase phase_ = CommPhase::kForward;
   MemoryStats memory_;
   CommStats comm_;
