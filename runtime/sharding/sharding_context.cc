@@ -15,7 +15,7 @@ ShardingContext::ShardingContext(kernels::Device* device, const ShardGroups& gro
               groups.shard != nullptr ? groups.shard->rank() : 0),
       overlap_(overlap),
       debug_skip_wait_(debug_skip_wait) {
-  if (device_->asynchronous()) comm_ = device_->NewStream();
+  if (device_->asynchronous()) comm_stream_ = device_->NewStream();
 }
 
 ShardingContext::~ShardingContext() { Quiesce(); }
@@ -34,7 +34,7 @@ void ShardingContext::Free(void* p, size_t bytes) {
     return;
   }
   pending_frees_.push_back(
-      PendingFree{p, device_->RecordEvent(kernels::kComputeStream), device_->RecordEvent(comm_)});
+      PendingFree{p, device_->RecordEvent(kernels::kComputeStream), device_->RecordEvent(comm_stream_)});
 }
 
 void ShardingContext::Reclaim() {
@@ -61,18 +61,18 @@ std::shared_ptr<CommOp> ShardingContext::Issue(ProcessGroup* g, IssueFn issue) {
     return op;
   }
   if ((debug_skip_wait_ & kSkipCommWaitsCompute) == 0) {
-    device_->WaitEvent(comm_, *device_->RecordEvent(kernels::kComputeStream));
+    device_->WaitEvent(comm_stream_, *device_->RecordEvent(kernels::kComputeStream));
   }
   if (g->backend() == "nccl") {
-    op->work = issue(device_->native_stream(comm_));
+    op->work = issue(device_->native_stream(comm_stream_));
   } else {
     auto status = std::make_shared<absl::Status>();
     op->status = status;
-    device_->HostFunc(comm_, [issue = std::move(issue), status] {
+    device_->HostFunc(comm_stream_, [issue = std::move(issue), status] {
       *status = issue(nullptr)->Wait();
     });
   }
-  op->done = device_->RecordEvent(comm_);
+  op->done = device_->RecordEvent(comm_stream_);
   unchecked_.push_back(op);
   return op;
 }

@@ -145,7 +145,7 @@ class ShardingContext {
   ShardLayout shards_;
   bool overlap_;
   int debug_skip_wait_;
-  kernels::StreamId comm_ = kernels::kComputeStream;  // asynchronous devices: the comm stream
+  kernels::StreamId comm_stream_ = kernels::kComputeStream;  // asynchronous devices
   std::vector<PendingFree> pending_frees_;
   std::vector<std::shared_ptr<CommOp>> unchecked_;  // issued, errors not yet collected
   CommPhase phase_ = CommPhase::kForward;
