@@ -8,8 +8,8 @@
 // without synchronising, which is safe because every op runs on the one
 // compute stream, so a later use of a reused block is ordered after the
 // earlier one (the rule PyTorch's allocator follows). A block another stream
-// used must be freed only once an event recorded on that stream after its
-// use has completed (the sharded engine defers such frees; see
+// used may be freed only once the compute stream has waited for an event
+// recorded after that use (the sharded engine's rule; see
 // runtime/sharding/sharding_context.h). CopyToHost /
 // CopyFromHost and the optim reductions return once their data is on the
 // host. Like a CUDA stream, one device must not be driven from two host

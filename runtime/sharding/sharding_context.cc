@@ -23,36 +23,15 @@ ShardingContext::~ShardingContext() { Quiesce(); }
 void* ShardingContext::Alloc(size_t bytes) {
   memory_.gathered_bytes += bytes;
   memory_.gathered_peak_bytes = std::max(memory_.gathered_peak_bytes, memory_.gathered_bytes);
-  if (!pending_frees_.empty()) Reclaim();
   return device_->Alloc(bytes);
 }
 
 void ShardingContext::Free(void* p, size_t bytes) {
   memory_.gathered_bytes -= bytes;
-  if (!device_->asynchronous()) {
-    device_->Free(p);
-    return;
-  }
-  pending_frees_.push_back(
-      PendingFree{p, device_->RecordEvent(kernels::kComputeStream), device_->RecordEvent(comm_stream_)});
+  device_->Free(p);
 }
 
-void ShardingContext::Reclaim() {
-  size_t kept = 0;
-  for (PendingFree& f : pending_frees_) {
-    if (f.compute->Done() && f.comm->Done()) {
-      device_->Free(f.p);
-    } else {
-      pending_frees_[kept++] = std::move(f);
-    }
-  }
-  pending_frees_.resize(kept);
-}
-
-void ShardingContext::Quiesce() {
-  device_->Synchronize();
-  Reclaim();
-}
+void ShardingContext::Quiesce() { device_->Synchronize(); }
 
 std::shared_ptr<CommOp> ShardingContext::Issue(ProcessGroup* g, IssueFn issue) {
   auto op = std::make_shared<CommOp>();

@@ -19,10 +19,14 @@
 // stream (NCCL: on the stream itself; a CPU group: as a host function that
 // runs it and waits for it), then records a `done` event there;
 // ComputeWaits makes the compute stream wait for `done`. The host never
-// waits inside a step. A buffer freed through Free may still be read or
-// written by queued work of either stream, so on an asynchronous device its
-// return to the allocator waits until events recorded on both streams at the
-// Free have completed (polled at each Alloc; Quiesce waits for all).
+// waits inside a step.
+// Freeing without waiting: Free hands a block straight back to the caching
+// allocator although queued work may still use it. That is safe because the
+// pieces free a buffer a collective used only after ComputeWaits on that
+// collective, so every later use of the block is ordered after the old
+// one: on the compute stream by that wait, on the comm stream because each
+// collective waits for all compute issued before it (the Free included).
+// Quiesce (the host waits for every stream) precedes destruction.
 //
 // It issues no collective of its own accord, so it cannot change their
 // order: the comm stream runs them in the order the engine issued them,
@@ -119,7 +123,7 @@ class ShardingContext {
   // The first error of collectives finished on the comm stream since the
   // last call (call after a host synchronisation point).
   absl::Status CollectErrors();
-  // The host waits for every stream, and deferred frees complete.
+  // The host waits for every stream.
   void Quiesce();
   void set_phase(CommPhase p) { phase_ = p; }
   // Counts one issued collective of `bytes` payload.
@@ -134,19 +138,12 @@ class ShardingContext {
   const CommStats& comm() const { return comm_; }
 
  private:
-  struct PendingFree {
-    void* p;
-    std::unique_ptr<kernels::Event> compute, comm;
-  };
-  void Reclaim();
-
   kernels::Device* device_;
   ShardGroups groups_;
   ShardLayout shards_;
   bool overlap_;
   int debug_skip_wait_;
   kernels::StreamId comm_stream_ = kernels::kComputeStream;  // asynchronous devices
-  std::vector<PendingFree> pending_frees_;
   std::vector<std::shared_ptr<CommOp>> unchecked_;  // issued, errors not yet collected
   CommPhase phase_ = CommPhase::kForward;
   MemoryStats memory_;
