@@ -43,7 +43,11 @@ std::shared_ptr<CommOp> ShardingContext::Issue(ProcessGroup* g, IssueFn issue) {
     device_->WaitEvent(comm_stream_, *device_->RecordEvent(kernels::kComputeStream));
   }
   if (g->backend() == "nccl") {
+    // NCCL runs the collective on the group's own stream, ordered after the
+    // comm stream; its Work::Wait (no host wait) orders the comm stream
+    // after the collective, so `done` below follows it.
     op->work = issue(device_->native_stream(comm_stream_));
+    op->status = std::make_shared<absl::Status>(op->work->Wait());
   } else {
     auto status = std::make_shared<absl::Status>();
     op->status = status;
@@ -61,8 +65,7 @@ absl::Status ShardingContext::ComputeWaits(CommOp& op) {
   if ((debug_skip_wait_ & kSkipComputeWaitsComm) == 0) {
     device_->WaitEvent(kernels::kComputeStream, *op.done);
   }
-  if (op.status != nullptr) return op.done->Done() ? *op.status : absl::OkStatus();
-  return op.work->IsCompleted() ? op.work->Wait() : absl::OkStatus();
+  return op.done->Done() ? *op.status : absl::OkStatus();
 }
 
 bool ShardingContext::Completed(const CommOp& op) const {
@@ -73,7 +76,7 @@ absl::Status ShardingContext::RunBlocking(ProcessGroup* g, IssueFn issue) {
   std::shared_ptr<CommOp> op = Issue(g, std::move(issue));
   if (op->done == nullptr) return Wait(op->work);
   op->done->Wait();
-  return op->status != nullptr ? *op->status : op->work->Wait();
+  return *op->status;
 }
 
 absl::Status ShardingContext::CollectErrors() {
@@ -84,8 +87,9 @@ absl::Status ShardingContext::CollectErrors() {
       unchecked_[kept++] = std::move(op);
       continue;
     }
-    absl::Status s = op->status != nullptr ? *op->status : op->work->Wait();
-    if (first.ok() && !s.ok()) first = s;
+    // NCCL: the group may have failed since the issue.
+    if (op->work != nullptr) *op->status = op->work->Wait();
+    if (first.ok() && !op->status->ok()) first = *op->status;
   }
   unchecked_.resize(kept);
   return first;

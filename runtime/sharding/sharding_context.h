@@ -82,9 +82,11 @@ enum DebugSkipWait : int {
 
 // A collective in flight (see the stream ordering above).
 struct CommOp {
-  std::shared_ptr<Work> work;              // null: a CPU group on an asynchronous device
-  std::unique_ptr<kernels::Event> done;    // asynchronous device: after it on the comm stream
-  std::shared_ptr<absl::Status> status;    // CPU group on an asynchronous device: its result
+  std::shared_ptr<Work> work;            // synchronous device, or NCCL
+  std::unique_ptr<kernels::Event> done;  // asynchronous device: after it on the comm stream
+  // Asynchronous device: its result, final once `done` has completed (a
+  // CPU group's is written on the comm stream; NCCL's is known at issue).
+  std::shared_ptr<absl::Status> status;
 };
 // Issues one collective; `stream` is the comm stream's native handle (NCCL)
 // or null. Runs on the comm stream's thread for CPU groups on asynchronous
