@@ -181,6 +181,7 @@ std::unique_ptr<Device> MakeCudaDevice(int ordinal) {
   const int n = CudaDeviceCount();
   ANVIL_KCHECK(ordinal >= 0 && ordinal < n, "no such CUDA device");
   cuda::RegisterCudaOps();
+  cuda::RegisterReduceToOp();
   return std::make_unique<CudaDevice>(ordinal);
 }
 
