@@ -116,7 +116,9 @@ void* AlignedAlloc(size_t bytes) {
 class StreamTestDevice final : public Device {
  public:
   explicit StreamTestDevice(const StreamTestOptions& o)
-      : options_(o), alloc_(AlignedAlloc, [](void* p) { std::free(p); }, "stream-test") {
+      : options_(o),
+        alloc_(AlignedAlloc, [](void* p) { std::free(p); }, "stream-test"),
+        exec_alloc_(AlignedAlloc, [](void* p) { std::free(p); }, "stream-test scratch") {
     if (options_.max_delay_us.empty()) options_.max_delay_us = {0};
     if (options_.threads < 1) options_.threads = 1;
     NewStream();  // the compute stream
@@ -177,7 +179,14 @@ class StreamTestDevice final : public Device {
   }
 
  protected:
-  CachingAllocator& allocator() const override { return alloc_; }
+  // Op implementations allocate scratch while they run, on a stream's
+  // thread; host code allocates when it issues work. Sharing one pool would
+  // let an op's scratch take a block the host freed while ops queued after
+  // it still read it (on a GPU, kernels never allocate), so running work
+  // gets its own pool.
+  CachingAllocator& allocator() const override {
+    return tls_running_for == this ? exec_alloc_ : alloc_;
+  }
 
  private:
   const std::shared_ptr<Worker>& worker(StreamId s) const {
@@ -190,6 +199,7 @@ class StreamTestDevice final : public Device {
 
   StreamTestOptions options_;
   mutable CachingAllocator alloc_;
+  mutable CachingAllocator exec_alloc_;  // allocations made by running work
   std::vector<std::shared_ptr<Worker>> workers_;  // destroyed first: drains and joins
 };
 

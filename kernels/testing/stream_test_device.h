@@ -14,6 +14,11 @@
 // enqueues the function itself. Work that a stream's own thread issues
 // (an op calling another op) runs inline.
 //
+// Allocation: host calls (issuing work) use one caching allocator, work
+// running on a stream's thread (an op's scratch) another, as on a GPU where
+// kernels take no memory from the host's stream-ordered pool: a block the
+// host freed is reused only by work the host issues later.
+//
 // Invariants: items of one stream run one at a time, in enqueue order; no
 // item of t enqueued after WaitEvent(t, e) starts before e is done; memory
 // is host memory (64-byte aligned, through the caching allocator), so tests

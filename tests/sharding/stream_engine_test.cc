@@ -4,7 +4,8 @@
 // stream, ordered only by the engine's events.
 //  - 2 ranks (threads, real Gloo over TCP loopback) train GPT and Llama under
 //    NO_SHARD and FULL_SHARD exactly like the same ranks on the plain CPU
-//    device (fp32, bit for bit: same kernels, same thread count).
+//    device (fp32, and GPT with bf16 gathers and gradients; bit for bit:
+//    same kernels, same thread count).
 //  - Dropping the compute stream's waits for collectives, or the comm
 //    stream's waits for the ops that produce its inputs
 //    (EngineOptions::debug_skip_event_wait_for_testing), gives a different
@@ -43,6 +44,7 @@ struct Spec {
   bool stream_device = false;
   std::vector<int> max_delay_us = {100, 1000};  // compute, comm
   int debug_skip = kSkipNoWait;
+  DType dtype = DType::kF32;  // param_dtype and reduce_dtype
   int steps = 3;
   int micro = 2;      // gradient accumulation
   int rows = 2;       // sequences per rank per micro-batch
@@ -55,9 +57,10 @@ struct Result {
   std::vector<size_t> raw_allocs_step2, raw_allocs_end;  // per rank
 };
 
-std::unique_ptr<TokenModel> MakeModel(ModelKind kind, kernels::Device* d, int batch, int seq) {
+std::unique_ptr<TokenModel> MakeModel(ModelKind kind, kernels::Device* d, int batch, int seq,
+                                     DType dtype) {
   if (kind == ModelKind::kGpt) {
-    auto m = Gpt::Create(GptConfig{2, 2, 12, 8, kVocab}, GptOptions{batch, seq}, d);
+    auto m = Gpt::Create(GptConfig{2, 2, 12, 8, kVocab}, GptOptions{batch, seq, dtype}, d);
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? std::move(*m) : nullptr;
   }
@@ -69,7 +72,7 @@ std::unique_ptr<TokenModel> MakeModel(ModelKind kind, kernels::Device* d, int ba
   c.ffn_hidden = 24;
   c.vocab_size = kVocab;
   c.max_seq_len = 8;
-  auto m = Llama::Create(c, LlamaOptions{batch, seq}, d);
+  auto m = Llama::Create(c, LlamaOptions{batch, seq, dtype}, d);
   EXPECT_TRUE(m.ok()) << m.status();
   return m.ok() ? std::move(*m) : nullptr;
 }
@@ -95,10 +98,12 @@ void RankMain(const Spec& spec, int rank, ProcessGroup* world, Result* out) {
   } else {
     device = kernels::MakeCpuDevice(1);
   }
-  auto model = MakeModel(spec.model, device.get(), spec.rows, spec.seq);
+  auto model = MakeModel(spec.model, device.get(), spec.rows, spec.seq, spec.dtype);
   ASSERT_NE(model, nullptr);
   EngineOptions o;
   o.strategy = spec.strategy;
+  o.param_dtype = spec.dtype;
+  o.reduce_dtype = spec.dtype;
   o.bucket_bytes = 4096;  // NO_SHARD: several buckets
   o.first_bucket_bytes = 512;
   o.adamw.weight_decay = 0.1f;
@@ -170,12 +175,14 @@ double MaxRelDiff(const std::vector<float>& a, const std::vector<float>& b) {
 struct Case {
   ModelKind model;
   ShardingStrategy strategy;
+  DType dtype = DType::kF32;
 };
 
 class StreamEngine : public ::testing::TestWithParam<Case> {};
 
 TEST_P(StreamEngine, MatchesCpuDeviceBitForBit) {
   Spec cpu{GetParam().model, GetParam().strategy};
+  cpu.dtype = GetParam().dtype;
   Spec streams = cpu;
   streams.stream_device = true;
   const Result want = Train(cpu);
@@ -201,10 +208,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{ModelKind::kGpt, ShardingStrategy::kNoShard},
                       Case{ModelKind::kGpt, ShardingStrategy::kFullShard},
                       Case{ModelKind::kLlama, ShardingStrategy::kNoShard},
-                      Case{ModelKind::kLlama, ShardingStrategy::kFullShard}),
+                      Case{ModelKind::kLlama, ShardingStrategy::kFullShard},
+                      // bf16 gathers and gradient wires: the conversion paths.
+                      Case{ModelKind::kGpt, ShardingStrategy::kFullShard, DType::kBF16},
+                      Case{ModelKind::kGpt, ShardingStrategy::kNoShard, DType::kBF16}),
     [](const ::testing::TestParamInfo<Case>& i) {
       return std::string(i.param.model == ModelKind::kGpt ? "Gpt" : "Llama") +
-             (i.param.strategy == ShardingStrategy::kNoShard ? "NoShard" : "FullShard");
+             (i.param.strategy == ShardingStrategy::kNoShard ? "NoShard" : "FullShard") +
+             (i.param.dtype == DType::kBF16 ? "Bf16" : "");
     });
 
 // A removed event wait must change the result (the test above would then
