@@ -7,15 +7,24 @@
 //  - Alloc returns 64-byte aligned memory from a caching allocator: Free
 //    keeps the block for the next Alloc of a similar size, so steady-state
 //    steps never reach the system allocator (cudaMalloc, mmap).
-//  - Work is ordered on the device's compute stream; RecordEvent marks the
-//    stream's current point and WaitEvent makes it wait for one. The CPU
-//    device runs every op to completion before returning, so there its
-//    events are complete when recorded.
-//  - One device is driven by one thread at a time (like one CUDA stream).
+//  - Work is ordered on streams. Every op, Memset and Copy runs on the
+//    compute stream (kComputeStream); NewStream adds further streams (the
+//    sharded engine runs its collectives on one). Streams run concurrently;
+//    the only order between two of them is an event: RecordEvent(s) marks
+//    stream s's current point, WaitEvent(t, e) makes stream t's later work
+//    wait until that point has run (the host does not wait). HostFunc puts a
+//    host function in a stream's order (a CPU collective on the comm
+//    stream). The CPU device runs all work to completion before returning
+//    (asynchronous() is false), so there events are complete when recorded.
+//  - CopyToHost and CopyFromHost return once the host buffer may be used:
+//    they wait for the compute stream's earlier work.
+//  - One device is driven by one host thread at a time (like a CUDA
+//    stream); its streams may be backed by other threads.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -25,11 +34,18 @@
 
 namespace anvil::kernels {
 
-enum class DeviceKind : uint8_t { kCpu = 0, kCuda = 1 };
-inline constexpr int kNumDeviceKinds = 2;
+// kStreamTest: the stream-emulating test device (kernels/testing/), which
+// runs the CPU ops on per-stream threads; never used outside tests.
+enum class DeviceKind : uint8_t { kCpu = 0, kCuda = 1, kStreamTest = 2 };
+inline constexpr int kNumDeviceKinds = 3;
 std::string_view DeviceKindName(DeviceKind k);
 
-// A point on a device's compute stream.
+// A stream of a device: 0 is the compute stream, others come from NewStream.
+using StreamId = int;
+inline constexpr StreamId kComputeStream = 0;
+
+// A point on one of a device's streams. It may outlive nothing: destroying
+// an Event never cancels or blocks work that waits for it.
 class Event {
  public:
   virtual ~Event() = default;
@@ -57,16 +73,33 @@ class Device {
   virtual void CopyToHost(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void CopyFromHost(void* dst, const void* host_src, size_t bytes) = 0;
 
-  // ---- ordering -----------------------------------------------------------
+  // ---- streams and ordering ---------------------------------------------
+  // Whether work may still run after the call that issued it returns.
+  virtual bool asynchronous() const { return false; }
+  // A new stream, valid for the device's lifetime.
+  virtual StreamId NewStream() = 0;
+  // The host waits until every stream has run all work issued to it.
   virtual void Synchronize() = 0;
-  virtual std::unique_ptr<Event> RecordEvent() = 0;
-  virtual void WaitEvent(const Event& e) = 0;  // the compute stream waits
+  virtual std::unique_ptr<Event> RecordEvent(StreamId s) = 0;
+  // Stream s's later work waits until `e` has completed (no host wait).
+  virtual void WaitEvent(StreamId s, const Event& e) = 0;
+  // Runs `fn` on a host thread when stream s reaches this point; the
+  // stream's later work waits for it to return. fn may block (on a CPU
+  // collective, say) but must not issue work to this device.
+  virtual void HostFunc(StreamId s, std::function<void()> fn) = 0;
+  // Stream s's native handle (cudaStream_t) for libraries that take one
+  // (NCCL); null where there is none.
+  virtual void* native_stream(StreamId) { return nullptr; }
+  // The compute stream's shorthands.
+  std::unique_ptr<Event> RecordEvent() { return RecordEvent(kComputeStream); }
+  void WaitEvent(const Event& e) { WaitEvent(kComputeStream, e); }
 
  protected:
   virtual CachingAllocator& allocator() const = 0;
 };
 
 // The CPU device: host memory, OpenMP threads (num_threads <= 0: all cores).
+// Every stream is the calling thread: work and host functions run at once.
 std::unique_ptr<Device> MakeCpuDevice(int num_threads = 0);
 
 }  // namespace anvil::kernels

@@ -12,6 +12,7 @@ namespace {
 struct Registry {
   std::mutex mu;
   std::map<std::pair<int, std::string>, OpEntry, std::less<>> ops;
+  int borrows_from[kNumDeviceKinds] = {-1, -1, -1};
 };
 
 Registry& R() {
@@ -25,6 +26,7 @@ std::string_view DeviceKindName(DeviceKind k) {
   switch (k) {
     case DeviceKind::kCpu: return "cpu";
     case DeviceKind::kCuda: return "cuda";
+    case DeviceKind::kStreamTest: return "stream-test";
   }
   return "?";
 }
@@ -37,17 +39,29 @@ void RegisterOpErased(DeviceKind kind, std::string_view name, ErasedFn fn,
   R().ops[{static_cast<int>(kind), std::string(name)}] = e;
 }
 
+void RegisterBorrowedKind(DeviceKind kind, DeviceKind from, OpRunner runner) {
+  {
+    std::lock_guard<std::mutex> lock(R().mu);
+    R().borrows_from[static_cast<int>(kind)] = static_cast<int>(from);
+  }
+  internal::op_runners[static_cast<int>(kind)].store(runner, std::memory_order_release);
+}
+
 const OpEntry* FindOp(DeviceKind kind, std::string_view name) {
   std::lock_guard<std::mutex> lock(R().mu);
-  auto it = R().ops.find(std::pair<int, std::string>(static_cast<int>(kind), std::string(name)));
+  int k = static_cast<int>(kind);
+  if (R().borrows_from[k] >= 0) k = R().borrows_from[k];
+  auto it = R().ops.find(std::pair<int, std::string>(k, std::string(name)));
   return it == R().ops.end() ? nullptr : &it->second;
 }
 
 std::vector<std::string> RegisteredOps(DeviceKind kind) {
   std::lock_guard<std::mutex> lock(R().mu);
+  int k = static_cast<int>(kind);
+  if (R().borrows_from[k] >= 0) k = R().borrows_from[k];
   std::vector<std::string> names;
   for (const auto& [key, e] : R().ops) {
-    if (key.first == static_cast<int>(kind)) names.push_back(key.second);
+    if (key.first == k) names.push_back(key.second);
   }
   return names;
 }

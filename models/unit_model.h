@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/types/span.h"
 #include "common/dtype.h"
+#include "kernels/tensor.h"
 #include "models/batch.h"
 #include "models/param_layout.h"
 
@@ -66,6 +67,15 @@ class UnitModel {
   // Mean loss of the last batch (over its valid targets, pixels, ...); valid
   // after the last unit's Forward.
   virtual double Loss() = 0;
+  // The same loss left on the device, so a runtime can reduce it there and
+  // read it once per step: Loss() == sum(terms) * scale, terms an fp32
+  // device view valid until the next Forward. Absent terms (the default):
+  // the model offers none and the runtime reads Loss().
+  struct LossTerms {
+    kernels::TensorView terms;
+    double scale = 0;
+  };
+  virtual LossTerms loss_terms() { return {}; }
 
   // The throughput unit and training FLOPs of one sample of the last batch.
   virtual SampleWork work_per_sample() const = 0;

@@ -1,8 +1,8 @@
 // The CPU Device: host memory through a caching allocator, OpenMP threads.
 //
-// Every op runs to completion before it returns, so the "stream" is the
-// calling thread, events are complete when recorded and Synchronize is a
-// no-op. All ops use exactly threads() OpenMP threads (BLAS included), fixed
+// Every op runs to completion before it returns, so every stream is the
+// calling thread: events are complete when recorded, waits and Synchronize
+// are no-ops and a host function runs at once. All ops use exactly threads() OpenMP threads (BLAS included), fixed
 // at construction. One device must not be driven from two threads at once.
 #include <omp.h>
 
@@ -60,15 +60,20 @@ class CpuDevice final : public Device {
   void CopyFromHost(void* dst, const void* host_src, size_t bytes) override {
     cpu::ParallelMemcpy(nt_, dst, host_src, bytes);
   }
+  using Device::RecordEvent;
+  using Device::WaitEvent;
+  StreamId NewStream() override { return ++streams_; }
   void Synchronize() override {}
-  std::unique_ptr<Event> RecordEvent() override { return std::make_unique<DoneEvent>(); }
-  void WaitEvent(const Event&) override {}
+  std::unique_ptr<Event> RecordEvent(StreamId) override { return std::make_unique<DoneEvent>(); }
+  void WaitEvent(StreamId, const Event&) override {}
+  void HostFunc(StreamId, std::function<void()> fn) override { fn(); }
 
  protected:
   CachingAllocator& allocator() const override { return alloc_; }
 
  private:
   int nt_;
+  StreamId streams_ = kComputeStream;
   mutable CachingAllocator alloc_;
 };
 

@@ -21,6 +21,26 @@ bool HasNonFiniteCpu(Device& d, const TensorView& x) {
   return HasNonFinite(Threads(d), x.as<float>(), static_cast<size_t>(x.numel()));
 }
 
+void ReduceToCpu(Device& d, const TensorView& out, const TensorView& x, const ReduceToParams& p) {
+  const size_t n = static_cast<size_t>(x.numel());
+  const float* v = x.as<float>();
+  double r = 0;
+  switch (p.kind) {
+    case ReduceToKind::kSum:
+      for (size_t i = 0; i < n; ++i) r += v[i];
+      break;
+    case ReduceToKind::kSquares:
+      r = n > 0 ? SquaredNorm(Threads(d), v, n) : 0.0;
+      break;
+    case ReduceToKind::kNonFinite:
+      r = n > 0 && HasNonFinite(Threads(d), v, n) ? 1.0 : 0.0;
+      break;
+  }
+  const float f = static_cast<float>(r * p.scale);
+  float* o = out.as<float>();
+  *o = p.accumulate ? *o + f : f;
+}
+
 }  // namespace
 
 void RegisterOptimOps() {
@@ -28,6 +48,7 @@ void RegisterOptimOps() {
   RegisterOp<AdamWFn>(k, "optim.adamw", &AdamWCpu, {DType::kF32});
   RegisterOp<SquaredNormFn>(k, "optim.squared_norm", &SquaredNormCpu, {DType::kF32});
   RegisterOp<HasNonFiniteFn>(k, "optim.has_nonfinite", &HasNonFiniteCpu, {DType::kF32});
+  RegisterOp<ReduceToFn>(k, "optim.reduce_to", &ReduceToCpu, {DType::kF32});
 }
 
 }  // namespace anvil::kernels::cpu

@@ -1,8 +1,10 @@
 #include <cuda_runtime.h>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_check.h"
@@ -27,6 +29,12 @@ class CudaEvent final : public Event {
   cudaEvent_t e_;
 };
 
+// cudaLaunchHostFunc's trampoline: runs and frees the heap-held function.
+void CUDART_CB RunHostFunc(void* arg) {
+  std::unique_ptr<std::function<void()>> fn(static_cast<std::function<void()>*>(arg));
+  (*fn)();
+}
+
 class CudaDevice final : public Device {
  public:
   explicit CudaDevice(int ordinal)
@@ -39,7 +47,7 @@ class CudaDevice final : public Device {
             },
             [this](void* p) {
               Use();
-              cudaStreamSynchronize(ctx_.stream);  // returning memory to the driver
+              cudaDeviceSynchronize();  // every stream, before returning memory to the driver
               cudaFree(p);
             },
             "CUDA device") {
@@ -55,8 +63,9 @@ class CudaDevice final : public Device {
 
   ~CudaDevice() override {
     Use();
-    cudaStreamSynchronize(ctx_.stream);
+    cudaDeviceSynchronize();
     alloc_.EmptyCache();
+    for (cudaStream_t s : extra_streams_) cudaStreamDestroy(s);
     cudaFree(ctx_.scratch_d);
     cudaFree(ctx_.flag_d);
     cublasDestroy(ctx_.blas);
@@ -90,18 +99,38 @@ class CudaDevice final : public Device {
     ANVIL_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, ctx_.stream));
     ANVIL_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
   }
+  using Device::RecordEvent;
+  using Device::WaitEvent;
+  bool asynchronous() const override { return true; }
+  StreamId NewStream() override {
+    Use();
+    cudaStream_t s = nullptr;
+    ANVIL_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    std::lock_guard<std::mutex> lock(mu_);
+    extra_streams_.push_back(s);
+    return static_cast<StreamId>(extra_streams_.size());
+  }
   void Synchronize() override {
     Use();
     ANVIL_CUDA_CHECK(cudaStreamSynchronize(ctx_.stream));
+    std::lock_guard<std::mutex> lock(mu_);
+    for (cudaStream_t s : extra_streams_) ANVIL_CUDA_CHECK(cudaStreamSynchronize(s));
   }
-  std::unique_ptr<Event> RecordEvent() override {
+  std::unique_ptr<Event> RecordEvent(StreamId s) override {
     Use();
-    return std::make_unique<CudaEvent>(ctx_.stream);
+    return std::make_unique<CudaEvent>(Stream(s));
   }
-  void WaitEvent(const Event& e) override {
+  void WaitEvent(StreamId s, const Event& e) override {
     Use();
-    ANVIL_CUDA_CHECK(cudaStreamWaitEvent(ctx_.stream, static_cast<const CudaEvent&>(e).get(), 0));
+    ANVIL_CUDA_CHECK(cudaStreamWaitEvent(Stream(s), static_cast<const CudaEvent&>(e).get(), 0));
   }
+  // The function must not call CUDA (cudaLaunchHostFunc's rule).
+  void HostFunc(StreamId s, std::function<void()> fn) override {
+    Use();
+    auto* held = new std::function<void()>(std::move(fn));
+    ANVIL_CUDA_CHECK(cudaLaunchHostFunc(Stream(s), RunHostFunc, held));
+  }
+  void* native_stream(StreamId s) override { return Stream(s); }
 
   const cuda::Ctx& ctx() {
     Use();
@@ -114,9 +143,17 @@ class CudaDevice final : public Device {
  private:
   // Ops may be called from a thread whose current device differs.
   void Use() const { ANVIL_CUDA_CHECK(cudaSetDevice(ordinal_)); }
+  cudaStream_t Stream(StreamId s) {
+    if (s == kComputeStream) return ctx_.stream;
+    std::lock_guard<std::mutex> lock(mu_);
+    ANVIL_KCHECK(s > 0 && static_cast<size_t>(s) <= extra_streams_.size(), "no such CUDA stream");
+    return extra_streams_[s - 1];
+  }
 
   const int ordinal_;
   cuda::Ctx ctx_{};
+  std::mutex mu_;  // extra_streams_
+  std::vector<cudaStream_t> extra_streams_;
   mutable CachingAllocator alloc_;
 };
 
@@ -143,7 +180,7 @@ int CudaDeviceCount() {
 std::unique_ptr<Device> MakeCudaDevice(int ordinal) {
   const int n = CudaDeviceCount();
   ANVIL_KCHECK(ordinal >= 0 && ordinal < n, "no such CUDA device");
-  cuda::RegisterCudaOps();
+  cuda::RegisterCudaOps();  // optim.reduce_to included
   return std::make_unique<CudaDevice>(ordinal);
 }
 

@@ -10,4 +10,6 @@ namespace anvil::kernels::cuda {
 // d must be a CUDA device; makes its GPU current for the calling thread.
 const Ctx& CtxOf(Device& d);
 
+void RegisterReduceToOp();  // reduce_to.cu (optim.reduce_to); idempotent
+
 }  // namespace anvil::kernels::cuda

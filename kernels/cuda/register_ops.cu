@@ -5,6 +5,7 @@
 // (tests/kernels/cuda_registry_test.cc compares it with the CPU's).
 #include <mutex>
 
+#include "kernels/cuda/cuda_device.cuh"
 #include "kernels/cuda/cuda_device.h"
 #include "kernels/cuda/family_util.cuh"
 #include "kernels/op_registry.h"
@@ -44,6 +45,7 @@ void RegisterCudaOps() {
     RegisterOp<HasNonFiniteFn>(k, "optim.has_nonfinite", &HasNonFiniteCuda, f32);
     RegisterElementwiseCudaOps();
     RegisterDropoutCudaOps();
+    RegisterReduceToOp();
     RegisterNormCudaOps();
     RegisterLinearCudaOps();
     RegisterAttentionCudaOps();

@@ -27,4 +27,12 @@ bool HasNonFinite(Device& d, const TensorView& x) {
   return x.numel() > 0 && h.Get(d.kind())(d, x);
 }
 
+void ReduceTo(Device& d, const TensorView& out, const TensorView& x, const ReduceToParams& p) {
+  static const OpHandle<ReduceToFn> h("optim.reduce_to");
+  internal::ExpectF32(x, h.name(), "F32 only");
+  internal::ExpectF32(out, h.name(), "F32 only");
+  internal::Expect(out.numel() == 1 && x.contiguous(), h.name(), "out must be one element");
+  h.Get(d.kind())(d, out, x, p);
+}
+
 }  // namespace anvil::kernels

@@ -33,4 +33,18 @@ double SquaredNorm(Device& d, const TensorView& x);
 using HasNonFiniteFn = bool(Device&, const TensorView& x);
 bool HasNonFinite(Device& d, const TensorView& x);
 
+// The same reductions into device memory, for a step that reads its scalars
+// back once (the sharded engine): out (F32, one element) = or += the
+// reduction of x, computed in double as above, times `scale`, rounded once
+// to fp32. kSum adds the elements in index order; kNonFinite gives 1 or 0.
+enum class ReduceToKind : uint8_t { kSum = 0, kSquares = 1, kNonFinite = 2 };
+struct ReduceToParams {
+  ReduceToKind kind = ReduceToKind::kSum;
+  double scale = 1.0;
+  bool accumulate = false;  // out += instead of out =
+};
+using ReduceToFn = void(Device&, const TensorView& out, const TensorView& x,
+                        const ReduceToParams& p);
+void ReduceTo(Device& d, const TensorView& out, const TensorView& x, const ReduceToParams& p);
+
 }  // namespace anvil::kernels

@@ -59,6 +59,7 @@ class Gpt : public TokenModel {
   void Forward(int unit, ParamPtrs params) override;
   void Backward(int unit, ParamPtrs params, GradPtrs grads, float loss_scale) override;
   double Loss() override;
+  LossTerms loss_terms() override;
   int64_t NumTargets() const override { return num_targets_; }
   double FlopsPerToken(int T) const override;
 

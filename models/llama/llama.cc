@@ -325,6 +325,12 @@ void Llama::HeadForward(ParamPtrs params) {
   loss_ready_ = false;
 }
 
+UnitModel::LossTerms Llama::loss_terms() {
+  const int64_t N = int64_t{B_} * T_;
+  return {k::View(acts_.losses, {N}),
+          num_targets_ > 0 ? 1.0 / static_cast<double>(num_targets_) : 0.0};
+}
+
 double Llama::Loss() {
   if (!loss_ready_) {
     const int N = B_ * T_;

@@ -10,13 +10,13 @@ namespace anvil {
 struct GradReducer::Unit {
   float* grad = nullptr;  // fp32, padded (W > 1) or a slice of grads_ (W = 1)
   void* wire = nullptr;   // gradients in reduce dtype while reducing
-  std::shared_ptr<Work> reduce;
-  std::shared_ptr<Work> replicate;
+  std::shared_ptr<CommOp> reduce;
+  std::shared_ptr<CommOp> replicate;
 };
 
 struct GradReducer::BucketWork {
   void* wire = nullptr;  // reduce dtype copy while reducing (reduce dtype != fp32)
-  std::shared_ptr<Work> work;
+  std::shared_ptr<CommOp> work;
 };
 
 GradReducer::GradReducer(ShardingContext* ctx, const UnitModel& model,
@@ -53,12 +53,15 @@ GradReducer::~GradReducer() {
   // Collectives may still hold our buffers; let them finish before freeing.
   for (Unit& x : units_) {
     for (auto* w : {&x.reduce, &x.replicate}) {
-      if (*w != nullptr) (*w)->Wait(absl::Seconds(30)).IgnoreError();
+      if (*w != nullptr && (*w)->work != nullptr) (*w)->work->Wait(absl::Seconds(30)).IgnoreError();
     }
   }
   for (BucketWork& b : bucket_work_) {
-    if (b.work != nullptr) b.work->Wait(absl::Seconds(30)).IgnoreError();
+    if (b.work != nullptr && b.work->work != nullptr) {
+      b.work->work->Wait(absl::Seconds(30)).IgnoreError();
+    }
   }
+  ctx_->Quiesce();
   const size_t es = DTypeSize(options_.reduce_dtype);
   if (shard_group_ != nullptr) {
     for (size_t u = 0; u < units_.size(); ++u) {
@@ -73,7 +76,7 @@ GradReducer::~GradReducer() {
       ctx_->Free(bucket_work_[i].wire, bucketer_->buckets()[i].numel * es);
     }
   }
-  ctx_->device()->Free(grads_);
+  ctx_->device()->Free(grads_);  // after Quiesce: no stream uses it
 }
 
 void GradReducer::BeginBackward() {
@@ -122,7 +125,7 @@ absl::Status GradReducer::AfterBackward(int u) {
     for (int k = next_to_finish_; k > u; --k) pending += units_[k].reduce != nullptr;
     Unit& x = units_[next_to_finish_];
     const bool block = pending > options_.max_inflight_reduces;
-    if (!block && x.reduce != nullptr && !x.reduce->IsCompleted()) break;
+    if (!block && x.reduce != nullptr && !ctx_->Completed(*x.reduce)) break;
     RETURN_IF_ERROR(FinishReduce(next_to_finish_, block));
     --next_to_finish_;
   }
@@ -142,8 +145,13 @@ absl::Status GradReducer::IssueReduce(int u) {
     x.grad = nullptr;
     buf = x.wire;
   }
-  x.reduce = shard_group_->ReduceScatter(
-      buf, s.shard, {.dtype = dt, .op = ReduceOp::kAvg, .accumulation = Accumulation::kWireDType});
+  x.reduce = ctx_->Issue(shard_group_, [g = shard_group_, buf, n = s.shard, dt](void* stream) {
+    return g->ReduceScatter(buf, n,
+                            {.dtype = dt,
+                             .op = ReduceOp::kAvg,
+                             .accumulation = Accumulation::kWireDType,
+                             .stream = stream});
+  });
   ctx_->CountCollective(s.padded * DTypeSize(dt));
   if (!ctx_->overlap()) return FinishReduce(u, true);
   return absl::OkStatus();
@@ -154,10 +162,10 @@ absl::Status GradReducer::IssueReduce(int u) {
 absl::Status GradReducer::FinishReduce(int u, bool block) {
   Unit& x = units_[u];
   if (x.reduce == nullptr) return absl::OkStatus();
-  if (!block && !x.reduce->IsCompleted()) return absl::OkStatus();
+  if (!block && !ctx_->Completed(*x.reduce)) return absl::OkStatus();
   const ShardLayout& shards = ctx_->shards();
   const UnitShard& s = shards.unit(u);
-  absl::Status st = ctx_->Wait(x.reduce);
+  absl::Status st = ctx_->ComputeWaits(*x.reduce);
   x.reduce = nullptr;
   float* dst = grads_ + s.shard_offset;
   const size_t slice = static_cast<size_t>(shards.rank()) * s.shard;
@@ -174,10 +182,14 @@ absl::Status GradReducer::FinishReduce(int u, bool block) {
   }
   RETURN_IF_ERROR(st);
   if (replicate_group_ != nullptr) {
-    x.replicate = replicate_group_->AllReduce(dst, s.shard, {.op = ReduceOp::kAvg});
+    x.replicate = ctx_->Issue(replicate_group_,
+                              [g = replicate_group_, dst, n = s.shard](void* stream) {
+                                return g->AllReduce(dst, n,
+                                                    {.op = ReduceOp::kAvg, .stream = stream});
+                              });
     ctx_->CountCollective(s.shard * sizeof(float));
     if (!ctx_->overlap()) {
-      RETURN_IF_ERROR(ctx_->Wait(x.replicate));
+      RETURN_IF_ERROR(ctx_->ComputeWaits(*x.replicate));
       x.replicate = nullptr;
     }
   }
@@ -195,10 +207,15 @@ absl::Status GradReducer::IssueBucket(int i) {
     ctx_->Convert(w.wire, dt, grads_ + b.offset, DType::kF32, b.numel);
     buf = w.wire;
   }
-  w.work = replicate_group_->AllReduce(
-      buf, b.numel, {.dtype = dt, .op = ReduceOp::kAvg, .accumulation = Accumulation::kWireDType});
+  w.work = ctx_->Issue(replicate_group_, [g = replicate_group_, buf, n = b.numel, dt](void* stream) {
+    return g->AllReduce(buf, n,
+                        {.dtype = dt,
+                         .op = ReduceOp::kAvg,
+                         .accumulation = Accumulation::kWireDType,
+                         .stream = stream});
+  });
   ctx_->CountCollective(b.numel * DTypeSize(dt));
-  if (!ctx_->overlap()) RETURN_IF_ERROR(ctx_->Wait(w.work));
+  if (!ctx_->overlap()) RETURN_IF_ERROR(ctx_->ComputeWaits(*w.work));
   return absl::OkStatus();
 }
 
@@ -210,14 +227,14 @@ absl::Status GradReducer::FinishAll() {
   for (int u = static_cast<int>(units_.size()) - 1; u >= 0; --u) keep(FinishReduce(u, true));
   for (Unit& x : units_) {
     if (x.replicate != nullptr) {
-      keep(ctx_->Wait(x.replicate));
+      keep(ctx_->ComputeWaits(*x.replicate));
       x.replicate = nullptr;
     }
   }
   for (size_t i = 0; i < bucket_work_.size(); ++i) {
     BucketWork& w = bucket_work_[i];
     if (w.work == nullptr) continue;
-    keep(ctx_->Wait(w.work));
+    keep(ctx_->ComputeWaits(*w.work));
     w.work = nullptr;
     if (w.wire != nullptr) {
       const Bucket& b = bucketer_->buckets()[i];

@@ -17,7 +17,12 @@
 // Gradient accumulation: micro-batches before the last only accumulate; the
 // caller reports units to AfterBackward on the last micro-batch only.
 //
-// Invariants: collectives are issued in an order that depends only on the
+// Reductions run on the comm stream (sharding_context.h); "retiring" one
+// orders the compute stream after it, and "waiting" means the compute
+// stream waits, not the host (except on a synchronous device).
+//
+// Invariants: a gradient buffer a collective used is freed only after the
+// compute stream waited for it; collectives are issued in an order that depends only on the
 // layout, the unit dependencies and the options (the same on every rank);
 // replica all-reduces start in reduce-scatter issue order on every rank.
 #pragma once

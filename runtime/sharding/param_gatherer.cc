@@ -11,7 +11,7 @@ struct ParamGatherer::Unit {
   void* gathered = nullptr;  // param dtype, `padded` elements (W > 1)
   void* compute = nullptr;   // what the model reads (its compute dtype): the
                              // gathered buffer itself, or an fp32 copy of it
-  std::shared_ptr<Work> gather;
+  std::shared_ptr<CommOp> gather;
 };
 
 ParamGatherer::ParamGatherer(ShardingContext* ctx, UnitModel* model, DType param_dtype,
@@ -48,8 +48,11 @@ ParamGatherer::ParamGatherer(ShardingContext* ctx, UnitModel* model, DType param
 ParamGatherer::~ParamGatherer() {
   // Collectives may still hold our buffers; let them finish before freeing.
   for (Unit& x : units_) {
-    if (x.gather != nullptr) x.gather->Wait(absl::Seconds(30)).IgnoreError();
+    if (x.gather != nullptr && x.gather->work != nullptr) {
+      x.gather->work->Wait(absl::Seconds(30)).IgnoreError();
+    }
   }
+  ctx_->Quiesce();
   if (group_ != nullptr) {
     for (size_t u = 0; u < units_.size(); ++u) {
       Unit& x = units_[u];
@@ -72,7 +75,10 @@ absl::Status ParamGatherer::Gather(int u) {
   x.gathered = ctx_->Alloc(s.padded * es);
   ctx_->Convert(static_cast<char*>(x.gathered) + shards.rank() * s.shard * es, param_dtype_,
                 master_ + s.shard_offset, DType::kF32, s.shard);
-  x.gather = group_->AllGather(x.gathered, s.shard, {.dtype = param_dtype_});
+  x.gather = ctx_->Issue(group_, [g = group_, buf = x.gathered, n = s.shard,
+                                  dt = param_dtype_](void* stream) {
+    return g->AllGather(buf, n, {.dtype = dt, .stream = stream});
+  });
   ctx_->CountCollective(s.padded * es);
   x.state = Unit::kGathering;
   ++inflight_;
@@ -87,7 +93,7 @@ absl::Status ParamGatherer::Ensure(int u) {
   if (x.state == Unit::kReady) return absl::OkStatus();  // Gather waited (no overlap)
   --inflight_;
   x.state = Unit::kReady;
-  absl::Status st = ctx_->Wait(x.gather);
+  absl::Status st = ctx_->ComputeWaits(*x.gather);
   x.gather = nullptr;
   const size_t padded = ctx_->shards().unit(u).padded;
   if (param_dtype_ == compute_dtype_) {
@@ -166,7 +172,8 @@ void ParamGatherer::RefreshComputeCopy() {
     ctx_->Convert(compute_, compute_dtype_, master_, DType::kF32, n);
     return;
   }
-  // Round the master weights to the parameter dtype, compute in fp32.
+  // Round the master weights to the parameter dtype, compute in fp32 (on
+  // the compute stream only: freeing without waiting is safe).
   void* tmp = device->Alloc(n * DTypeSize(param_dtype_));
   ctx_->Convert(tmp, param_dtype_, master_, DType::kF32, n);
   ctx_->Convert(compute_, DType::kF32, tmp, param_dtype_, n);

@@ -14,8 +14,11 @@
 // W = 1: every unit is always ready; the model reads the master shard itself
 // (fp32) or one rounded compute copy of it, refreshed after each update.
 //
-// Invariants: a gathered buffer is never freed or read while its collective
-// runs (Release waits first); the order of gathers depends only on the
+// Gathers run on the comm stream (sharding_context.h): Ensure orders the
+// compute stream after the unit's gather, it does not block the host.
+//
+// Invariants: a gathered buffer is never freed or read by compute before
+// the compute stream waited for its collective (Release ensures first); the order of gathers depends only on the
 // layout, the unit dependencies and the options, so it is the same on every
 // rank of the shard group.
 #pragma once

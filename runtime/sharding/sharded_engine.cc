@@ -58,7 +58,8 @@ absl::StatusOr<std::unique_ptr<ShardedEngine>> ShardedEngine::Create(UnitModel* 
   }
   ASSIGN_OR_RETURN(const ShardGroups g, ResolveGroups(options.strategy, groups));
   std::unique_ptr<ShardedEngine> e(new ShardedEngine(model));
-  e->ctx_ = std::make_unique<ShardingContext>(device, g, model->layout(), options.overlap);
+  e->ctx_ = std::make_unique<ShardingContext>(device, g, model->layout(), options.overlap,
+                                              options.debug_skip_event_wait_for_testing);
   ShardedOptimizerOptions oo;
   oo.adamw = options.adamw;
   oo.grad_clip = options.grad_clip;
@@ -78,7 +79,10 @@ absl::StatusOr<std::unique_ptr<ShardedEngine>> ShardedEngine::Create(UnitModel* 
   return e;
 }
 
-ShardedEngine::~ShardedEngine() = default;
+ShardedEngine::~ShardedEngine() {
+  // No stream may still use a buffer the pieces free.
+  if (ctx_ != nullptr) ctx_->Quiesce();
+}
 
 void ShardedEngine::OnStateLoaded() {
   gatherer_->ReleaseAll();
@@ -129,15 +133,22 @@ absl::Status ShardedEngine::GetFullState(const std::string& name, float* host_fu
   for (const UnitShard& s : shards.units()) {
     float* buf = static_cast<float*>(device->Alloc(s.padded * sizeof(float)));
     device->Copy(buf + r * s.shard, master + s.shard_offset, s.shard * sizeof(float));
-    absl::Status st = group->AllGather(buf, s.shard, {})->Wait();
+    absl::Status st = ctx_->RunBlocking(group, [group, buf, n = s.shard](void* stream) {
+      return group->AllGather(buf, n, {.stream = stream});
+    });
     if (st.ok()) device->CopyToHost(host_full + s.global_offset, buf, s.numel * sizeof(float));
-    device->Free(buf);
+    device->Free(buf);  // the host waited for both streams' use of it
     RETURN_IF_ERROR(st);
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<double> ShardedEngine::ForwardLoss() {
+  RETURN_IF_ERROR(ForwardLossPass());
+  return model_->Loss();
+}
+
+absl::Status ShardedEngine::ForwardLossPass() {
   const int n = model_->num_units();
   ctx_->set_phase(CommPhase::kForward);
   for (int u = 0; u < n; ++u) {
@@ -147,12 +158,22 @@ absl::StatusOr<double> ShardedEngine::ForwardLoss() {
     model_->Forward(u, gatherer_->pointers());
     gatherer_->ReshardAfterForward(u);
   }
-  return model_->Loss();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<double> ShardedEngine::ForwardBackward(float loss_factor, bool last_micro) {
+  RETURN_IF_ERROR(RunMicroBatch(loss_factor, last_micro));
+  return model_->Loss();
+}
+
+absl::Status ShardedEngine::RunMicroBatch(float loss_factor, bool last_micro) {
   const int n = model_->num_units();
-  ASSIGN_OR_RETURN(const double loss, ForwardLoss());
+  RETURN_IF_ERROR(ForwardLossPass());
+  if (const UnitModel::LossTerms t = model_->loss_terms(); t.terms.present()) {
+    optimizer_->AddLoss(t.terms, t.scale * loss_factor);
+  } else {
+    optimizer_->AddHostLoss(model_->Loss() * loss_factor);
+  }
   ctx_->set_phase(CommPhase::kBackward);
   const float scale = optimizer_->backward_scale();
   reducer_->BeginBackward();
@@ -167,22 +188,36 @@ absl::StatusOr<double> ShardedEngine::ForwardBackward(float loss_factor, bool la
   }
   if (last_micro) RETURN_IF_ERROR(reducer_->FinishAll());
   gatherer_->ReshardAll();
-  return loss;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<double> ShardedEngine::MeanOverRanks(double v) {
   ProcessGroup* world = ctx_->groups().world;
   if (world == nullptr || world->size() == 1) return v;
+  // Through device memory and the comm stream, like every collective.
+  kernels::Device* device = ctx_->device();
   float f = static_cast<float>(v);
-  RETURN_IF_ERROR(ctx_->Wait(world->AllReduce(&f, 1, {.op = ReduceOp::kAvg})));
+  float* buf = static_cast<float*>(device->Alloc(sizeof(float)));
+  device->CopyFromHost(buf, &f, sizeof(float));
+  absl::Status st = ctx_->RunBlocking(world, [world, buf](void* stream) {
+    return world->AllReduce(buf, 1, {.op = ReduceOp::kAvg, .stream = stream});
+  });
+  if (st.ok()) device->CopyToHost(&f, buf, sizeof(float));
+  device->Free(buf);  // the host waited for both streams' use of it
+  RETURN_IF_ERROR(st);
   return static_cast<double>(f);
 }
 
 absl::StatusOr<StepResult> ShardedEngine::Step(float lr, double local_loss) {
+  optimizer_->SetLoss(local_loss);
+  return Step(lr);
+}
+
+absl::StatusOr<StepResult> ShardedEngine::Step(float lr) {
   ctx_->set_phase(CommPhase::kBackward);
   RETURN_IF_ERROR(reducer_->FinishAll());
   ctx_->set_phase(CommPhase::kStep);
-  ASSIGN_OR_RETURN(const StepResult res, optimizer_->Check(local_loss, reducer_->grads()));
+  ASSIGN_OR_RETURN(const StepResult res, optimizer_->Check(reducer_->grads()));
   if (res.skipped) {
     reducer_->ZeroGrads();
     gatherer_->ReleaseAll();

@@ -20,8 +20,14 @@
 //            now final, or the all-reduce of every full bucket (W = 1).
 //            Collectives run on the group's thread while backward continues.
 //  step      wait for the reductions; one world all-reduce of loss, squared
-//            norm and inf count; AdamW unit by unit, all-gathering the first
-//            units of the next forward as soon as their shard is updated.
+//            norm and inf count, kept on the device and read back once
+//            (the step's only host synchronisation); AdamW unit by unit,
+//            all-gathering the first units of the next forward as soon as
+//            their shard is updated.
+// Streams (sharding_context.h): on an asynchronous device compute runs on
+// the compute stream and every collective on one comm stream, ordered by
+// events both ways; transient buffers come from the device's caching
+// allocator, so steady-state steps allocate no new device memory.
 // Gradient accumulation: micro-batches before the last keep unsharded
 // gradients and communicate nothing. All ranks issue the same collectives in
 // the same order, because the order depends only on the layout and options.
@@ -67,6 +73,9 @@ struct EngineOptions {
   float grad_clip = 1.0f;  // <= 0: no clipping
   LossScalerOptions scaler;  // used when param_dtype or reduce_dtype is fp16
   float ema_decay = 0;       // > 0: an "ema" state buffer (sharded_optimizer.h)
+  // Tests only: DebugSkipWait bits (sharding_context.h) that drop event
+  // waits, to show the stream tests catch the race they leave.
+  int debug_skip_event_wait_for_testing = 0;
 };
 
 // Groups the engine communicates over. All null: a single process.
@@ -99,11 +108,19 @@ class ShardedEngine {
   void ResetEma() { optimizer_->ResetEma(); }
 
   // Forward + backward of the batch already set on the model. `loss_factor`
-  // scales d(loss) (1/grad_accum); on the last micro-batch of a step the
-  // gradients are reduced. Returns this rank's micro-batch loss.
+  // scales d(loss) (1/grad_accum) and the loss added to the step's loss (on
+  // the device); on the last micro-batch of a step the gradients are
+  // reduced. Never waits for the device (models without loss_terms()
+  // excepted).
+  absl::Status RunMicroBatch(float loss_factor, bool last_micro);
+  // Global norm, clipping, loss-scale check and AdamW on the local shard;
+  // StepResult::loss is the mean over ranks of the micro-batch losses times
+  // their loss_factor.
+  absl::StatusOr<StepResult> Step(float lr);
+
+  // The same with the loss on the host (each call reads it back): returns
+  // this rank's micro-batch loss; `local_loss` replaces the step's loss.
   absl::StatusOr<double> ForwardBackward(float loss_factor, bool last_micro);
-  // Global norm, clipping, loss-scale check and AdamW on the local shard.
-  // `local_loss` is this rank's mean loss over the step's micro-batches.
   absl::StatusOr<StepResult> Step(float lr, double local_loss);
   // Forward only; returns this rank's loss.
   absl::StatusOr<double> ForwardLoss();
@@ -141,6 +158,7 @@ class ShardedEngine {
   explicit ShardedEngine(UnitModel* model) : model_(model) {}
 
   UnitModel* model_;
+  absl::Status ForwardLossPass();
   // Declared before the pieces, which use it until they are destroyed.
   std::unique_ptr<ShardingContext> ctx_;
   std::unique_ptr<ShardedOptimizer> optimizer_;

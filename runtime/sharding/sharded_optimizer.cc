@@ -8,6 +8,9 @@
 #include "kernels/ops/optim.h"
 
 namespace anvil {
+namespace {
+constexpr size_t kScalars = 4;
+}  // namespace
 
 float EmaDecayAt(float ema_decay, int64_t t) {
   if (t <= 0) return 0.0f;
@@ -32,6 +35,8 @@ ShardedOptimizer::ShardedOptimizer(ShardingContext* ctx, const ParamLayout& layo
     state_.push_back(StateBuffer{name, p, local});
   }
   ctx->memory().shard_state_bytes += state_.size() * local * sizeof(float);
+  scalars_ = static_cast<float*>(device->Alloc(kScalars * sizeof(float)));
+  device->Memset(scalars_, 0, kScalars * sizeof(float));
   if (ema_index_ >= 0) {
     // Bounded scratch: the update runs in chunks of at most 1M elements.
     ema_scratch_numel_ = std::min<size_t>(std::max<size_t>(local, 1), size_t{1} << 20);
@@ -50,6 +55,7 @@ ShardedOptimizer::ShardedOptimizer(ShardingContext* ctx, const ParamLayout& layo
 ShardedOptimizer::~ShardedOptimizer() {
   for (const StateBuffer& b : state_) ctx_->device()->Free(b.data);
   if (ema_scratch_ != nullptr) ctx_->device()->Free(ema_scratch_);
+  ctx_->device()->Free(scalars_);
 }
 
 void ShardedOptimizer::ResetEma() {
@@ -79,7 +85,31 @@ void ShardedOptimizer::set_step(int64_t s) {
   }
 }
 
-absl::StatusOr<StepResult> ShardedOptimizer::Check(double local_loss, const float* grads) {
+int ShardedOptimizer::world_size() const {
+  const ShardGroups& g = ctx_->groups();
+  return g.world != nullptr ? g.world->size() : 1;
+}
+
+// Each rank adds loss / world, so the all-reduced sum is the mean.
+void ShardedOptimizer::AddLoss(const kernels::TensorView& terms, double scale) {
+  kernels::ReduceTo(*ctx_->device(), kernels::Flat(scalars_, 1), terms,
+                    {.kind = kernels::ReduceToKind::kSum,
+                     .scale = scale / world_size(),
+                     .accumulate = true});
+}
+
+void ShardedOptimizer::AddHostLoss(double loss) {
+  const float v = static_cast<float>(loss);
+  ctx_->device()->CopyFromHost(scalars_ + 3, &v, sizeof(float));
+  AddLoss(kernels::Flat(scalars_ + 3, 1), 1.0);
+}
+
+void ShardedOptimizer::SetLoss(double local_loss) {
+  const float v = static_cast<float>(local_loss / world_size());
+  ctx_->device()->CopyFromHost(scalars_, &v, sizeof(float));
+}
+
+absl::StatusOr<StepResult> ShardedOptimizer::Check(const float* grads) {
   kernels::Device& device = *ctx_->device();
   const ShardGroups& g = ctx_->groups();
   const size_t local = ctx_->shards().local_numel();
@@ -89,25 +119,37 @@ absl::StatusOr<StepResult> ShardedOptimizer::Check(double local_loss, const floa
   // other ranks: the mean loss, the squared global gradient norm, and how
   // many ranks found inf/NaN. Ranks of a replica group hold equal shards, so
   // each adds its squared norm divided by the number of replicas.
-  const int world = g.world != nullptr ? g.world->size() : 1;
+  const int world = world_size();
   const int shard = g.shard != nullptr ? g.shard->size() : 1;
   const kernels::TensorView view = kernels::Flat(grads, local);
-  const bool found_local = options_.use_scaler && kernels::HasNonFinite(device, view);
-  const double sq_local = found_local ? 0.0 : kernels::SquaredNorm(device, view);
-  float sums[3] = {static_cast<float>(local_loss / world),
-                   static_cast<float>(sq_local * shard / world), found_local ? 1.0f : 0.0f};
-  if (world > 1) {
-    RETURN_IF_ERROR(ctx_->Wait(g.world->AllReduce(sums, 3, {.op = ReduceOp::kSum})));
+  if (options_.use_scaler) {
+    kernels::ReduceTo(device, kernels::Flat(scalars_ + 2, 1), view,
+                      {.kind = kernels::ReduceToKind::kNonFinite});
   }
-  res.loss = world > 1 ? sums[0] : local_loss;
-  if (sums[2] > 0) {
+  kernels::ReduceTo(device, kernels::Flat(scalars_ + 1, 1), view,
+                    {.kind = kernels::ReduceToKind::kSquares,
+                     .scale = static_cast<double>(shard) / world});
+  absl::Status reduced = absl::OkStatus();
+  if (world > 1) {
+    std::shared_ptr<CommOp> op =
+        ctx_->Issue(g.world, [w = g.world, buf = scalars_](void* stream) {
+          return w->AllReduce(buf, 3, {.op = ReduceOp::kSum, .stream = stream});
+        });
+    reduced = ctx_->ComputeWaits(*op);
+  }
+  float host[kScalars];
+  device.CopyToHost(host, scalars_, sizeof(host));  // the step's one read-back
+  device.Memset(scalars_, 0, kScalars * sizeof(float));
+  RETURN_IF_ERROR(reduced);
+  RETURN_IF_ERROR(ctx_->CollectErrors());
+  res.loss = host[0];
+  if (host[2] > 0) {
     scaler_.Update(true);
     res.skipped = true;
     res.grad_norm = NAN;
     return res;
   }
-  const double sq = world > 1 ? sums[1] : sq_local;
-  res.grad_norm = std::sqrt(sq) / res.loss_scale;
+  res.grad_norm = std::sqrt(static_cast<double>(host[1])) / res.loss_scale;
   return res;
 }
 

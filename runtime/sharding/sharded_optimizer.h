@@ -5,7 +5,11 @@
 // "params" (fp32 master weights), "adam_m", "adam_v". A step is two calls:
 // Check reduces, in one all-reduce over the world, what the step needs from
 // every rank (the mean loss, the squared global gradient norm, how many ranks
-// found inf/NaN) and decides: a step with a non-finite gradient anywhere is
+// found inf/NaN) and decides. Those scalars live in a small device buffer:
+// the loss accumulates there over the micro-batches (AddLoss), Check adds
+// the norm and the inf/NaN flag on the device, all-reduces the buffer on the
+// comm stream and reads it back once — the step's only host
+// synchronisation. A step with a non-finite gradient anywhere is
 // skipped on every rank (the loss scaler backs off); otherwise Apply clips
 // to grad_clip by the global norm, unscales and runs AdamW on each unit's
 // slice of the shard, calling `after_unit(u)` after unit u so the caller can
@@ -30,6 +34,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "kernels/tensor.h"
 #include "models/param_layout.h"
 #include "runtime/optim/adamw.h"
 #include "runtime/sharding/loss_scaler.h"
@@ -72,10 +77,17 @@ class ShardedOptimizer {
   // ema = params (a fresh start, or a checkpoint saved without an EMA).
   void ResetEma();
 
+  // Adds scale * sum(terms) (device memory) to this rank's step loss.
+  void AddLoss(const kernels::TensorView& terms, double scale);
+  // Adds a host value to this rank's step loss (models without loss terms).
+  void AddHostLoss(double loss);
+  // Replaces this rank's step loss by `local_loss` (its mean over the
+  // step's micro-batches).
+  void SetLoss(double local_loss);
   // The global loss and gradient norm of `grads` (the averaged local
   // gradient shard), and whether the step must be skipped (then the scaler
-  // has already backed off). `local_loss`: this rank's mean loss.
-  absl::StatusOr<StepResult> Check(double local_loss, const float* grads);
+  // has already backed off). Starts the next step's loss at zero.
+  absl::StatusOr<StepResult> Check(const float* grads);
   // AdamW on the local shard with the clipping and unscaling `checked`
   // implies; then counts the step.
   using UnitHook = std::function<absl::Status(int unit)>;
@@ -95,8 +107,13 @@ class ShardedOptimizer {
   std::vector<std::unique_ptr<AdamW>> adamw_;  // per unit; null for an empty slice
   void UpdateEma(size_t offset, size_t n, float decay);
 
+  int world_size() const;
+
   LossScaler scaler_;
   int64_t step_ = 0;
+  // Device: {loss, squared norm, inf/NaN flag, host loss staging}; the first
+  // three are the all-reduced payload (kScalars floats).
+  float* scalars_ = nullptr;
   int ema_index_ = -1;            // index of "ema" in state_
   float* ema_scratch_ = nullptr;  // (1 - d) * params, chunk by chunk
   size_t ema_scratch_numel_ = 0;

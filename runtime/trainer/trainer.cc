@@ -335,16 +335,14 @@ absl::StatusOr<StepStats> Trainer::Step() {
   const double waited_before = engine_->comm().exposed_wait_s;
   metrics::TestOnlySlowdown(options_.rank);
   const int accum = config_.grad_accum();
-  double loss = 0;
   for (int micro = 0; micro < accum; ++micro) {
     RETURN_IF_ERROR(train_data_->Next(&batch_));
     RETURN_IF_ERROR(model_->SetBatch(batch_));
-    ASSIGN_OR_RETURN(const double l, engine_->ForwardBackward(1.0f / static_cast<float>(accum),
-                                                             micro == accum - 1));
-    loss += l / accum;
+    // The loss stays on the device: Step reads the step's scalars once.
+    RETURN_IF_ERROR(engine_->RunMicroBatch(1.0f / static_cast<float>(accum), micro == accum - 1));
   }
   const float lr = schedule_.At(step_);
-  ASSIGN_OR_RETURN(const StepResult res, engine_->Step(lr, loss));
+  ASSIGN_OR_RETURN(const StepResult res, engine_->Step(lr));
   device_->Synchronize();
   ++step_;
 

@@ -1,7 +1,9 @@
-// SquaredNorm (double accumulation, deterministic) and HasNonFinite.
+// SquaredNorm (double accumulation, deterministic) and HasNonFinite, and
+// ReduceTo, which leaves the same reductions (and a sum) in device memory.
 #include <cmath>
 #include <limits>
 
+#include "kernels/ops/optim.h"
 #include "tests/kernels/test_util.h"
 
 namespace anvil::kernels {
@@ -43,6 +45,27 @@ TEST_P(ReduceTest, HasNonFiniteFindsInfAndNan) {
     }
   }
   EXPECT_FALSE(be().HasNonFinite(x.data(), 0));
+}
+
+TEST_P(ReduceTest, ReduceToMatchesTheHostReductions) {
+  const size_t n = 1003;
+  FVec x = testing::Random(n, 3, -2.0f, 2.0f);
+  Device& d = device();
+  const TensorView xv = Flat(x.data(), n);
+  float out = 7.0f;
+  const TensorView ov = Flat(&out, 1);
+  ReduceTo(d, ov, xv, {.kind = ReduceToKind::kSquares, .scale = 0.5});
+  EXPECT_EQ(out, static_cast<float>(be().SquaredNorm(x.data(), n) * 0.5));
+  double sum = 0;
+  for (float f : x) sum += f;
+  ReduceTo(d, ov, xv, {.kind = ReduceToKind::kSum, .scale = 0.25, .accumulate = true});
+  EXPECT_EQ(out, static_cast<float>(be().SquaredNorm(x.data(), n) * 0.5) +
+                     static_cast<float>(sum * 0.25));
+  ReduceTo(d, ov, xv, {.kind = ReduceToKind::kNonFinite});
+  EXPECT_EQ(out, 0.0f);
+  x[n / 3] = std::numeric_limits<float>::quiet_NaN();
+  ReduceTo(d, ov, xv, {.kind = ReduceToKind::kNonFinite});
+  EXPECT_EQ(out, 1.0f);
 }
 
 ANVIL_THREADS_PARAMS(ReduceTest);

@@ -41,6 +41,7 @@ class GradInjector : public TokenModel {
     unit_ = -1;
   }
   double Loss() override { return inner_->Loss(); }
+  LossTerms loss_terms() override { return inner_->loss_terms(); }
   int64_t NumTargets() const override { return inner_->NumTargets(); }
   double FlopsPerToken(int T) const override { return inner_->FlopsPerToken(T); }
 

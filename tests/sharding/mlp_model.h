@@ -35,6 +35,9 @@ class MlpModel : public TokenModel {
   void Forward(int unit, ParamPtrs params) override;
   void Backward(int unit, ParamPtrs params, GradPtrs grads, float loss_scale) override;
   double Loss() override;
+  LossTerms loss_terms() override {
+    return {kernels::Flat(losses_, static_cast<size_t>(n_)), n_ > 0 ? 1.0 / n_ : 0.0};
+  }
   int64_t NumTargets() const override { return n_; }
   double FlopsPerToken(int) const override { return 6.0 * static_cast<double>(layout_.total_numel()); }
 
