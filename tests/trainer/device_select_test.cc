@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -175,8 +176,10 @@ class CudaKindHostDevice final : public kernels::Device {
   void CopyToHost(void* d, const void* s, size_t n) override { std::memcpy(d, s, n); }
   void CopyFromHost(void* d, const void* s, size_t n) override { std::memcpy(d, s, n); }
   void Synchronize() override {}
-  std::unique_ptr<kernels::Event> RecordEvent() override { return nullptr; }
-  void WaitEvent(const kernels::Event&) override {}
+  kernels::StreamId NewStream() override { return 0; }
+  std::unique_ptr<kernels::Event> RecordEvent(kernels::StreamId) override { return nullptr; }
+  void WaitEvent(kernels::StreamId, const kernels::Event&) override {}
+  void HostFunc(kernels::StreamId, std::function<void()> fn) override { fn(); }
 
  protected:
   kernels::CachingAllocator& allocator() const override { return alloc_; }
