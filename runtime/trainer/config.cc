@@ -171,11 +171,14 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--straggler_factor must be 0 (off) or in (1, 1e6], got ", c.straggler_factor()));
   }
-  if (c.straggler_window() <= 0 || c.straggler_window() > 100000) {
+  // The window and period matter only when the report is on (a config
+  // built field by field, with no defaults, has it off).
+  const bool straggler = c.straggler_factor() != 0;
+  if (straggler && (c.straggler_window() <= 0 || c.straggler_window() > 100000)) {
     return absl::InvalidArgumentError(
         absl::StrCat("--straggler_window must be in 1..100000, got ", c.straggler_window()));
   }
-  if (c.straggler_every() <= 0 || c.straggler_every() > c.straggler_window()) {
+  if (straggler && (c.straggler_every() <= 0 || c.straggler_every() > c.straggler_window())) {
     return absl::InvalidArgumentError(absl::StrCat("--straggler_every must be in 1..",
                                                    c.straggler_window(),
                                                    " (--straggler_window), got ",
