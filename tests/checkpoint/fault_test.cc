@@ -50,8 +50,12 @@ class FaultTest : public ::testing::Test {
     ASSERT_EQ(ref.Wait(absl::Seconds(60)), 0) << ref.Output();
     reference_ = new std::map<std::string, std::vector<float>>(
         testing::ReadCheckpoint((*root_ / "ref" / ckpt::StepDirName(kSteps)).string()));
-    ASSERT_EQ(reference_->size(), 3u * (4 + 12 * 2));
+    // params, adam_m, adam_v and ema, each of the 4 + 12 L tensors.
+    ASSERT_EQ(reference_->size(), 4u * (4 + 12 * 2));
+    ready_ = true;
   }
+  // A failed SetUpTestSuite only marks the cases skipped: fail them instead.
+  void SetUp() override { ASSERT_TRUE(ready_) << "the reference run failed (see above)"; }
   static void TearDownTestSuite() {
     fs::remove_all(*root_);
     delete root_;
@@ -122,10 +126,12 @@ class FaultTest : public ::testing::Test {
 
   static fs::path* root_;
   static std::map<std::string, std::vector<float>>* reference_;
+  static bool ready_;
 };
 
 fs::path* FaultTest::root_ = nullptr;
 std::map<std::string, std::vector<float>>* FaultTest::reference_ = nullptr;
+bool FaultTest::ready_ = false;
 
 struct FaultCase {
   std::string fault;
