@@ -45,6 +45,8 @@ class DiffusionModel : public UnitModel {
   virtual int image_height() const = 0;
   virtual int image_width() const = 0;
   virtual int image_channels() const = 0;
+  // Conditioning classes K (the null class is K); 0: unconditional.
+  virtual int num_classes() const = 0;
 };
 
 }  // namespace anvil

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package the build needs. Idempotent: packages already
 # present are skipped, and apt-get runs only when something is missing.
+# --test adds what only the test suite uses: clang with its sanitizer and
+# libFuzzer runtimes, and clang's OpenMP (the checking build).
 set -euo pipefail
 
 PKGS=(
@@ -19,6 +21,10 @@ PKGS=(
   dataset-fashion-mnist
   iproute2 procps
 )
+
+if [ "${1:-}" = "--test" ]; then
+  PKGS+=(clang libclang-rt-dev libomp-dev)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -72,6 +72,7 @@ class Dit : public DiffusionModel {
   int image_height() const override { return config_.image_size; }
   int image_width() const override { return config_.image_size; }
   int image_channels() const override { return config_.image_channels; }
+  int num_classes() const override { return config_.num_classes; }
 
   const DitConfig& config() const { return config_; }
   size_t arena_bytes() const { return arena_bytes_; }

@@ -68,6 +68,7 @@ class UNet : public DiffusionModel {
   int image_height() const override { return config_.image_size; }
   int image_width() const override { return config_.image_size; }
   int image_channels() const override { return config_.image_channels; }
+  int num_classes() const override { return config_.num_classes; }
 
   const UNetConfig& config() const { return config_; }
   const UNetPlan& plan() const { return plan_; }

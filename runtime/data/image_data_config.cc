@@ -8,6 +8,7 @@
 #include "runtime/data/idx_reader.h"
 #include "runtime/data/image_folder.h"
 #include "runtime/data/image_source.h"
+#include "runtime/diffusion/process_config.h"
 
 namespace anvil {
 namespace {
@@ -77,15 +78,9 @@ absl::StatusOr<std::unique_ptr<DataSource>> OpenImageSource(DataKind kind,
   }
   if (kind == DataKind::kDiffusion) {
     const proto::DiffusionConfig& dc = config.diffusion();
-    diffusion::ScheduleOptions sch;
-    if (!dc.schedule().empty()) {
-      ASSIGN_OR_RETURN(sch.kind, diffusion::ParseScheduleKind(dc.schedule()));
-    }
-    if (dc.has_timesteps()) sch.timesteps = dc.timesteps();
-    so.schedule = sch;
-    if (!dc.prediction().empty()) {
-      ASSIGN_OR_RETURN(so.noiser.prediction, diffusion::ParsePrediction(dc.prediction()));
-    }
+    ASSIGN_OR_RETURN(const diffusion::ProcessSettings process, diffusion::ProcessFromConfig(dc));
+    so.schedule = process.schedule;
+    so.noiser.prediction = process.prediction;
     so.noiser.label_dropout = dc.label_dropout();
     so.noiser.num_classes = dc.num_classes() >= 0 ? dc.num_classes() : data.num_classes;
     // Validation draws noise of its own, the same at every evaluation.

@@ -68,17 +68,50 @@ absl::StatusOr<PngImage> ReadPng(const std::string& path) {
   return out;
 }
 
-absl::Status WritePng(const std::string& path, int height, int width, int channels,
-                      const uint8_t* pixels) {
-  if (channels != 1 && channels != 3) {
-    return Error(path, absl::StrCat("PNG writer takes 1 or 3 channels, got ", channels));
-  }
+namespace {
+
+png_image WriteDescriptor(int height, int width, int channels) {
   png_image image;
   std::memset(&image, 0, sizeof(image));
   image.version = PNG_IMAGE_VERSION;
   image.width = static_cast<png_uint_32>(width);
   image.height = static_cast<png_uint_32>(height);
   image.format = channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+  return image;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> EncodePng(int height, int width, int channels,
+                                      const uint8_t* pixels) {
+  if (channels != 1 && channels != 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("PNG encoder takes 1 or 3 channels, got ", channels));
+  }
+  png_image image = WriteDescriptor(height, width, channels);
+  png_alloc_size_t bytes = 0;
+  // First call sizes the buffer, the second fills it.
+  if (!png_image_write_to_memory(&image, nullptr, &bytes, 0, pixels, 0, nullptr)) {
+    const std::string msg = image.message;
+    png_image_free(&image);
+    return absl::InternalError(absl::StrCat("cannot encode PNG: ", msg));
+  }
+  std::string out(bytes, '\0');
+  if (!png_image_write_to_memory(&image, out.data(), &bytes, 0, pixels, 0, nullptr)) {
+    const std::string msg = image.message;
+    png_image_free(&image);
+    return absl::InternalError(absl::StrCat("cannot encode PNG: ", msg));
+  }
+  out.resize(bytes);
+  return out;
+}
+
+absl::Status WritePng(const std::string& path, int height, int width, int channels,
+                      const uint8_t* pixels) {
+  if (channels != 1 && channels != 3) {
+    return Error(path, absl::StrCat("PNG writer takes 1 or 3 channels, got ", channels));
+  }
+  png_image image = WriteDescriptor(height, width, channels);
   if (!png_image_write_to_file(&image, path.c_str(), 0, pixels, 0, nullptr)) {
     const std::string msg = image.message;
     png_image_free(&image);

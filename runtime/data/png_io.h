@@ -23,6 +23,8 @@ struct PngImage {
 absl::StatusOr<PngImage> ReadPngInfo(const std::string& path);
 absl::StatusOr<PngImage> ReadPng(const std::string& path);
 // channels 1 (gray) or 3 (RGB); pixels HWC.
+// The PNG file's bytes, in memory (TensorBoard image summaries).
+absl::StatusOr<std::string> EncodePng(int height, int width, int channels, const uint8_t* pixels);
 absl::Status WritePng(const std::string& path, int height, int width, int channels,
                       const uint8_t* pixels);
 

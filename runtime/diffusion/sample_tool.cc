@@ -20,14 +20,14 @@
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/data/image_data_config.h"
 #include "runtime/data/png_io.h"
+#include "runtime/diffusion/process_config.h"
+#include "runtime/diffusion/sample_grid.h"
 #include "runtime/diffusion/sampling.h"
 #include "runtime/diffusion/schedule.h"
 #include "runtime/eval/classifier_features.h"
 
 namespace anvil::diffusion {
 namespace {
-
-constexpr int kBorder = 2;
 
 absl::Status CheckOptions(const SampleToolOptions& o) {
   if (o.checkpoint_dir.empty() == o.checkpoint.empty()) {
@@ -112,11 +112,6 @@ absl::Status ReadWeights(const std::string& path, const proto::CheckpointManifes
   return absl::OkStatus();
 }
 
-uint8_t ToPixel(float x) {
-  const double v = std::round((static_cast<double>(x) + 1.0) * 127.5);
-  return static_cast<uint8_t>(std::clamp(v, 0.0, 255.0));
-}
-
 }  // namespace
 
 std::string SampleToolResult::Describe(const SampleToolOptions& o) const {
@@ -171,16 +166,10 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   // The diffusion process the model was trained with (the data source's
   // fallbacks for unset fields; -1 classes: the data set's).
   const proto::DiffusionConfig& dc = config.diffusion();
-  ScheduleOptions sch;
-  if (!dc.schedule().empty()) {
-    ASSIGN_OR_RETURN(sch.kind, ParseScheduleKind(dc.schedule()));
-  }
-  if (dc.has_timesteps()) sch.timesteps = dc.timesteps();
-  ASSIGN_OR_RETURN(const NoiseSchedule schedule, NoiseSchedule::Create(sch));
+  ASSIGN_OR_RETURN(const ProcessSettings process, ProcessFromConfig(dc));
+  ASSIGN_OR_RETURN(const NoiseSchedule schedule, NoiseSchedule::Create(process.schedule));
   SamplingOptions so;
-  if (!dc.prediction().empty()) {
-    ASSIGN_OR_RETURN(so.prediction, ParsePrediction(dc.prediction()));
-  }
+  so.prediction = process.prediction;
   r.num_classes = dc.num_classes();
   if (r.num_classes < 0) {
     ASSIGN_OR_RETURN(const ImageDataset data, LoadImageData(config.data(), Split::kTrain));
@@ -259,9 +248,8 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   if (C != 1 && C != 3) {
     return absl::InvalidArgumentError(absl::StrCat("images of ", C, " channels: PNG needs 1 or 3"));
   }
-  int B = max_batch;  // the current batch (the last one of a set may be smaller)
-  ModelFn fn = [&](const float* x_t, const int32_t* t, const int32_t* labels,
-                   float* out) -> absl::Status {
+  const BatchModelFn fn = [&](int B, const float* x_t, const int32_t* t, const int32_t* labels,
+                              float* out) -> absl::Status {
     Batch b;
     b.Set("x_t", {DType::kF32, {B, H, W, C}, const_cast<float*>(x_t)});
     b.Set("timesteps", {DType::kI32, {B}, const_cast<int32_t*>(t)});
@@ -272,37 +260,10 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
     return absl::OkStatus();
   };
   const int64_t numel = int64_t{H} * W * C;
-  // Draws n images with sample indices first.., in batches of max_batch
-  // (the noise depends on the index only, so the batching changes nothing).
-  auto draw = [&](uint64_t first, int64_t n, const int32_t* labels, float* out) -> absl::Status {
-    for (int64_t begin = 0; begin < n; begin += max_batch) {
-      B = static_cast<int>(std::min<int64_t>(max_batch, n - begin));
-      so.first_sample = first + static_cast<uint64_t>(begin);
-      RETURN_IF_ERROR(Sample(schedule, fn, SampleShape{B, H, W, C},
-                             labels != nullptr ? labels + begin : nullptr, so,
-                             out + begin * numel));
-    }
-    return absl::OkStatus();
-  };
   // The grid: sample index row * cols + column, label = row.
-  std::vector<float> images(static_cast<size_t>(grid_n * numel));
-  std::vector<int32_t> labels(grid_n);
-  for (int64_t i = 0; i < grid_n; ++i) labels[i] = static_cast<int32_t>(i / r.cols);
-  RETURN_IF_ERROR(draw(0, grid_n, r.num_classes > 0 ? labels.data() : nullptr, images.data()));
-  const int gh = r.rows * (H + kBorder) + kBorder, gw = r.cols * (W + kBorder) + kBorder;
-  std::vector<uint8_t> grid(static_cast<size_t>(gh) * gw * C, 0);
-  for (int row = 0; row < r.rows; ++row) {
-    for (int i = 0; i < r.cols; ++i) {
-      const float* img = images.data() + (int64_t{row} * r.cols + i) * numel;
-      const size_t top = static_cast<size_t>(row) * (H + kBorder) + kBorder;
-      const size_t left = static_cast<size_t>(i) * (W + kBorder) + kBorder;
-      for (int y = 0; y < H; ++y) {
-        uint8_t* dst = grid.data() + ((top + y) * gw + left) * C;
-        for (int k = 0; k < W * C; ++k) dst[k] = ToPixel(img[y * W * C + k]);
-      }
-    }
-  }
-  RETURN_IF_ERROR(WritePng(o.out, gh, gw, C, grid.data()));
+  ASSIGN_OR_RETURN(const GridImage grid,
+                   DrawClassGrid(schedule, fn, H, W, C, r.num_classes, r.cols, max_batch, so));
+  RETURN_IF_ERROR(WritePng(o.out, grid.height, grid.width, C, grid.pixels.data()));
   if (!o.eval) return r;
 
   // The eval set: labels cycle through the classes (so the first N that
@@ -314,8 +275,10 @@ absl::StatusOr<SampleToolResult> RunSampleTool(const SampleToolOptions& o) {
   if (r.num_classes > 0) {
     for (int64_t i = 0; i < n; ++i) sample_labels[i] = static_cast<int32_t>(i % r.num_classes);
   }
-  RETURN_IF_ERROR(draw(static_cast<uint64_t>(grid_n), n,
-                       r.num_classes > 0 ? sample_labels.data() : nullptr, samples.data()));
+  so.first_sample = static_cast<uint64_t>(grid_n);
+  RETURN_IF_ERROR(SampleBatched(schedule, fn, H, W, C, n, max_batch,
+                                r.num_classes > 0 ? sample_labels.data() : nullptr, so,
+                                samples.data()));
   ASSIGN_OR_RETURN(
       r.quality,
       eval::EvaluateSamples(*classifier, samples.data(),

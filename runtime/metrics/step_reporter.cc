@@ -25,6 +25,7 @@ absl::StatusOr<std::unique_ptr<StepReporter>> StepReporter::Create(ReporterOptio
   const ReporterOptions& o = r->options_;
   if (o.rank == 0 && !o.tensorboard_dir.empty()) {
     ASSIGN_OR_RETURN(std::unique_ptr<EventFileWriter> w, EventFileWriter::Create(o.tensorboard_dir));
+    r->events_ = w.get();
     r->sinks_.push_back(std::move(w));
   }
   if (o.rank == 0 && !o.metrics_jsonl.empty()) {
@@ -99,6 +100,14 @@ absl::Status StepReporter::Record(const StepScalars& s) {
   r.scalars = Scalars(s);
   for (const auto& sink : sinks_) RETURN_IF_ERROR(sink->Write(r));
   return absl::OkStatus();
+}
+
+absl::Status StepReporter::WriteImage(int step, const std::string& tag, const std::string& png,
+                                      int height, int width, int channels) {
+  if (events_ == nullptr) return absl::OkStatus();
+  const double wall =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return events_->WriteImage(step, wall, tag, png, height, width, channels);
 }
 
 absl::Status StepReporter::Flush() {

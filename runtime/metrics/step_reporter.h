@@ -29,6 +29,8 @@
 
 namespace anvil::metrics {
 
+class EventFileWriter;
+
 struct ReporterOptions {
   int rank = 0;
   int world_size = 1;
@@ -73,6 +75,10 @@ class StepReporter {
 
   // Rank 0: the step's record to every sink. Other ranks: nothing.
   absl::Status Record(const StepScalars& s);
+  // Rank 0 with --tensorboard_dir: a PNG as an image summary. Otherwise
+  // nothing.
+  absl::Status WriteImage(int step, const std::string& tag, const std::string& png, int height,
+                          int width, int channels);
   absl::Status Flush();
 
   const Progress& progress() const { return progress_; }
@@ -87,6 +93,7 @@ class StepReporter {
   Progress progress_;
   StragglerDetector straggler_;
   std::vector<std::unique_ptr<MetricsSink>> sinks_;
+  EventFileWriter* events_ = nullptr;  // the TensorBoard sink in sinks_, if any
   std::optional<std::chrono::steady_clock::time_point> last_end_;
   double busy_sum_ms_ = 0;  // since the last gather
   int busy_steps_ = 0;

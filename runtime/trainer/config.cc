@@ -184,6 +184,14 @@ absl::Status ValidateTrainConfig(const proto::TrainConfig& c) {
                                                    " (--straggler_window), got ",
                                                    c.straggler_every()));
   }
+  if (c.diffusion().sample_every() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--sample_every must be >= 0, got ", c.diffusion().sample_every()));
+  }
+  if (c.diffusion().sample_every() > 0 && c.tensorboard_dir().empty()) {
+    return absl::InvalidArgumentError(
+        "--sample_every writes sample grids into --tensorboard_dir, which is not set");
+  }
   if (!c.tensorboard_dir().empty()) {
     std::error_code ec;
     const auto st = std::filesystem::status(c.tensorboard_dir(), ec);

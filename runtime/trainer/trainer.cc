@@ -8,9 +8,11 @@
 #include <optional>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "models/diffusion_model.h"
 #include "models/model_registry.h"
 #include "runtime/checkpoint/checkpoint_dir.h"
 #include "runtime/checkpoint/checkpoint_loader.h"
@@ -19,6 +21,9 @@
 #include "runtime/checkpoint/manifest.h"
 #include "runtime/checkpoint/save_signal.h"
 #include "runtime/checkpoint/shard_slices.h"
+#include "runtime/data/png_io.h"
+#include "runtime/diffusion/process_config.h"
+#include "runtime/diffusion/sample_grid.h"
 #include "runtime/metrics/test_slowdown.h"
 #include "runtime/trainer/config.h"
 #include "runtime/trainer/progress_reporter.h"
@@ -89,6 +94,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const proto::TrainConfi
   std::unique_ptr<Trainer> t(new Trainer(config, device, std::move(options)));
   ASSIGN_OR_RETURN(t->spec_, FindModel(config.model().kind()));
   ASSIGN_OR_RETURN(t->model_, CreateModel(config, device));
+  if (config.diffusion().sample_every() > 0 &&
+      dynamic_cast<DiffusionModel*>(t->model_.get()) == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--sample_every draws images: model '", config.model().kind(), "' is no diffusion model"));
+  }
   DataSourceOptions so;
   so.rank = t->options_.rank;
   so.world_size = t->options_.world_size;
@@ -380,6 +390,52 @@ absl::StatusOr<double> Trainer::Evaluate() {
   return HostMean(sum / batches);
 }
 
+absl::Status Trainer::WriteSampleGrid(int step) {
+  auto* model = dynamic_cast<DiffusionModel*>(model_.get());
+  if (model == nullptr) return absl::OkStatus();  // refused at Create
+  ASSIGN_OR_RETURN(const diffusion::ProcessSettings process,
+                   diffusion::ProcessFromConfig(config_.diffusion()));
+  ASSIGN_OR_RETURN(const diffusion::NoiseSchedule schedule,
+                   diffusion::NoiseSchedule::Create(process.schedule));
+  const int classes = model->num_classes();
+  diffusion::SamplingOptions so;
+  so.kind = diffusion::SamplerKind::kDdim;
+  so.steps = std::min(kGridSamplerSteps, schedule.timesteps());
+  so.guidance = classes > 0 ? kGridGuidance : 1.0;
+  so.prediction = process.prediction;
+  so.seed = config_.seed();
+  so.null_class = classes;
+  const int H = model->image_height(), W = model->image_width(), C = model->image_channels();
+  // Every rank runs the same forwards (the engine gathers parameters
+  // collectively); the batch is the model's own micro-batch at most.
+  const diffusion::BatchModelFn fn = [&](int b, const float* x_t, const int32_t* t,
+                                         const int32_t* labels, float* out) -> absl::Status {
+    Batch batch;
+    batch.Set("x_t", {DType::kF32, {b, H, W, C}, const_cast<float*>(x_t)});
+    batch.Set("timesteps", {DType::kI32, {b}, const_cast<int32_t*>(t)});
+    batch.Set("labels", {DType::kI32, {b}, const_cast<int32_t*>(labels)});
+    RETURN_IF_ERROR(model->SetBatch(batch));
+    RETURN_IF_ERROR(engine_->ForwardLoss().status());
+    model->CopyPrediction(out);
+    return absl::OkStatus();
+  };
+  const auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(const diffusion::GridImage grid,
+                   diffusion::DrawClassGrid(schedule, fn, H, W, C, classes, kGridPerClass,
+                                            config_.data().batch_size(), so));
+  if (options_.rank != 0) return absl::OkStatus();
+  if (C != 1 && C != 3) return absl::OkStatus();  // PNG takes gray or RGB
+  ASSIGN_OR_RETURN(const std::string png,
+                   EncodePng(grid.height, grid.width, grid.channels, grid.pixels.data()));
+  RETURN_IF_ERROR(reporter_->WriteImage(step, "samples/grid", png, grid.height, grid.width,
+                                        grid.channels));
+  Log(absl::StrFormat("samples %4d | %dx%d grid (DDIM %d steps, guidance %.0f) in %.1f s", step,
+                      classes > 0 ? classes : kGridPerClass, kGridPerClass, so.steps, so.guidance,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+                          .count()));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<double> Trainer::HostMean(double v) {
   ProcessGroup* g = options_.host_group;
   if (g == nullptr || g->size() == 1) return engine_->MeanOverRanks(v);
@@ -438,6 +494,10 @@ absl::StatusOr<std::vector<StepStats>> Trainer::Run() {
               ? absl::StrFormat("eval  %5d | val loss %.4f nats/token (%.3f bits)", st.step,
                                 last_val, last_val / std::log(2.0))
               : absl::StrFormat("eval  %5d | val loss %.4f", st.step, last_val));
+    }
+    const int sample_every = config_.diffusion().sample_every();
+    if (sample_every > 0 && (st.step % sample_every == 0 || st.step == steps)) {
+      RETURN_IF_ERROR(WriteSampleGrid(st.step));
     }
     const bool fp16 = config_.param_dtype() == "fp16" || config_.reduce_dtype() == "fp16";
     RETURN_IF_ERROR(reporter_->Record(ScalarsOf(

@@ -123,6 +123,12 @@ class Trainer {
   absl::Status InitState();
   absl::Status Resume(bool* resumed);
   absl::StatusOr<bool> StopAgreed();
+  // --sample_every: every rank draws the same class grid through the engine;
+  // rank 0 writes it to TensorBoard as "samples/grid".
+  absl::Status WriteSampleGrid(int step);
+  static constexpr int kGridSamplerSteps = 20;
+  static constexpr double kGridGuidance = 3.0;
+  static constexpr int kGridPerClass = 4;
   // The mean of a host scalar over ranks (options_.host_group when set).
   absl::StatusOr<double> HostMean(double v);
   // Logs each report and remembers the first failed save that counts in

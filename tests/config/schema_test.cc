@@ -88,7 +88,7 @@ TEST(SchemaTest, DefaultTrainConfigSetsEveryLeafToTheFlagDefaultsTrainHad) {
            batch_size: 16 seq_len: 128 train_images: "" train_labels: "" val_images: ""
            val_labels: "" image_root: "" val_image_root: "" image_pad: 0 hflip: false }
     diffusion { schedule: "linear" timesteps: 1000 prediction: "eps" label_dropout: 0.1
-                num_classes: -1 }
+                num_classes: -1 sample_every: 0 }
     optim { lr: 3e-3 min_lr_ratio: 0.1 warmup_steps: 20 weight_decay: 0.1 beta1: 0.9
             beta2: 0.95 eps: 1e-8 grad_clip: 1 ema_decay: 0.999 }
     steps: 1000 grad_accum: 1 seed: 1337 eval_every: 100 eval_batches: 16 log_every: 10

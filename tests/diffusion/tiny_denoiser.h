@@ -45,6 +45,7 @@ class TinyDenoiser : public DiffusionModel {
   int image_height() const override { return c_.height; }
   int image_width() const override { return c_.width; }
   int image_channels() const override { return c_.channels; }
+  int num_classes() const override { return c_.num_classes; }
 
  private:
   int64_t image_numel() const { return static_cast<int64_t>(c_.height) * c_.width * c_.channels; }

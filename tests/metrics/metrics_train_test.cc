@@ -6,6 +6,9 @@
 //  - --metrics_jsonl: one parsable line per step whose loss is the step
 //    line's;
 //  - the step line's percent and ETA;
+//  - a diffusion run with --sample_every: its class grids as image summaries
+//    (PNG of the grid's size, at the sampling steps, not blank), one rank
+//    and two FULL_SHARD ranks drawing the same grid;
 //  - two ranks, one slowed by the test-only ANVIL_TEST_ONLY_SLOW_RANK hook:
 //    the step line names it as the slowest with its lag, and rank 0 warns
 //    once that it is persistently slow (and never about the other rank).
@@ -85,7 +88,6 @@ TensorBoardView ReadWithTensorBoard(const fs::path& logdir) {
   TensorBoardView v;
   std::vector<std::string> pythons;
   if (const char* p = std::getenv("ANVIL_TB_PYTHON")) pythons.push_back(p);
-  pythons.push_back("/work/wt-llama-venv/bin/python");  // the project's reference venv
   pythons.push_back("python3");
   for (const std::string& py : pythons) {
     if (py.find('/') != std::string::npos && !fs::exists(py)) continue;
@@ -255,6 +257,114 @@ TEST_F(MetricsTrainTest, ImageSummaryReadsInTensorBoard) {
   EXPECT_NE(tb.out.find(absl::StrCat("image samples/grid 1 7 7x5x", png.size(), "\n")),
             std::string::npos)
       << tb.out;
+}
+
+// The image summaries of a run's event files: step -> decoded PNG.
+std::map<int64_t, PngImage> ImageSummaries(const fs::path& logdir, const std::string& tag,
+                                           const fs::path& scratch) {
+  std::map<int64_t, PngImage> out;
+  for (const std::string& f : EventFiles(logdir)) {
+    auto reader = metrics::TfRecordReader::Open(f);
+    EXPECT_TRUE(reader.ok()) << reader.status();
+    if (!reader.ok()) return out;
+    while (true) {
+      absl::StatusOr<std::optional<std::string>> rec = (*reader)->Next();
+      EXPECT_TRUE(rec.ok()) << rec.status();
+      if (!rec.ok() || !rec->has_value()) break;
+      proto::tb::Event ev;
+      EXPECT_TRUE(ev.ParseFromString(**rec));
+      if (!ev.has_summary()) continue;
+      for (const proto::tb::SummaryValue& v : ev.summary().value()) {
+        if (v.tag() != tag || !v.has_image()) continue;
+        const std::string png = (scratch / "summary.png").string();
+        std::ofstream(png, std::ios::binary) << v.image().encoded_image_string();
+        absl::StatusOr<PngImage> img = ReadPng(png);
+        EXPECT_TRUE(img.ok()) << img.status();
+        if (!img.ok()) continue;
+        EXPECT_EQ(v.image().height(), img->height);
+        EXPECT_EQ(v.image().width(), img->width);
+        EXPECT_EQ(v.image().colorspace(), img->channels);
+        out[ev.step()] = *img;
+      }
+    }
+  }
+  return out;
+}
+
+TEST_F(MetricsTrainTest, DiffusionSampleGridsReachTensorBoard) {
+  // A tiny class-conditional UNet on Fashion-MNIST (28x28 gray, 10 classes).
+  auto args = [&](const std::string& tb, const std::string& sharding) {
+    return std::vector<std::string>{
+        "--model=unet", "--unet_channels=8", "--unet_channel_mult=1,2", "--unet_attention_res=",
+        "--norm_groups=4", "--batch_size=4", "--steps=4", "--sample_every=2", "--eval_every=0",
+        "--threads=1", "--log_every=1", "--warmup_steps=0", "--lr=1e-3", "--dist_timeout_s=60",
+        "--sharding=" + sharding, "--tensorboard_dir=" + P(tb)};
+  };
+  ProcessResult one = RunProcess(ANVIL_TRAIN_BIN, args("tb1", "NO_SHARD"), "", 0, 200);
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  EXPECT_EQ(Lines(one.out, "samples ").size(), 2u) << one.out;
+  const std::map<int64_t, PngImage> grids = ImageSummaries(dir_ / "tb1", "samples/grid", dir_);
+  ASSERT_EQ(grids.size(), 2u);
+  ASSERT_EQ(grids.begin()->first, 2);
+  ASSERT_EQ(grids.rbegin()->first, 4);
+  for (const auto& [step, img] : grids) {
+    // 10 class rows x 4 columns of 28x28 with a 2-pixel border.
+    EXPECT_EQ(img.height, 10 * 30 + 2) << step;
+    EXPECT_EQ(img.width, 4 * 30 + 2) << step;
+    EXPECT_EQ(img.channels, 1) << step;
+    // The first image's pixels are samples, not a constant.
+    std::set<uint8_t> values;
+    for (int y = 2; y < 30; ++y) {
+      for (int x = 2; x < 30; ++x) values.insert(img.pixels[static_cast<size_t>(y) * img.width + x]);
+    }
+    EXPECT_GT(values.size(), 8u) << step;
+  }
+  EXPECT_NE(grids.at(2).pixels, grids.at(4).pixels) << "training changed nothing in the samples";
+
+  // TensorBoard's own reader shows the grid at both steps.
+  const TensorBoardView tb = ReadWithTensorBoard(dir_ / "tb1");
+  if (tb.exit_code != 77) {
+    ASSERT_EQ(tb.exit_code, 0) << tb.err;
+    EXPECT_NE(tb.out.find("image samples/grid 2 2,4 122x302x"), std::string::npos) << tb.out;
+  }
+
+  // Two FULL_SHARD ranks gather parameters for every sampling forward: both
+  // take part, rank 0 writes, and the grid is the one-rank grid up to the
+  // rounding sharded reductions bring.
+  RendezvousServer server;
+  ServerOptions so;
+  so.host = "127.0.0.1";
+  so.port = 0;
+  auto port = server.Start(so);
+  ASSERT_TRUE(port.ok()) << port.status();
+  auto env = [&](int rank) {
+    return std::map<std::string, std::string>{
+        {"RANK", std::to_string(rank)},         {"WORLD_SIZE", "2"},
+        {"LOCAL_RANK", std::to_string(rank)},   {"LOCAL_WORLD_SIZE", "2"},
+        {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", *port)},
+        {"ANVIL_RUN_ID", "sample_grid_test"}, {"ANVIL_STORE_PREFIX", "a0/"}};
+  };
+  std::vector<std::string> two_args = args("tb2", "FULL_SHARD");
+  // The same global batch: 2 ranks x 2.
+  for (std::string& a : two_args) {
+    if (a == "--batch_size=4") a = "--batch_size=2";
+  }
+  Process r0(ANVIL_TRAIN_BIN, two_args, env(0));
+  Process r1(ANVIL_TRAIN_BIN, two_args, env(1));
+  std::vector<ProcessResult> res = testing::RunAll({&r0, &r1}, 200);
+  server.Shutdown();
+  ASSERT_EQ(res[0].exit_code, 0) << res[0].err;
+  ASSERT_EQ(res[1].exit_code, 0) << res[1].err;
+  EXPECT_FALSE(fs::exists(dir_ / "tb2") && EventFiles(dir_ / "tb2").size() != 1u)
+      << "only rank 0 writes events";
+  const std::map<int64_t, PngImage> sharded = ImageSummaries(dir_ / "tb2", "samples/grid", dir_);
+  ASSERT_EQ(sharded.size(), 2u);
+  const PngImage& a = grids.at(2);
+  const PngImage& b = sharded.at(2);
+  ASSERT_EQ(a.pixels.size(), b.pixels.size());
+  double diff = 0;
+  for (size_t i = 0; i < a.pixels.size(); ++i) diff += std::abs(int{a.pixels[i]} - int{b.pixels[i]});
+  EXPECT_LT(diff / a.pixels.size(), 1.0) << "mean absolute pixel difference";
 }
 
 TEST_F(MetricsTrainTest, BadMetricsPathsAreOneLine) {
