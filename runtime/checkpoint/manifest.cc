@@ -8,7 +8,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "runtime/checkpoint/file_io.h"
 #include "xxhash.h"
@@ -18,6 +20,7 @@ namespace {
 
 constexpr char kMagic[8] = {'A', 'N', 'V', 'M', 'A', 'N', 'I', '1'};
 constexpr size_t kHeader = 24;
+constexpr uint64_t kMaxElements = uint64_t{1} << 48;
 
 void PutU64(char* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
@@ -27,12 +30,6 @@ uint64_t GetU64(const char* p) {
   for (int i = 0; i < 8; ++i)
     v |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
   return v;
-}
-
-uint64_t Numel(const proto::TensorEntry& t) {
-  uint64_t n = 1;
-  for (int64_t d : t.shape()) n *= static_cast<uint64_t>(d);
-  return n;
 }
 
 // Format 1's kinds and the state buffers they stand for.
@@ -124,6 +121,20 @@ absl::StatusOr<proto::CheckpointManifest> ReadManifest(const std::string& dir) {
 }
 
 absl::Status ValidateManifest(const proto::CheckpointManifest& m) {
+  // Data files are plain names inside the checkpoint directory: a manifest
+  // must not make a reader open anything outside it.
+  std::set<std::string> names;
+  for (const proto::ShardFile& f : m.files()) {
+    if (f.name().empty() || f.name() == "." || f.name() == ".." ||
+        f.name().find_first_of(std::string_view("/\0", 2)) != std::string::npos) {
+      return absl::DataLossError(
+          absl::StrCat("manifest names data file '", absl::CHexEscape(f.name()),
+                       "', which is not a plain file name in the checkpoint directory"));
+    }
+    if (!names.insert(f.name()).second) {
+      return absl::DataLossError(absl::StrCat("manifest lists data file ", f.name(), " twice"));
+    }
+  }
   std::set<std::pair<std::string, std::string>> seen;
   for (const proto::TensorEntry& t : m.tensors()) {
     const std::string state = EntryStateName(t);
@@ -133,7 +144,16 @@ absl::Status ValidateManifest(const proto::CheckpointManifest& m) {
     }
     if (t.dtype() != "F32")
       return absl::DataLossError(absl::StrCat(what, " has dtype ", t.dtype()));
-    const uint64_t numel = Numel(t);
+    // Shapes are bounded so element and byte counts cannot wrap: every
+    // dimension >= 0 and at most 2^48 elements in all.
+    uint64_t numel = 1;
+    for (int64_t d : t.shape()) {
+      if (d < 0 || (d > 0 && numel > kMaxElements / static_cast<uint64_t>(d))) {
+        return absl::DataLossError(absl::StrCat(what, " has an impossible shape [",
+                                                absl::StrJoin(t.shape(), ","), "]"));
+      }
+      numel *= static_cast<uint64_t>(d);
+    }
     uint64_t next = 0;
     for (const proto::TensorSlice& s : t.slices()) {
       if (s.begin() < next) {
@@ -147,7 +167,12 @@ absl::Status ValidateManifest(const proto::CheckpointManifest& m) {
       if (s.file() >= static_cast<uint32_t>(m.files_size())) {
         return absl::DataLossError(absl::StrCat(what, ": slice names file ", s.file()));
       }
-      if (s.file_offset() + 4 * s.count() > m.files(static_cast<int>(s.file())).bytes()) {
+      if (s.count() > numel - next) {
+        return absl::DataLossError(absl::StrCat(what, ": a slice runs past its ", numel,
+                                                " elements"));
+      }
+      const uint64_t file_bytes = m.files(static_cast<int>(s.file())).bytes();
+      if (s.file_offset() > file_bytes || 4 * s.count() > file_bytes - s.file_offset()) {
         return absl::DataLossError(absl::StrCat(what, ": slice runs past the end of ",
                                                 m.files(static_cast<int>(s.file())).name()));
       }

@@ -158,7 +158,7 @@ TEST(ShardSlicesTest, WritersTileEveryTensorExactlyOnce) {
       for (int k = 0; k < c.replicas; ++k) {
         const ckpt::Piece p = ckpt::WriterPiece(shards.local_numel(), c.replicas, k);
         proto::ShardFile* f = m.add_files();
-        f->set_name("f");
+        f->set_name("f" + std::to_string(m.files_size()));
         f->set_bytes(ns * p.size() * 4);
         ASSERT_TRUE(ckpt::AddSlices(ckpt::DescribePiece(layout, shards, p, 0, states),
                                     static_cast<uint32_t>(m.files_size() - 1), &tensors)
@@ -186,6 +186,27 @@ TEST(ShardSlicesTest, WritersTileEveryTensorExactlyOnce) {
       hole.mutable_tensors(3)->mutable_slices()->DeleteSubrange(0, 1);
       EXPECT_NE(std::string(ckpt::ValidateManifest(hole).message()).find("are in no file"),
                 std::string::npos);
+      // A hostile manifest: data files outside the directory, a repeated
+      // file, a negative or overflowing shape, a slice whose byte range wraps.
+      auto message = [](const proto::CheckpointManifest& bad) {
+        return std::string(ckpt::ValidateManifest(bad).message());
+      };
+      for (const char* name : {"../f1", "/etc/passwd", "..", "", "a/b"}) {
+        proto::CheckpointManifest bad = m;
+        bad.mutable_files(0)->set_name(name);
+        EXPECT_NE(message(bad).find("not a plain file name"), std::string::npos) << name;
+      }
+      proto::CheckpointManifest dup = m, negative = m, huge = m, wrap = m;
+      dup.mutable_files(1)->set_name(m.files(0).name());
+      EXPECT_NE(message(dup).find("twice"), std::string::npos);
+      negative.mutable_tensors(0)->set_shape(0, -4);
+      EXPECT_NE(message(negative).find("impossible shape"), std::string::npos);
+      huge.mutable_tensors(0)->add_shape(int64_t{1} << 30);
+      huge.mutable_tensors(0)->add_shape(int64_t{1} << 30);
+      EXPECT_NE(message(huge).find("impossible shape"), std::string::npos);
+      proto::TensorSlice* sl = wrap.mutable_tensors(0)->mutable_slices(0);
+      sl->set_file_offset(~uint64_t{0} - 3);
+      EXPECT_NE(message(wrap).find("runs past the end"), std::string::npos);
     }
   }
 }
