@@ -154,9 +154,10 @@ void GroupNormBackwardCpu(Device& d, const TensorView& dx, const TensorView& dwe
       StoreRow(dx, base + n * C, o, C, true);
     }
   }
-  for (const auto& [grad, part] : {std::pair{&dweight, dw_part}, std::pair{&dbias, db_part}}) {
+  for (const auto& [grad, part_of] : {std::pair{&dweight, dw_part}, std::pair{&dbias, db_part}}) {
     if (!grad->present()) continue;
     float* g = grad->as<float>();
+    const float* part = part_of;  // a plain variable: clang 14's OpenMP cannot capture bindings
     for (int64_t b = 0; b < B; ++b) {
 #pragma omp simd
       for (int64_t c = 0; c < C; ++c) g[c] += part[b * C + c];

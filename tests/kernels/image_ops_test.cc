@@ -149,7 +149,8 @@ TEST_P(ImageOpsTest, ChannelBiasFromStridedView) {
 
 TEST_P(ImageOpsTest, ModulateAndGateFromOneAdaLnTensor) {
   Device& d = device();
-  for (auto [B, N, C] : {std::tuple{2, 7, 12}, std::tuple{4, 256, 48}}) {
+  for (auto [B, N, C_] : {std::tuple{2, 7, 12}, std::tuple{4, 256, 48}}) {
+    const int C = C_;  // lambdas below capture it (clang 14 cannot capture bindings)
     const size_t n = static_cast<size_t>(B) * N * C;
     const FVec ada = testing::Random(static_cast<size_t>(B) * 6 * C, 1);  // shift|scale|gate x2
     const FVec x = testing::Random(n, 2), dout = testing::Random(n, 3);
