@@ -108,8 +108,12 @@ absl::StatusOr<ClassifierOutputs> ClassifierEvaluator::Run(const float* images, 
             const int sy = y - top, sx = x - left;
             const bool inside = sy >= 0 && sy < h && sx >= 0 && sx < w;
             float* dst = canvas.data() + i * image + (static_cast<size_t>(y) * S + x) * C;
+            if (!inside) {  // (the source address is formed only for pixels inside it)
+              std::fill(dst, dst + C, -1.0f);
+              continue;
+            }
             const float* from = src + ((static_cast<size_t>(i) * h + sy) * w + sx) * c;
-            for (int ch = 0; ch < C; ++ch) dst[ch] = inside ? from[ch] : -1.0f;
+            std::copy(from, from + C, dst);
           }
         }
       }
