@@ -4,8 +4,9 @@
 #         the first report fails its test) + libFuzzer coverage; runs the
 #         whole suite except the tests listed below (each with its reason),
 #         then every fuzzer for ANVIL_FUZZ_SECONDS (label fuzz).
-#   tsan: clang, ThreadSanitizer; runs the collectives, store, launcher,
-#         rendezvous and sharding tests.
+#   tsan: clang, ThreadSanitizer (absl::Mutex annotated, tests/tsan/); runs
+#         the in-process collectives, store, launcher and sharding tests
+#         (not the gRPC ones: see below).
 # Usage: check_sanitized.sh [asan] [tsan]   (default: both)
 # Build folders: build-asan, build-tsan (CUDA off: nvcc does not take the
 # sanitizer flags and no GPU runs here), no benchmarks.
@@ -46,16 +47,25 @@ for mode in "${modes[@]}"; do
       ;;
     tsan)
       configure build-tsan thread
-      # Only what the selected tests run (their executables, and the train,
-      # launcher and rdzv_server binaries the end-to-end tests start).
+      # Only the executables of the selected tests' folders.
       targets=$(ninja -C build-tsan -t targets all |
-        grep -oE "^tests/(collectives|store|rendezvous|launcher|sharding)/[a-z_0-9]+: CXX_EXECUTABLE_LINKER" |
+        grep -oE "^tests/(collectives|store|launcher|sharding)/[a-z_0-9]+: CXX_EXECUTABLE_LINKER" |
         cut -d: -f1)
       # shellcheck disable=SC2086
-      ninja -C build-tsan $targets runtime/trainer/train launcher/launcher launcher/server/rdzv_server
-      export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
+      ninja -C build-tsan $targets
+      # The OpenMP runtime and the Debian libraries (Gloo, gRPC, OpenBLAS) are
+      # not instrumented: their internals are out of TSan's view.
+      export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ignore_noninstrumented_modules=1 suppressions=$PWD/tests/tsan/suppressions.txt"
+      # In-process tests only, gRPC left out: Debian's gRPC is not
+      # instrumented and hands work between its threads through absl::Mutex
+      # inside the library, so every gRPC path (the gRPC store, the
+      # rendezvous, multi-process bootstraps, the launcher end to end)
+      # reports its own synchronization as races. StreamRace removes event
+      # waits on purpose to show the engine computes wrong results without
+      # them: a race by design.
       ctest --test-dir build-tsan --output-on-failure --timeout 600 \
-        -L '^(collectives|store|rendezvous|launcher|launcher_e2e|sharding)$'
+        -L '^(collectives|store|sharding|launcher)$' \
+        -E '(Grpc|Process|KilledPeer|KillRecovery|CollectiveTrace|StreamRace)'
       ;;
     *) echo "check_sanitized.sh: unknown mode '$mode' (asan or tsan)" >&2; exit 2 ;;
   esac

@@ -11,16 +11,7 @@ BUILD=$(cd "$1" && pwd)
 SRC=$(cd "$2" && pwd)
 VENV=$BUILD/deploy-venv
 KV=$VENV/bin/kubernetes-validate
-if [ ! -x "$KV" ]; then
-  python3 -m venv "$VENV" >/dev/null 2>&1 ||
-    { rm -rf "$VENV"; echo "SKIPPED: python3 -m venv failed (apt-get install python3-venv)"; exit 77; }
-  if ! timeout 180 "$VENV/bin/pip" install -q --disable-pip-version-check kubernetes-validate >"$BUILD/deploy-venv.log" 2>&1; then
-    tail -3 "$BUILD/deploy-venv.log"
-    rm -rf "$VENV"
-    echo "SKIPPED: pip could not install kubernetes-validate (is PyPI reachable?)"
-    exit 77
-  fi
-fi
+"$SRC/tests/common/make_venv.sh" "$VENV" kubernetes_validate kubernetes-validate || exit $?
 newest=$("$KV" --help | grep -o 'Defaults to [0-9.]*' | grep -o '[0-9][0-9.]*[0-9]')
 manifests=("$SRC"/k8s/*.yaml)
 [ ${#manifests[@]} -ge 6 ] || { echo "FAIL: expected the 6+ manifests of k8s/, found ${#manifests[@]}"; exit 1; }
