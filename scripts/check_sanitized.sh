@@ -38,7 +38,7 @@ for mode in "${modes[@]}"; do
   case $mode in
     asan)
       configure build-asan address,undefined -DANVIL_FUZZ=ON \
-        -DANVIL_FUZZ_SECONDS="${ANVIL_FUZZ_SECONDS:-30}"
+        -DANVIL_FUZZ_SECONDS="${ANVIL_FUZZ_SECONDS:-20}"
       ninja -C build-asan
       export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:detect_stack_use_after_return=0
       export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
