@@ -62,22 +62,24 @@ void Unary(uint8_t run, const std::string& bytes, Call call) {
   (void)call(&ctx, req, &resp);
 }
 
+// One unary call of `stub`'s method M with a <Prefix>M<Request> made of the bytes.
+#define ANVIL_FUZZ_UNARY(stub, Prefix, M)                                       \
+  Unary<p::Prefix##M##Request, p::Prefix##M##Response>(                           \
+      run, bytes, [&](auto* c, auto& q, auto* a) { return stub->M(c, q, a); })
+
 void OneCall(Fixture& f, uint8_t op, uint8_t run, const std::string& bytes) {
   namespace p = anvil::proto;
   auto* r = f.rdzv.get();
   auto* s = f.store.get();
   switch (op % 12) {
     case 0:
-      Unary<p::RdzvJoinRequest, p::RdzvJoinResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return r->Join(c, q, a); });
+      ANVIL_FUZZ_UNARY(r, Rdzv, Join);
       break;
     case 1:
-      Unary<p::RdzvHeartbeatRequest, p::RdzvHeartbeatResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return r->Heartbeat(c, q, a); });
+      ANVIL_FUZZ_UNARY(r, Rdzv, Heartbeat);
       break;
     case 2:
-      Unary<p::RdzvLeaveRequest, p::RdzvLeaveResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return r->Leave(c, q, a); });
+      ANVIL_FUZZ_UNARY(r, Rdzv, Leave);
       break;
     case 3: {
       p::RdzvWatchRequest req;
@@ -92,36 +94,28 @@ void OneCall(Fixture& f, uint8_t op, uint8_t run, const std::string& bytes) {
       break;
     }
     case 4:
-      Unary<p::StoreSetRequest, p::StoreSetResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return s->Set(c, q, a); });
+      ANVIL_FUZZ_UNARY(s, Store, Set);
       break;
     case 5:
-      Unary<p::StoreGetRequest, p::StoreGetResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return s->Get(c, q, a); });
+      ANVIL_FUZZ_UNARY(s, Store, Get);
       break;
     case 6:
-      Unary<p::StoreAddRequest, p::StoreAddResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return s->Add(c, q, a); });
+      ANVIL_FUZZ_UNARY(s, Store, Add);
       break;
     case 7:
-      Unary<p::StoreCompareSetRequest, p::StoreCompareSetResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return s->CompareSet(c, q, a); });
+      ANVIL_FUZZ_UNARY(s, Store, CompareSet);
       break;
     case 8:
-      Unary<p::StoreWaitRequest, p::StoreWaitResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return s->Wait(c, q, a); });
+      ANVIL_FUZZ_UNARY(s, Store, Wait);
       break;
     case 9:
-      Unary<p::StoreDeleteRequest, p::StoreDeleteResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return s->Delete(c, q, a); });
+      ANVIL_FUZZ_UNARY(s, Store, Delete);
       break;
     case 10:
-      Unary<p::StoreMultiGetRequest, p::StoreMultiGetResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return s->MultiGet(c, q, a); });
+      ANVIL_FUZZ_UNARY(s, Store, MultiGet);
       break;
     default:
-      Unary<p::StoreMultiSetRequest, p::StoreMultiSetResponse>(
-          run, bytes, [&](auto* c, auto& q, auto* a) { return s->MultiSet(c, q, a); });
+      ANVIL_FUZZ_UNARY(s, Store, MultiSet);
       break;
   }
 }

@@ -29,12 +29,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
-#include "launcher/server/server.h"
 #include "proto/tensorboard_event.pb.h"
 #include "runtime/data/png_io.h"
 #include "runtime/data/token_shard.h"
 #include "runtime/metrics/event_writer.h"
 #include "runtime/metrics/tfrecord.h"
+#include "tests/common/local_job.h"
 #include "tests/common/process.h"
 
 namespace anvil {
@@ -331,19 +331,9 @@ TEST_F(MetricsTrainTest, DiffusionSampleGridsReachTensorBoard) {
   // Two FULL_SHARD ranks gather parameters for every sampling forward: both
   // take part, rank 0 writes, and the grid is the one-rank grid up to the
   // rounding sharded reductions bring.
-  RendezvousServer server;
-  ServerOptions so;
-  so.host = "127.0.0.1";
-  so.port = 0;
-  auto port = server.Start(so);
-  ASSERT_TRUE(port.ok()) << port.status();
-  auto env = [&](int rank) {
-    return std::map<std::string, std::string>{
-        {"RANK", std::to_string(rank)},         {"WORLD_SIZE", "2"},
-        {"LOCAL_RANK", std::to_string(rank)},   {"LOCAL_WORLD_SIZE", "2"},
-        {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", *port)},
-        {"ANVIL_RUN_ID", "sample_grid_test"}, {"ANVIL_STORE_PREFIX", "a0/"}};
-  };
+  testing::LocalJob job;
+  ASSERT_TRUE(job.Start("sample_grid_test", 2).ok());
+  auto env = [&](int rank) { return job.Env(rank, {{"ANVIL_STORE_PREFIX", "a0/"}}); };
   std::vector<std::string> two_args = args("tb2", "FULL_SHARD");
   // The same global batch: 2 ranks x 2.
   for (std::string& a : two_args) {
@@ -352,7 +342,7 @@ TEST_F(MetricsTrainTest, DiffusionSampleGridsReachTensorBoard) {
   Process r0(ANVIL_TRAIN_BIN, two_args, env(0));
   Process r1(ANVIL_TRAIN_BIN, two_args, env(1));
   std::vector<ProcessResult> res = testing::RunAll({&r0, &r1}, 200);
-  server.Shutdown();
+  job.Shutdown();
   ASSERT_EQ(res[0].exit_code, 0) << res[0].err;
   ASSERT_EQ(res[1].exit_code, 0) << res[1].err;
   EXPECT_FALSE(fs::exists(dir_ / "tb2") && EventFiles(dir_ / "tb2").size() != 1u)
@@ -384,25 +374,11 @@ TEST_F(MetricsTrainTest, BadMetricsPathsAreOneLine) {
 }
 
 TEST_F(MetricsTrainTest, SlowedRankIsNamedOnTheStepLineAndWarnedOnce) {
-  RendezvousServer server;
-  ServerOptions so;
-  so.host = "127.0.0.1";
-  so.port = 0;
-  so.token = "secret";
-  auto port = server.Start(so);
-  ASSERT_TRUE(port.ok()) << port.status();
+  testing::LocalJob job;
+  ASSERT_TRUE(job.Start("straggler_test", 2, "secret").ok());
   auto env = [&](int rank) {
-    return std::map<std::string, std::string>{
-        {"RANK", std::to_string(rank)},
-        {"WORLD_SIZE", "2"},
-        {"LOCAL_RANK", std::to_string(rank)},
-        {"LOCAL_WORLD_SIZE", "2"},
-        {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", *port)},
-        {"ANVIL_RUN_ID", "straggler_test"},
-        {"ANVIL_TOKEN", "secret"},
-        {"ANVIL_STORE_PREFIX", "a0/"},
-        // TEST ONLY: rank 1 sleeps 40 ms inside every step.
-        {"ANVIL_TEST_ONLY_SLOW_RANK", "1:40"}};
+    // TEST ONLY: rank 1 sleeps 40 ms inside every step.
+    return job.Env(rank, {{"ANVIL_STORE_PREFIX", "a0/"}, {"ANVIL_TEST_ONLY_SLOW_RANK", "1:40"}});
   };
   const std::vector<std::string> args =
       Base({"--steps=12", "--eval_every=0", "--straggler_window=4", "--straggler_every=2",
@@ -410,7 +386,7 @@ TEST_F(MetricsTrainTest, SlowedRankIsNamedOnTheStepLineAndWarnedOnce) {
   Process r0(ANVIL_TRAIN_BIN, args, env(0));
   Process r1(ANVIL_TRAIN_BIN, args, env(1));
   std::vector<ProcessResult> res = testing::RunAll({&r0, &r1}, 120);
-  server.Shutdown();
+  job.Shutdown();
   ASSERT_EQ(res[0].exit_code, 0) << res[0].err;
   ASSERT_EQ(res[1].exit_code, 0) << res[1].err;
   const std::string& out = res[0].out;

@@ -18,9 +18,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "launcher/server/server.h"
 #include "runtime/data/token_shard.h"
 #include "runtime/trainer/stop_signal.h"
+#include "tests/common/local_job.h"
 #include "tests/common/process.h"
 
 namespace anvil {
@@ -37,12 +37,8 @@ TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
   std::vector<uint32_t> tokens(30000);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint32_t>(i * 7 % 200);
   ASSERT_TRUE(WriteTokenShard((dir / "train_0.bin").string(), tokens).ok());
-  RendezvousServer server;
-  ServerOptions so;
-  so.host = "127.0.0.1";
-  so.port = 0;
-  auto port = server.Start(so);
-  ASSERT_TRUE(port.ok()) << port.status();
+  testing::LocalJob job;
+  ASSERT_TRUE(job.Start("dist_stop", 2).ok());
 
   const std::vector<std::string> args{"--train_pattern=" + (dir / "train_*.bin").string(),
                                       "--val_pattern=",
@@ -57,16 +53,7 @@ TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
                                       "--log_every=1",
                                       "--threads=1",
                                       "--dist_timeout_s=120"};
-  auto env = [&](int rank) {
-    return std::map<std::string, std::string>{
-        {"RANK", std::to_string(rank)},
-        {"WORLD_SIZE", "2"},
-        {"LOCAL_RANK", std::to_string(rank)},
-        {"LOCAL_WORLD_SIZE", "2"},
-        {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", *port)},
-        {"ANVIL_RUN_ID", "dist_stop"},
-        {"ANVIL_STOP_ABORT_S", "2"}};
-  };
+  auto env = [&](int rank) { return job.Env(rank, {{"ANVIL_STOP_ABORT_S", "2"}}); };
   Process r0(ANVIL_TRAIN_BIN, args, env(0));
   Process r1(ANVIL_TRAIN_BIN, args, env(1));
   std::chrono::steady_clock::time_point terminated;
@@ -83,7 +70,7 @@ TEST(DistStopTest, SigtermWhileBlockedOnAStoppedPeerExitsWithinTheGracePeriod) {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - terminated).count();
   kill(r1.pid(), SIGKILL);  // a stopped process still dies of SIGKILL
-  server.Shutdown();
+  job.Shutdown();
   std::filesystem::remove_all(dir);
 
   ASSERT_TRUE(fired) << res.out << res.err;
@@ -107,30 +94,19 @@ TEST(DistStopTest, PeerInitiatedStopIsNamedAsSuchOnRankZero) {
   std::vector<uint32_t> tokens(30000);
   for (size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<uint32_t>(i * 7 % 200);
   ASSERT_TRUE(WriteTokenShard((dir / "train_0.bin").string(), tokens).ok());
-  RendezvousServer server;
-  ServerOptions so;
-  so.host = "127.0.0.1";
-  so.port = 0;
-  auto port = server.Start(so);
-  ASSERT_TRUE(port.ok()) << port.status();
+  testing::LocalJob job;
+  ASSERT_TRUE(job.Start("dist_peer_stop", 2).ok());
   const std::vector<std::string> args{"--train_pattern=" + (dir / "train_*.bin").string(),
                                       "--val_pattern=", "--eval_every=0", "--n_layer=1", "--n_head=2",
                                       "--n_embd=16", "--max_seq_len=16", "--seq_len=16", "--batch_size=2",
                                       "--steps=1000000", "--log_every=1", "--threads=1",
                                       "--dist_timeout_s=120"};
-  auto env = [&](int rank) {
-    return std::map<std::string, std::string>{{"RANK", std::to_string(rank)},
-                                              {"WORLD_SIZE", "2"},
-                                              {"LOCAL_RANK", std::to_string(rank)},
-                                              {"LOCAL_WORLD_SIZE", "2"},
-                                              {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", *port)},
-                                              {"ANVIL_RUN_ID", "dist_peer_stop"}};
-  };
+  auto env = [&](int rank) { return job.Env(rank); };
   Process r0(ANVIL_TRAIN_BIN, args, env(0));
   Process r1(ANVIL_TRAIN_BIN, args, env(1));
   r0.OnOutput("step     3/", [&] { kill(r1.pid(), SIGTERM); });
   const std::vector<ProcessResult> res = RunAll({&r0, &r1}, 120);
-  server.Shutdown();
+  job.Shutdown();
   std::filesystem::remove_all(dir);
   EXPECT_EQ(res[0].exit_code, kExitStopped) << res[0].out << res[0].err;
   EXPECT_EQ(res[1].exit_code, kExitStopped) << res[1].err;
