@@ -16,8 +16,8 @@ uint8_t ToPixel(float x) {
 }  // namespace
 
 absl::Status SampleBatched(const NoiseSchedule& schedule, const BatchModelFn& model, int height,
-                           int width, int channels, int64_t n, int max_batch,
-                           const int32_t* labels, SamplingOptions options, float* out) {
+                           int width, int channels, int64_t n, int max_batch, const int32_t* labels,
+                           SamplingOptions options, float* out) {
   const int64_t numel = int64_t{height} * width * channels;
   const uint64_t first = options.first_sample;
   for (int64_t begin = 0; begin < n; begin += max_batch) {

@@ -20,8 +20,8 @@ using BatchModelFn = std::function<absl::Status(int batch, const float* x_t, con
 // indices options.first_sample + i (so the batching changes no image);
 // labels (n) or null for unconditional. out (n,H,W,C).
 absl::Status SampleBatched(const NoiseSchedule& schedule, const BatchModelFn& model, int height,
-                           int width, int channels, int64_t n, int max_batch,
-                           const int32_t* labels, SamplingOptions options, float* out);
+                           int width, int channels, int64_t n, int max_batch, const int32_t* labels,
+                           SamplingOptions options, float* out);
 
 struct GridImage {
   int height = 0, width = 0, channels = 0;

@@ -36,13 +36,12 @@ class LocalJob {
   // Worker `rank`'s environment, plus `extra` (which wins).
   std::map<std::string, std::string> Env(int rank,
                                          std::map<std::string, std::string> extra = {}) const {
-    std::map<std::string, std::string> env{
-        {"RANK", std::to_string(rank)},
-        {"WORLD_SIZE", std::to_string(world_size_)},
-        {"LOCAL_RANK", std::to_string(rank)},
-        {"LOCAL_WORLD_SIZE", std::to_string(world_size_)},
-        {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", port_)},
-        {"ANVIL_RUN_ID", run_id_}};
+    std::map<std::string, std::string> env{{"RANK", std::to_string(rank)},
+                                           {"WORLD_SIZE", std::to_string(world_size_)},
+                                           {"LOCAL_RANK", std::to_string(rank)},
+                                           {"LOCAL_WORLD_SIZE", std::to_string(world_size_)},
+                                           {"ANVIL_STORE_ADDR", absl::StrCat("127.0.0.1:", port_)},
+                                           {"ANVIL_RUN_ID", run_id_}};
     if (!token_.empty()) env["ANVIL_TOKEN"] = token_;
     for (auto& [k, v] : extra) env[k] = std::move(v);
     return env;

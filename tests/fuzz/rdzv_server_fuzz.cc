@@ -63,8 +63,8 @@ void Unary(uint8_t run, const std::string& bytes, Call call) {
 }
 
 // One unary call of `stub`'s method M with a <Prefix>M<Request> made of the bytes.
-#define ANVIL_FUZZ_UNARY(stub, Prefix, M)                                       \
-  Unary<p::Prefix##M##Request, p::Prefix##M##Response>(                           \
+#define ANVIL_FUZZ_UNARY(stub, Prefix, M)               \
+  Unary<p::Prefix##M##Request, p::Prefix##M##Response>( \
       run, bytes, [&](auto* c, auto& q, auto* a) { return stub->M(c, q, a); })
 
 void OneCall(Fixture& f, uint8_t op, uint8_t run, const std::string& bytes) {
@@ -161,12 +161,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   anvil::fuzz::WriteSeed(seeds, "join",
                          Record(0, 0, join.SerializeAsString()) +
                              Record(1, 0, hb.SerializeAsString()) + Record(3, 0, ""));
-  anvil::fuzz::WriteSeed(seeds, "store",
-                         Record(4, 1, set.SerializeAsString()) +
-                             Record(5, 1, get.SerializeAsString()) +
-                             Record(6, 1, add.SerializeAsString()) +
-                             Record(11, 1, mset.SerializeAsString()) +
-                             Record(8, 1, wait.SerializeAsString()));
+  anvil::fuzz::WriteSeed(
+      seeds, "store",
+      Record(4, 1, set.SerializeAsString()) + Record(5, 1, get.SerializeAsString()) +
+          Record(6, 1, add.SerializeAsString()) + Record(11, 1, mset.SerializeAsString()) +
+          Record(8, 1, wait.SerializeAsString()));
   std::exit(0);
 }
 

@@ -31,8 +31,8 @@ bool __real__ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8Durat
     Mutex* m, const Condition& c, Duration d);
 bool __real__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE(
     Mutex* m, const Condition& c, Time t);
-bool __real__ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE(CondVar* cv,
-                                                                            Mutex* m, Time t);
+bool __real__ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE(CondVar* cv, Mutex* m,
+                                                                              Time t);
 
 void __wrap__ZN4absl7debian35Mutex4LockEv(Mutex* m) {
   __tsan_mutex_pre_lock(m, 0);
@@ -92,8 +92,8 @@ bool __wrap__ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4Time
   });
 }
 
-bool __wrap__ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE(CondVar* cv,
-                                                                            Mutex* m, Time t) {
+bool __wrap__ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE(CondVar* cv, Mutex* m,
+                                                                              Time t) {
   return AsUnlockThenLock(m, [&] {
     return __real__ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE(cv, m, t);
   });
