@@ -89,18 +89,17 @@ absl::StatusOr<std::string> EncodePng(int height, int width, int channels,
         absl::StrCat("PNG encoder takes 1 or 3 channels, got ", channels));
   }
   png_image image = WriteDescriptor(height, width, channels);
-  png_alloc_size_t bytes = 0;
-  // First call sizes the buffer, the second fills it.
-  if (!png_image_write_to_memory(&image, nullptr, &bytes, 0, pixels, 0, nullptr)) {
+  auto failed = [&image] {
     const std::string msg = image.message;
     png_image_free(&image);
     return absl::InternalError(absl::StrCat("cannot encode PNG: ", msg));
-  }
+  };
+  // The first call sizes the buffer, the second fills it.
+  png_alloc_size_t bytes = 0;
+  if (!png_image_write_to_memory(&image, nullptr, &bytes, 0, pixels, 0, nullptr)) return failed();
   std::string out(bytes, '\0');
   if (!png_image_write_to_memory(&image, out.data(), &bytes, 0, pixels, 0, nullptr)) {
-    const std::string msg = image.message;
-    png_image_free(&image);
-    return absl::InternalError(absl::StrCat("cannot encode PNG: ", msg));
+    return failed();
   }
   out.resize(bytes);
   return out;

@@ -406,6 +406,7 @@ absl::Status Trainer::WriteSampleGrid(int step) {
   so.seed = config_.seed();
   so.null_class = classes;
   const int H = model->image_height(), W = model->image_width(), C = model->image_channels();
+  if (C != 1 && C != 3) return absl::OkStatus();  // PNG takes gray or RGB
   // Every rank runs the same forwards (the engine gathers parameters
   // collectively); the batch is the model's own micro-batch at most.
   const diffusion::BatchModelFn fn = [&](int b, const float* x_t, const int32_t* t,
@@ -424,7 +425,6 @@ absl::Status Trainer::WriteSampleGrid(int step) {
                    diffusion::DrawClassGrid(schedule, fn, H, W, C, classes, kGridPerClass,
                                             config_.data().batch_size(), so));
   if (options_.rank != 0) return absl::OkStatus();
-  if (C != 1 && C != 3) return absl::OkStatus();  // PNG takes gray or RGB
   ASSIGN_OR_RETURN(const std::string png,
                    EncodePng(grid.height, grid.width, grid.channels, grid.pixels.data()));
   RETURN_IF_ERROR(reporter_->WriteImage(step, "samples/grid", png, grid.height, grid.width,

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <string_view>
@@ -22,8 +23,9 @@ inline const std::string& ScratchDir() {
   static const std::string dir = [] {
     const char* env = std::getenv("ANVIL_FUZZ_SCRATCH");
     std::string d = env != nullptr ? env : "/dev/shm/anvil_fuzz_" + std::to_string(::getpid());
-    std::string cmd = "mkdir -p " + d;
-    if (std::system(cmd.c_str()) != 0) std::abort();
+    std::error_code ec;
+    std::filesystem::create_directories(d, ec);
+    if (ec) std::abort();
     return d;
   }();
   return dir;

@@ -10,6 +10,7 @@
 
 #include "runtime/data/idx_reader.h"
 #include "runtime/data/png_io.h"
+#include "tests/common/process.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {
@@ -34,17 +35,6 @@ const std::string& ThreeImages() {
   return path;
 }
 
-std::string ReadAll(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) std::abort();
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
-  std::fclose(f);
-  return out;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
@@ -55,13 +45,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i * 11);
   for (bool gz : {false, true}) {
     if (!anvil::WriteIdx(tmp, {2, 4, 3}, pixels, gz).ok()) std::abort();
-    anvil::fuzz::WriteSeed(seeds, gz ? "images_gz" : "images", std::string(1, '\0') + ReadAll(tmp));
+    anvil::fuzz::WriteSeed(seeds, gz ? "images_gz" : "images", std::string(1, '\0') + anvil::testing::ReadFile(tmp));
     if (!anvil::WriteIdx(tmp, {3}, {0, 9, 4}, gz).ok()) std::abort();
-    anvil::fuzz::WriteSeed(seeds, gz ? "labels_gz" : "labels", std::string(1, '\1') + ReadAll(tmp));
+    anvil::fuzz::WriteSeed(seeds, gz ? "labels_gz" : "labels", std::string(1, '\1') + anvil::testing::ReadFile(tmp));
   }
   for (int c : {1, 3}) {
     if (!anvil::WritePng(tmp, 2, 4, c, pixels.data()).ok()) std::abort();
-    anvil::fuzz::WriteSeed(seeds, "png" + std::to_string(c), std::string(1, '\2') + ReadAll(tmp));
+    anvil::fuzz::WriteSeed(seeds, "png" + std::to_string(c), std::string(1, '\2') + anvil::testing::ReadFile(tmp));
   }
   std::exit(0);
 }
