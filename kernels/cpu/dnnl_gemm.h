@@ -14,11 +14,17 @@
 //    reordered. gemm_bench measured format_tag::any for B plus a reorder per
 //    call (B changes every step) against this on the GPT shapes: see
 //    bench/kernels/gemm_bench.cc for the numbers and the choice.
-//  - Where the ISA in force has no bf16 matmul (ONEDNN_MAX_CPU_ISA=AVX2, or
-//    an AVX2-only CPU), bf16 operands are widened to fp32 into per-thread
-//    staging buffers and an fp32 primitive runs (bf16 output is narrowed
-//    back, round to nearest even): same results within the bf16 tolerance,
-//    slower.
+//  - Where the ISA in force has no bf16 dot-product instructions (AVX-512
+//    without AVX512-BF16, ONEDNN_MAX_CPU_ISA=AVX2, an AVX2-only CPU), bf16
+//    operands are widened to fp32 into per-thread staging buffers and an fp32
+//    primitive runs (bf16 output is narrowed back, round to nearest even).
+//    A bf16 x bf16 product is exact in fp32, so this is the same arithmetic
+//    (bf16 inputs, fp32 products and accumulation) in another summation
+//    order. It is also the fast path there: oneDNN 2.6 does run bf16 matmul
+//    on plain avx512_core, by emulation, at 0.26x of its fp32 rate (gemm_bench
+//    on a Xeon, family 6 model 207, exposing AVX-512 without AVX512-BF16),
+//    while widening costs O(MK + KN) conversions against O(MNK) work.
+//    Bf16Path overrides the choice (benchmarks, tests).
 //
 // Threads. Debian's libdnnl2 (2.6.3) is built with the OpenMP CPU runtime
 // (DNNL_CPU_RUNTIME == DNNL_RUNTIME_OMP in dnnl_config.h) and links libgomp,
@@ -46,30 +52,51 @@ namespace anvil::kernels::cpu {
 // op(A) is (M,K): A stored (M,K) with leading dim lda, or (K,M) when trans_a.
 // op(B) is (K,N): B stored (K,N) with ldb, or (N,K) when trans_b.
 // a_type == b_type, each F32 or BF16; c_type F32 or BF16; accumulation is fp32.
-// bias (N) of bias_type F32 or BF16, or null. accumulate=true requires c_type F32.
+// bias (N) of bias_type F32 or BF16, or null. accumulate=true requires c_type
+// F32.
+enum class Bf16Path {
+  kAuto,   // kNative where the ISA in force has bf16 dot products, else kWiden
+  kNative, // oneDNN's bf16 matmul (falls back to kWiden where it has none)
+  kWiden,  // widen bf16 operands to fp32, fp32 matmul
+};
+
 struct GemmArgs {
   int64_t M = 0, N = 0, K = 0;
-  const void* a = nullptr; DType a_type = DType::kF32; int64_t lda = 0; bool trans_a = false;
-  const void* b = nullptr; DType b_type = DType::kF32; int64_t ldb = 0; bool trans_b = false;
-  void* c = nullptr; DType c_type = DType::kF32; int64_t ldc = 0;
-  const void* bias = nullptr; DType bias_type = DType::kF32;
+  const void *a = nullptr;
+  DType a_type = DType::kF32;
+  int64_t lda = 0;
+  bool trans_a = false;
+  const void *b = nullptr;
+  DType b_type = DType::kF32;
+  int64_t ldb = 0;
+  bool trans_b = false;
+  void *c = nullptr;
+  DType c_type = DType::kF32;
+  int64_t ldc = 0;
+  const void *bias = nullptr;
+  DType bias_type = DType::kF32;
   bool accumulate = false;
+  Bf16Path bf16_path = Bf16Path::kAuto; // ignored for fp32 operands
 };
 
 // Runs on `nt` threads (>= 1), called from outside any OpenMP parallel
 // region (from inside one it runs on the calling thread, as
 // GemmSingleThread). Allocates nothing per call once the primitive for this
 // shape is cached. Aborts on invalid arguments (kernels/check.h).
-void Gemm(int nt, const GemmArgs& args);
+void Gemm(int nt, const GemmArgs &args);
 
 // Same on the calling thread only, for use from inside an OpenMP parallel
 // region (attention tiles): every thread of the team may call it at once,
 // with the same or different shapes; they share the cached primitive and
 // each uses its own scratchpad. Also valid outside a region (= Gemm(1, ...)).
-void GemmSingleThread(const GemmArgs& args);
+void GemmSingleThread(const GemmArgs &args);
 
 // The ISA oneDNN dispatches to, e.g. "avx512_core_amx", "avx512_core_bf16",
 // "avx512_core", "avx2" (dnnl::get_effective_cpu_isa()).
 std::string DnnlIsaName();
 
-}  // namespace anvil::kernels::cpu
+// True when the ISA oneDNN dispatches to has bf16 dot-product instructions
+// (avx512_core_bf16, AMX): what Bf16Path::kAuto runs natively.
+bool DnnlHasNativeBf16();
+
+} // namespace anvil::kernels::cpu

@@ -37,6 +37,7 @@
 
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/cpu_info.h"
 #include "tests/kernels/alloc_counter.h"
 #include "tests/kernels/test_util.h"
 
@@ -56,19 +57,28 @@ struct Mat {
   DType type = DType::kF32;
   FVec val;
   std::vector<uint16_t> bf16;
-  const void* data() const {
-    return type == DType::kBF16 ? static_cast<const void*>(bf16.data()) : val.data();
+  const void *data() const {
+    return type == DType::kBF16 ? static_cast<const void *>(bf16.data())
+                                : val.data();
   }
-  void* data() { return type == DType::kBF16 ? static_cast<void*>(bf16.data()) : val.data(); }
+  void *data() {
+    return type == DType::kBF16 ? static_cast<void *>(bf16.data()) : val.data();
+  }
   double at(int64_t i, int64_t j) const { return val[i * ld + j]; }
 };
 
 // Random values in [-1, 1); the ld - cols padding of each row is `pad`.
 Mat RandomMat(int64_t rows, int64_t cols, int64_t ld, DType type, uint32_t seed,
               float pad = kNaN) {
-  Mat m{rows, cols, ld, type, testing::Random(static_cast<size_t>(rows * ld), seed), {}};
+  Mat m{rows,
+        cols,
+        ld,
+        type,
+        testing::Random(static_cast<size_t>(rows * ld), seed),
+        {}};
   for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t j = cols; j < ld; ++j) m.val[i * ld + j] = pad;
+    for (int64_t j = cols; j < ld; ++j)
+      m.val[i * ld + j] = pad;
   }
   if (type == DType::kBF16) {
     m.bf16.resize(m.val.size());
@@ -80,7 +90,7 @@ Mat RandomMat(int64_t rows, int64_t cols, int64_t ld, DType type, uint32_t seed,
   return m;
 }
 
-FVec Values(const Mat& m) {
+FVec Values(const Mat &m) {
   FVec v(m.val.size());
   for (size_t i = 0; i < v.size(); ++i) {
     v[i] = m.type == DType::kBF16 ? BF16ToF32(m.bf16[i]) : m.val[i];
@@ -91,29 +101,38 @@ FVec Values(const Mat& m) {
 struct Case {
   int64_t M, N, K;
   bool trans_a = false, trans_b = false;
-  int64_t pad = 0;  // added to every leading dimension
+  int64_t pad = 0; // added to every leading dimension
   DType ab = DType::kF32, c = DType::kF32;
   bool bias = false;
   DType bias_type = DType::kF32;
   bool accumulate = false;
-  int calls = 1;  // accumulate: C = c0 + calls * (op(A) op(B) + bias)
+  int calls = 1; // accumulate: C = c0 + calls * (op(A) op(B) + bias)
+  Bf16Path path = Bf16Path::kAuto;
 };
 
-std::string Describe(const Case& cs) {
-  return "M=" + std::to_string(cs.M) + " N=" + std::to_string(cs.N) + " K=" +
-         std::to_string(cs.K) + " ta=" + std::to_string(cs.trans_a) +
-         " tb=" + std::to_string(cs.trans_b) + " pad=" + std::to_string(cs.pad) + " ab=" +
-         std::string(DTypeName(cs.ab)) + " c=" + std::string(DTypeName(cs.c)) +
+std::string Describe(const Case &cs) {
+  return "M=" + std::to_string(cs.M) + " N=" + std::to_string(cs.N) +
+         " K=" + std::to_string(cs.K) + " ta=" + std::to_string(cs.trans_a) +
+         " tb=" + std::to_string(cs.trans_b) +
+         " pad=" + std::to_string(cs.pad) +
+         " ab=" + std::string(DTypeName(cs.ab)) +
+         " c=" + std::string(DTypeName(cs.c)) +
          (cs.bias ? " bias=" + std::string(DTypeName(cs.bias_type)) : "") +
-         (cs.accumulate ? " accumulate" : "");
+         (cs.accumulate ? " accumulate" : "") +
+         (cs.path == Bf16Path::kNative  ? " native"
+          : cs.path == Bf16Path::kWiden ? " widen"
+                                        : "");
 }
 
 enum class Caller { kGemm, kSingleThread };
 
 // Runs one case with nt threads and checks it; fails the current test.
-void RunCase(int nt, const Case& cs, uint32_t seed = 1, Caller caller = Caller::kGemm) {
-  const int64_t a_rows = cs.trans_a ? cs.K : cs.M, a_cols = cs.trans_a ? cs.M : cs.K;
-  const int64_t b_rows = cs.trans_b ? cs.N : cs.K, b_cols = cs.trans_b ? cs.K : cs.N;
+void RunCase(int nt, const Case &cs, uint32_t seed = 1,
+             Caller caller = Caller::kGemm) {
+  const int64_t a_rows = cs.trans_a ? cs.K : cs.M,
+                a_cols = cs.trans_a ? cs.M : cs.K;
+  const int64_t b_rows = cs.trans_b ? cs.N : cs.K,
+                b_cols = cs.trans_b ? cs.K : cs.N;
   const Mat a = RandomMat(a_rows, a_cols, a_cols + cs.pad, cs.ab, seed);
   const Mat b = RandomMat(b_rows, b_cols, b_cols + cs.pad, cs.ab, seed + 1);
   const Mat bias = RandomMat(1, cs.N, cs.N, cs.bias_type, seed + 2);
@@ -128,6 +147,7 @@ void RunCase(int nt, const Case& cs, uint32_t seed = 1, Caller caller = Caller::
   g.c = c.data(), g.c_type = cs.c, g.ldc = c.ld;
   g.bias = cs.bias ? bias.data() : nullptr, g.bias_type = cs.bias_type;
   g.accumulate = cs.accumulate;
+  g.bf16_path = cs.path;
   for (int r = 0; r < cs.calls; ++r) {
     if (caller == Caller::kGemm) {
       Gemm(nt, g);
@@ -150,9 +170,11 @@ void RunCase(int nt, const Case& cs, uint32_t seed = 1, Caller caller = Caller::
         s += p;
         sa += std::abs(p);
       }
-      if (cs.bias) s += bias.at(0, j), sa += std::abs(bias.at(0, j));
+      if (cs.bias)
+        s += bias.at(0, j), sa += std::abs(bias.at(0, j));
       s *= calls, sa *= calls;
-      if (cs.accumulate) s += c0.at(i, j), sa += std::abs(c0.at(i, j));
+      if (cs.accumulate)
+        s += c0.at(i, j), sa += std::abs(c0.at(i, j));
       ref[i * cs.N + j] = s;
       mag[i * cs.N + j] = sa;
       max_ref = std::max(max_ref, std::abs(s));
@@ -164,42 +186,46 @@ void RunCase(int nt, const Case& cs, uint32_t seed = 1, Caller caller = Caller::
     for (int64_t j = 0; j < c.ld; ++j) {
       const double g_ij = got[i * c.ld + j];
       if (j >= cs.N) {
-        ASSERT_EQ(g_ij, c0.at(i, j)) << "C padding overwritten at " << i << "," << j << " "
-                                   << Describe(cs);
+        ASSERT_EQ(g_ij, c0.at(i, j)) << "C padding overwritten at " << i << ","
+                                     << j << " " << Describe(cs);
         continue;
       }
       const double r = ref[i * cs.N + j];
-      double tol = cs.ab == DType::kF32 ? 1e-5 * max_ref
-                                        : (cs.K + 2) * calls * u * mag[i * cs.N + j];
-      if (cs.c == DType::kBF16) tol = tol * (1 + h) + h * std::abs(r);
+      double tol = cs.ab == DType::kF32
+                       ? 1e-5 * max_ref
+                       : (cs.K + 2) * calls * u * mag[i * cs.N + j];
+      if (cs.c == DType::kBF16)
+        tol = tol * (1 + h) + h * std::abs(r);
       // Exact zeros (K = 1 products can be 0) still need a nonzero scale.
       tol = std::max(tol, 1e-30);
       const double excess = std::abs(g_ij - r) / tol;
-      if (!(excess <= worst)) {  // also catches NaN
+      if (!(excess <= worst)) { // also catches NaN
         worst = excess, wi = i, wj = j;
-        if (std::isnan(excess)) break;
+        if (std::isnan(excess))
+          break;
       }
     }
   }
   EXPECT_LE(worst, 1.0) << "worst at (" << wi << "," << wj << "): got "
-                        << got[wi * c.ld + wj] << " want " << ref[wi * cs.N + wj] << " ("
-                        << worst << "x tolerance) " << Describe(cs) << " nt=" << nt;
+                        << got[wi * c.ld + wj] << " want "
+                        << ref[wi * cs.N + wj] << " (" << worst
+                        << "x tolerance) " << Describe(cs) << " nt=" << nt;
 }
 
 struct Size {
   int64_t M, N, K;
 };
 // Every one of 1, 7, 33, 257 in each role.
-const Size kSizes[] = {{1, 1, 1}, {7, 33, 257}, {257, 7, 33}, {33, 257, 7},
-                       {1, 257, 33}, {257, 1, 7}, {33, 7, 1}};
+const Size kSizes[] = {{1, 1, 1},    {7, 33, 257}, {257, 7, 33}, {33, 257, 7},
+                       {1, 257, 33}, {257, 1, 7},  {33, 7, 1}};
 
 class DnnlGemmTest : public ::testing::TestWithParam<int> {
- protected:
+protected:
   int nt() const { return GetParam(); }
 };
 
 TEST_P(DnnlGemmTest, Fp32AllTransposesOddSizesPaddedLeadingDims) {
-  for (const Size& s : kSizes) {
+  for (const Size &s : kSizes) {
     for (int t = 0; t < 4; ++t) {
       for (int64_t pad : {0, 3}) {
         Case cs{s.M, s.N, s.K};
@@ -214,7 +240,8 @@ TEST_P(DnnlGemmTest, Fp32BiasF32AndBf16) {
   for (const DType bt : {DType::kF32, DType::kBF16}) {
     for (int t = 0; t < 4; ++t) {
       Case cs{33, 257, 7};
-      cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = t, cs.bias = true, cs.bias_type = bt;
+      cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = t, cs.bias = true,
+      cs.bias_type = bt;
       RunCase(nt(), cs);
     }
     Case one{1, 7, 1};
@@ -227,7 +254,8 @@ TEST_P(DnnlGemmTest, Fp32AccumulateAddsToC) {
   for (const bool bias : {false, true}) {
     for (int t = 0; t < 4; ++t) {
       Case cs{257, 33, 7};
-      cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = 2, cs.bias = bias, cs.accumulate = true;
+      cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = 2, cs.bias = bias,
+      cs.accumulate = true;
       cs.calls = 2;
       RunCase(nt(), cs);
     }
@@ -240,30 +268,39 @@ TEST_P(DnnlGemmTest, Fp32LargerThanOneBlock) {
   RunCase(nt(), cs);
 }
 
+// Both bf16 paths (Bf16Path): oneDNN's bf16 matmul and fp32 on widened
+// operands; kAuto is one of them.
+constexpr Bf16Path kBf16Paths[] = {Bf16Path::kNative, Bf16Path::kWiden};
+
 TEST_P(DnnlGemmTest, Bf16InputsFp32AndBf16Output) {
-  for (const DType out : {DType::kF32, DType::kBF16}) {
-    for (const Size& s : kSizes) {
-      for (int t = 0; t < 4; ++t) {
-        Case cs{s.M, s.N, s.K};
-        cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = t == 3 ? 5 : 0;
-        cs.ab = DType::kBF16, cs.c = out;
-        RunCase(nt(), cs);
+  for (const Bf16Path path : kBf16Paths) {
+    for (const DType out : {DType::kF32, DType::kBF16}) {
+      for (const Size &s : kSizes) {
+        for (int t = 0; t < 4; ++t) {
+          Case cs{s.M, s.N, s.K};
+          cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = t == 3 ? 5 : 0;
+          cs.ab = DType::kBF16, cs.c = out, cs.path = path;
+          RunCase(nt(), cs);
+        }
       }
     }
   }
 }
 
 TEST_P(DnnlGemmTest, Bf16BiasAndAccumulate) {
-  for (const DType bt : {DType::kF32, DType::kBF16}) {
-    for (int t = 0; t < 4; ++t) {
-      Case cs{257, 33, 257};
-      cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = 1, cs.ab = DType::kBF16;
-      cs.bias = true, cs.bias_type = bt;
-      RunCase(nt(), cs);  // f32 output, overwritten
-      cs.accumulate = true, cs.calls = 2;
-      RunCase(nt(), cs);
-      cs.accumulate = false, cs.calls = 1, cs.c = DType::kBF16;
-      RunCase(nt(), cs);
+  for (const Bf16Path path : kBf16Paths) {
+    for (const DType bt : {DType::kF32, DType::kBF16}) {
+      for (int t = 0; t < 4; ++t) {
+        Case cs{257, 33, 257};
+        cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = 1,
+        cs.ab = DType::kBF16;
+        cs.bias = true, cs.bias_type = bt, cs.path = path;
+        RunCase(nt(), cs); // f32 output, overwritten
+        cs.accumulate = true, cs.calls = 2;
+        RunCase(nt(), cs);
+        cs.accumulate = false, cs.calls = 1, cs.c = DType::kBF16;
+        RunCase(nt(), cs);
+      }
     }
   }
 }
@@ -277,7 +314,8 @@ TEST_P(DnnlGemmTest, ConcurrentCallsInsideAParallelRegion) {
     const int tid = omp_get_thread_num();
     for (int r = 0; r < 3; ++r) {
       Case cs = tid % 2 == 0 ? Case{64, 96, 33} : Case{33, 7, 257};
-      cs.trans_b = true, cs.ab = r == 1 ? DType::kBF16 : DType::kF32, cs.bias = r == 2;
+      cs.trans_b = true, cs.ab = r == 1 ? DType::kBF16 : DType::kF32,
+      cs.bias = r == 2;
       RunCase(1, cs, 100 + 10 * tid + r, Caller::kSingleThread);
       RunCase(2, cs, 200 + 10 * tid + r, Caller::kGemm);
     }
@@ -295,7 +333,7 @@ TEST_P(DnnlGemmTest, CachedCallMakesNoBufferSizedAllocation) {
     g.a = a.data(), g.a_type = t, g.lda = K;
     g.b = b.data(), g.b_type = t, g.ldb = K, g.trans_b = true;
     g.c = c.data(), g.ldc = N, g.bias = bias.data(), g.accumulate = true;
-    Gemm(nt(), g);  // creates and caches
+    Gemm(nt(), g); // creates and caches
     testing::ArmAllocCounter();
     Gemm(nt(), g);
     const testing::AllocCount n = testing::DisarmAllocCounter();
@@ -304,9 +342,22 @@ TEST_P(DnnlGemmTest, CachedCallMakesNoBufferSizedAllocation) {
     // buffer would show up as far more, or far larger, allocations.
     EXPECT_LE(n.calls, 12) << DTypeName(t);
     EXPECT_LT(n.bytes, 2048) << DTypeName(t);
-    std::printf("cached %s call: %ld allocations, %ld bytes\n", std::string(DTypeName(t)).c_str(),
-                static_cast<long>(n.calls), static_cast<long>(n.bytes));
+    std::printf("cached %s call: %ld allocations, %ld bytes\n",
+                std::string(DTypeName(t)).c_str(), static_cast<long>(n.calls),
+                static_cast<long>(n.bytes));
   }
+}
+
+// kAuto runs bf16 natively exactly where the CPU has bf16 dot products
+// (unless ONEDNN_MAX_CPU_ISA caps them away: DnnlGemmChild).
+TEST(DnnlGemm, NativeBf16FollowsTheCpu) {
+  if (getenv("ONEDNN_MAX_CPU_ISA") != nullptr)
+    GTEST_SKIP() << "ISA capped by the environment";
+  EXPECT_EQ(DnnlHasNativeBf16(), CpuHasAvx512Bf16() || CpuHasAmxBf16())
+      << DnnlIsaName();
+  std::printf("bf16 GEMM path on this CPU: %s (oneDNN %s)\n",
+              DnnlHasNativeBf16() ? "native" : "widened to fp32",
+              DnnlIsaName().c_str());
 }
 
 TEST(DnnlGemm, IsaNameIsKnown) {
@@ -332,65 +383,76 @@ struct ChildResult {
   std::string output;
 };
 
-ChildResult RunChild(const std::string& env, const std::string& test) {
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+ChildResult RunChild(const std::string &env, const std::string &test) {
+  const std::string self =
+      std::filesystem::read_symlink("/proc/self/exe").string();
   const std::string cmd = "env ANVIL_DNNL_GEMM_CHILD=1 " + env + " '" + self +
                           "' --gtest_filter=DnnlGemmChild." + test + " 2>&1";
   ChildResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
+  FILE *p = popen(cmd.c_str(), "r");
+  if (p == nullptr)
+    return r;
   char buf[4096];
   size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+    r.output.append(buf, n);
   const int status = pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
 
-void ExpectChildPassed(const ChildResult& r, const std::string& marker) {
+void ExpectChildPassed(const ChildResult &r, const std::string &marker) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("[  PASSED  ] 1 test"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("[  PASSED  ] 1 test"), std::string::npos)
+      << r.output;
   EXPECT_EQ(r.output.find("SKIPPED"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(marker), std::string::npos) << r.output;
 }
 
 TEST(DnnlGemmChild, Bf16UnderIsaCap) {
-  if (!InChild()) GTEST_SKIP() << "run by DnnlGemm.Bf16CorrectWithIsaCapped";
-  const char* want = getenv("ANVIL_DNNL_EXPECT_ISA");
+  if (!InChild())
+    GTEST_SKIP() << "run by DnnlGemm.Bf16CorrectWithIsaCapped";
+  const char *want = getenv("ANVIL_DNNL_EXPECT_ISA");
   ASSERT_NE(want, nullptr);
   const std::string isa = DnnlIsaName();
   ASSERT_EQ(isa, want);
+  EXPECT_FALSE(DnnlHasNativeBf16());
   std::printf("child isa: %s\n", isa.c_str());
   for (const int nt : {1, 2}) {
     for (int t = 0; t < 4; ++t) {
       for (const DType out : {DType::kF32, DType::kBF16}) {
         Case cs{33, 257, 129};
-        cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = t, cs.ab = DType::kBF16, cs.c = out;
+        cs.trans_a = t & 1, cs.trans_b = t & 2, cs.pad = t,
+        cs.ab = DType::kBF16, cs.c = out;
         cs.bias = t >= 2, cs.bias_type = t == 3 ? DType::kBF16 : DType::kF32;
         RunCase(nt, cs);
       }
       Case acc{7, 33, 257};
-      acc.trans_a = t & 1, acc.trans_b = t & 2, acc.ab = DType::kBF16, acc.accumulate = true;
+      acc.trans_a = t & 1, acc.trans_b = t & 2, acc.ab = DType::kBF16,
+      acc.accumulate = true;
       acc.bias = true, acc.bias_type = DType::kBF16, acc.calls = 2;
+      RunCase(nt, acc);
+      acc.path = Bf16Path::kNative; // emulated on avx512_core, fp32 below
       RunCase(nt, acc);
     }
   }
-  Case f32{33, 65, 129};  // and fp32 is unaffected
+  Case f32{33, 65, 129}; // and fp32 is unaffected
   f32.trans_b = true, f32.bias = true, f32.accumulate = true;
   RunCase(2, f32);
 }
 
 TEST(DnnlGemm, Bf16CorrectWithIsaCapped) {
   struct Cap {
-    const char* env;
-    const char* isa;
+    const char *env;
+    const char *isa;
     bool available;
   };
   __builtin_cpu_init();
   const Cap caps[] = {{"AVX512_CORE", "avx512_core", CpuHasAvx512Subsets()},
                       {"AVX2", "avx2", __builtin_cpu_supports("avx2") != 0}};
-  for (const Cap& cap : caps) {
-    if (!cap.available) continue;
+  for (const Cap &cap : caps) {
+    if (!cap.available)
+      continue;
     SCOPED_TRACE(cap.env);
     ExpectChildPassed(RunChild(std::string("ONEDNN_MAX_CPU_ISA=") + cap.env +
                                    " ANVIL_DNNL_EXPECT_ISA=" + cap.isa,
@@ -401,15 +463,17 @@ TEST(DnnlGemm, Bf16CorrectWithIsaCapped) {
 
 int ThreadCount() {
   int n = 0;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d)) n += e->d_name[0] != '.';
+  if (DIR *d = opendir("/proc/self/task")) {
+    while (dirent *e = readdir(d))
+      n += e->d_name[0] != '.';
     closedir(d);
   }
   return n;
 }
 
 TEST(DnnlGemmChild, TeamIsExactlyNt) {
-  if (!InChild()) GTEST_SKIP() << "run by DnnlGemm.RunsExactlyNtThreads";
+  if (!InChild())
+    GTEST_SKIP() << "run by DnnlGemm.RunsExactlyNtThreads";
   // libgomp keeps a team's threads alive for reuse, so the process's thread
   // count after a call shows the largest team used so far.
   const int64_t n = 768;
@@ -422,7 +486,8 @@ TEST(DnnlGemmChild, TeamIsExactlyNt) {
   const int before = ThreadCount();
   Gemm(1, g);
   EXPECT_EQ(ThreadCount(), before) << "Gemm(1) started threads";
-  // 3 > the cores of the 2-core development machine: nt wins over the core count.
+  // 3 > the cores of the 2-core development machine: nt wins over the core
+  // count.
   Gemm(3, g);
   EXPECT_EQ(ThreadCount(), before + 2) << "Gemm(3) did not run a team of 3";
   g.a_type = g.b_type = DType::kBF16;
@@ -431,13 +496,15 @@ TEST(DnnlGemmChild, TeamIsExactlyNt) {
   ConvertF32ToBF16(b16.data(), b.data(), b.size());
   g.a = a16.data(), g.b = b16.data();
   Gemm(4, g);
-  EXPECT_EQ(ThreadCount(), before + 3) << "bf16 Gemm(4) did not run a team of 4";
+  EXPECT_EQ(ThreadCount(), before + 3)
+      << "bf16 Gemm(4) did not run a team of 4";
   std::printf("child threads: %d -> %d\n", before, ThreadCount());
 }
 
 TEST(DnnlGemm, RunsExactlyNtThreads) {
-  ExpectChildPassed(RunChild("OMP_DYNAMIC=false", "TeamIsExactlyNt"), "child threads:");
+  ExpectChildPassed(RunChild("OMP_DYNAMIC=false", "TeamIsExactlyNt"),
+                    "child threads:");
 }
 
-}  // namespace
-}  // namespace anvil::kernels::cpu
+} // namespace
+} // namespace anvil::kernels::cpu
