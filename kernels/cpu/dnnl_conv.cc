@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/cpu/dnnl_gemm.h"
 
 namespace anvil::kernels::cpu {
 namespace {
@@ -333,6 +334,10 @@ template <class Body>
 bool WithPlan(int nt, Key key, const Body& body) {
   CheckGeometry(key.g);
   ANVIL_KCHECK(nt >= 1, "Conv: nt must be >= 1");
+  // bf16 compute where the CPU has no bf16 dot products: oneDNN would
+  // emulate it far below its fp32 rate, so the caller widens (the rule and
+  // the measurement are in dnnl_gemm.h, Bf16Path).
+  if (key.type == DType::kBF16 && !DnnlHasNativeBf16()) return false;
   if (omp_in_parallel()) nt = 1;
   key.nt = nt;
   const int saved_nt = omp_get_max_threads();

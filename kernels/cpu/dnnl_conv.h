@@ -24,7 +24,8 @@
 //    region a call runs on the calling thread).
 //  - Each function returns false, having done nothing, when oneDNN has no
 //    convolution for the requested dtypes on the ISA in force (bf16 below
-//    AVX-512, or an fp32 convolution with a bf16 output): the caller widens
+//    AVX-512, or an fp32 convolution with a bf16 output) or only an emulated
+//    one (bf16 without bf16 dot products, DnnlHasNativeBf16): the caller widens
 //    its operands to fp32 and calls again (kernels/cpu/family_conv.cc). The
 //    answer is cached with the primitive. All-fp32 calls always succeed.
 #pragma once
