@@ -7,6 +7,7 @@
 // one byte per value (Fashion-MNIST: 47 MB).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,13 +28,18 @@ struct ImageDataset {
   bool labelled() const { return !labels.empty(); }
 };
 
-// 8-bit pixel to [-1, 1].
-inline float ToUnitRange(uint8_t v) { return static_cast<float>(v) * (2.0f / 255.0f) - 1.0f; }
+// 8-bit pixel to [-1, 1]. One rounding (v - 127.5 is exact), so the result
+// cannot depend on whether a compiler fuses a multiply and an add into an FMA
+// (GCC does at -O2 and above, not at -O1): every translation unit, and the
+// tests that rebuild a batch by hand, get the same bits.
+inline float ToUnitRange(uint8_t v) { return (static_cast<float>(v) - 127.5f) * (2.0f / 255.0f); }
 
-// [-1, 1] to an 8-bit pixel (clamped, rounded to nearest).
+// [-1, 1] to an 8-bit pixel (clamped, rounded to nearest, halves up; NaN
+// gives 0). The rounding adds nothing after the multiply, for the same
+// reason as above.
 inline uint8_t FromUnitRange(float v) {
-  const float p = (v + 1.0f) * 127.5f + 0.5f;
-  return static_cast<uint8_t>(p <= 0.0f ? 0.0f : (p >= 255.0f ? 255.0f : p));
+  const float p = (v + 1.0f) * 127.5f;
+  return static_cast<uint8_t>(!(p > 0.0f) ? 0.0f : (p >= 255.0f ? 255.0f : std::round(p)));
 }
 
 }  // namespace anvil

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "runtime/config/schema.h"
 #include "runtime/data/data_source.h"
+#include "runtime/data/image_dataset.h"
 #include "runtime/data/idx_reader.h"
 #include "runtime/data/image_sampler.h"
 #include "tests/data/image_test_util.h"
@@ -235,8 +236,7 @@ TEST_F(SourceTest, ImagesBatchPaddedAndFlipped) {
           for (int y = 0; y < kH && all; ++y)
             for (int xx = 0; xx < kW && all; ++xx) {
               const int sx = flip ? kW - 1 - xx : xx;
-              all =
-                  x[i * 81 + (y + 2) * 9 + xx + 1] == TestPixel(item, y, sx, 0) * (2.0f / 255) - 1;
+              all = x[i * 81 + (y + 2) * 9 + xx + 1] == ToUnitRange(TestPixel(item, y, sx, 0));
             }
           if (all) {
             found = true;
