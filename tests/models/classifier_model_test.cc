@@ -14,6 +14,7 @@
 #include "models/classifier/classifier.h"
 #include "models/classifier/classifier_spec.h"
 #include "tests/models/finite_difference.h"
+#include "tests/models/grad_compare.h"
 
 namespace anvil {
 namespace {
@@ -243,19 +244,11 @@ TEST(ClassifierBf16, TracksFp32LossAndGradients) {
   const Result f32 = RunOnce(c, ClassifierOptions{B}, p, im, B);
   const Result bf16 = RunOnce(c, ClassifierOptions{B, DType::kBF16}, p, im, B);
   EXPECT_NEAR(bf16.loss, f32.loss, 0.01 * f32.loss);
-  double dot = 0, n32 = 0, n16 = 0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    dot += static_cast<double>(f32.grads[i]) * bf16.grads[i];
-    n32 += static_cast<double>(f32.grads[i]) * f32.grads[i];
-    n16 += static_cast<double>(bf16.grads[i]) * bf16.grads[i];
-  }
-  const double cosine = dot / std::sqrt(n32 * n16);
-  std::printf(
-      "classifier bf16 vs fp32: loss %.6f vs %.6f, gradient cosine "
-      "%.6f, norm ratio %.4f\n",
-      bf16.loss, f32.loss, cosine, std::sqrt(n16 / n32));
-  EXPECT_GT(cosine, 0.99);
-  EXPECT_NEAR(std::sqrt(n16), std::sqrt(n32), 0.05 * std::sqrt(n32));
+  const testing::GradAgreement a = testing::CompareGrads(f32.grads, bf16.grads);
+  std::printf("classifier bf16 vs fp32: loss %.6f vs %.6f, gradient cosine %.6f, norm ratio %.4f\n",
+              bf16.loss, f32.loss, a.cosine, a.norm_ratio);
+  EXPECT_GT(a.cosine, 0.99);
+  EXPECT_NEAR(a.norm_ratio, 1.0, 0.05);
   EXPECT_LT(bf16.arena, f32.arena * 4 / 5);
   const Result f32_1t = RunOnce(c, ClassifierOptions{B}, p, im, B, 1);
   EXPECT_EQ(f32_1t.loss, f32.loss);

@@ -11,6 +11,7 @@
 #include "kernels/device.h"
 #include "models/gpt/gpt.h"
 #include "tests/models/finite_difference.h"
+#include "tests/models/grad_compare.h"
 
 namespace anvil {
 namespace {
@@ -199,19 +200,14 @@ TEST(GptBf16, TracksFp32LossAndGradients) {
   const Result bf16 = RunOnce(c, GptOptions{B, T, DType::kBF16}, p, b, B, T);
   EXPECT_NEAR(bf16.loss, f32.loss, 0.01 * f32.loss);
   // Gradients: same direction (cosine) and norm within a few percent.
-  double dot = 0, n32 = 0, n16 = 0;
-  for (size_t i = 0; i < p.size(); ++i) {
-    dot += static_cast<double>(f32.grads[i]) * bf16.grads[i];
-    n32 += static_cast<double>(f32.grads[i]) * f32.grads[i];
-    n16 += static_cast<double>(bf16.grads[i]) * bf16.grads[i];
-  }
-  EXPECT_GT(dot / std::sqrt(n32 * n16), 0.995);
-  EXPECT_NEAR(std::sqrt(n16), std::sqrt(n32), 0.03 * std::sqrt(n32));
+  const testing::GradAgreement a = testing::CompareGrads(f32.grads, bf16.grads);
+  EXPECT_GT(a.cosine, 0.995);
+  EXPECT_NEAR(a.norm_ratio, 1.0, 0.03);
   // The arena holds bf16 block activations: well under the fp32 one.
   EXPECT_LT(bf16.arena, f32.arena * 4 / 5);
-  // Thread count does not change bf16 results.
   const Result bf16_1t = RunOnce(c, GptOptions{B, T, DType::kBF16}, p, b, B, T, 1);
-  EXPECT_EQ(bf16_1t.loss, bf16.loss);
+  testing::ExpectSameStepAtAnotherThreadCount("gpt bf16", bf16.loss, bf16_1t.loss, bf16.grads,
+                                              bf16_1t.grads);
 }
 
 TEST(GptArena, EstimateBoundsTheArenaClosely) {
