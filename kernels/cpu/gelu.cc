@@ -8,6 +8,9 @@
 // The exponent argument is capped at kMaxArg so s stays a normal float: for
 // x < ~-10 the true output is below 1e-30 in magnitude anyway, and letting s
 // go subnormal made the backward pass ~10x slower (microcode assists).
+#include <algorithm>
+#include <cstdint>
+
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/ops.h"
 #include "kernels/cpu/parallel.h"
@@ -21,37 +24,73 @@ constexpr float kMaxArg = 80.0f;  // exp(80) ~ 5.5e34: 1/(1+e) stays normal
 
 inline float ExpNeg2U(float x) {
   const float a = -2.0f * kS * (x + kC * x * x * x);
-  return FastExp(a > kMaxArg ? kMaxArg : a);  // written so NaN passes through
+  return FastExp(std::min(a, kMaxArg));  // NaN passes through (min keeps a unless kMaxArg < a)
 }
-// Storage types: float, or bf16 bit patterns (uint16_t) widened on load and
-// rounded once on store; the math is fp32 either way.
-inline float Load(const float* p, int64_t i) { return p[i]; }
-inline float Load(const uint16_t* p, int64_t i) { return BF16ToF32(p[i]); }
-inline void Store(float* p, int64_t i, float v) { p[i] = v; }
-inline void Store(uint16_t* p, int64_t i, float v) { p[i] = F32ToBF16(v); }
+// Storage types: float, or bf16 bit patterns (uint16_t). The math is fp32
+// either way, in blocks: a bf16 block is widened into a stack buffer, and
+// its result rounded once on the way back (convert.h's vector converters,
+// not a per-element conversion inside the math loop). Elementwise, so the
+// result does not depend on the thread count. The math loops vectorise only
+// with -fno-trapping-math (kernels/CMakeLists.txt) where the CPU has no
+// AVX-512: the exp argument's clamp is a compare GCC must not speculate.
+constexpr int64_t kBlock = 2048;
 
-template <class Out, class In>
-void Forward(int nt, Out* out, const In* inp, size_t n) {
-  const int64_t len = static_cast<int64_t>(n);
-#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= kMinParallelElems)
-  for (int64_t i = 0; i < len; ++i) {
-    const float x = Load(inp, i);
-    Store(out, i, x / (1.0f + ExpNeg2U(x)));
+// A block's values as fp32: the float storage itself, or bf16 widened into buf.
+inline const float* In(const float* p, int64_t, float*) { return p; }
+inline const float* In(const uint16_t* p, int64_t n, float* buf) {
+  ConvertBF16ToF32(buf, p, static_cast<size_t>(n));
+  return buf;
+}
+// A block to update in place (Done writes a bf16 one back).
+inline float* InOut(float* p, int64_t, float*) { return p; }
+inline float* InOut(uint16_t* p, int64_t n, float* buf) {
+  ConvertBF16ToF32(buf, p, static_cast<size_t>(n));
+  return buf;
+}
+// A block to write (Done rounds a bf16 one into place).
+inline float* Out(float* p, float*) { return p; }
+inline float* Out(uint16_t*, float* buf) { return buf; }
+inline void Done(float*, const float*, int64_t) {}
+inline void Done(uint16_t* p, const float* buf, int64_t n) {
+  ConvertF32ToBF16(p, buf, static_cast<size_t>(n));
+}
+
+template <class Out_, class In_>
+void Forward(int nt, Out_* out, const In_* inp, size_t n) {
+  const int64_t len = static_cast<int64_t>(n), blocks = (len + kBlock - 1) / kBlock;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n >= kMinParallelElems)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t off = b * kBlock, m = std::min(kBlock, len - off);
+    alignas(64) float xb[kBlock], yb[kBlock];
+    const float* x = In(inp + off, m, xb);
+    float* y = Out(out + off, yb);
+#pragma omp simd
+    for (int64_t i = 0; i < m; ++i) y[i] = x[i] / (1.0f + ExpNeg2U(x[i]));
+    Done(out + off, y, m);
   }
 }
 
 template <class T>
 void Backward(int nt, T* dinp, const T* inp, const T* dout, size_t n) {
-  const int64_t len = static_cast<int64_t>(n);
-#pragma omp parallel for simd num_threads(nt) schedule(static) if (n >= kMinParallelElems)
-  for (int64_t i = 0; i < len; ++i) {
-    const float x = Load(inp, i);
-    const float e = ExpNeg2U(x);
-    const float s = 1.0f / (1.0f + e);
-    const float du = kS * (1.0f + 3.0f * kC * x * x);
-    // 0.5 x (1 - tanh^2) du = 2 x s (1 - s) du, with 1 - s = e s.
-    const float grad = s + 2.0f * x * s * (e * s) * du;
-    Store(dinp, i, Load(dinp, i) + Load(dout, i) * grad);
+  const int64_t len = static_cast<int64_t>(n), blocks = (len + kBlock - 1) / kBlock;
+#pragma omp parallel for num_threads(nt) schedule(static) if (n >= kMinParallelElems)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t off = b * kBlock, m = std::min(kBlock, len - off);
+    alignas(64) float xb[kBlock], db[kBlock], gb[kBlock];
+    const float* x = In(inp + off, m, xb);
+    const float* dy = In(dout + off, m, db);
+    float* g = InOut(dinp + off, m, gb);
+#pragma omp simd
+    for (int64_t i = 0; i < m; ++i) {
+      const float xi = x[i];
+      const float e = ExpNeg2U(xi);
+      const float s = 1.0f / (1.0f + e);
+      const float du = kS * (1.0f + 3.0f * kC * xi * xi);
+      // 0.5 x (1 - tanh^2) du = 2 x s (1 - s) du, with 1 - s = e s.
+      const float grad = s + 2.0f * xi * s * (e * s) * du;
+      g[i] = g[i] + dy[i] * grad;
+    }
+    Done(dinp + off, g, m);
   }
 }
 
