@@ -13,13 +13,12 @@
 namespace anvil::testing {
 
 struct GradAgreement {
-  double cosine = 0;     // of the angle between the two vectors
-  double norm_ratio = 0; // |got| / |ref|
-  double max_diff = 0;   // max_i |got_i - ref_i| / max_i |ref_i|
+  double cosine = 0;      // of the angle between the two vectors
+  double norm_ratio = 0;  // |got| / |ref|
+  double max_diff = 0;    // max_i |got_i - ref_i| / max_i |ref_i|
 };
 
-inline GradAgreement CompareGrads(const std::vector<float> &ref,
-                                  const std::vector<float> &got) {
+inline GradAgreement CompareGrads(const std::vector<float> &ref, const std::vector<float> &got) {
   EXPECT_EQ(ref.size(), got.size());
   double dot = 0, nr = 0, ng = 0, max_ref = 0, max_diff = 0;
   for (size_t i = 0; i < std::min(ref.size(), got.size()); ++i) {
@@ -30,8 +29,7 @@ inline GradAgreement CompareGrads(const std::vector<float> &ref,
     max_ref = std::max(max_ref, std::fabs(r));
     max_diff = std::max(max_diff, std::fabs(g - r));
   }
-  return {dot / std::sqrt(nr * ng), std::sqrt(ng / nr),
-          max_diff / std::max(max_ref, 1e-30)};
+  return {dot / std::sqrt(nr * ng), std::sqrt(ng / nr), max_diff / std::max(max_ref, 1e-30)};
 }
 
 // A bf16 step at another thread count. Bit-equality is not promised: the
@@ -40,16 +38,17 @@ inline GradAgreement CompareGrads(const std::vector<float> &ref,
 // one such bit can move a value across a bf16 rounding boundary (2^-8
 // relative), which later layers carry. The bounds are far above that and far
 // below what a race or a thread-dependent bug (a lost or doubled slice) gives.
-inline void ExpectSameStepAtAnotherThreadCount(
-    const char *what, double loss, double loss_other,
-    const std::vector<float> &grads, const std::vector<float> &grads_other) {
+inline void ExpectSameStepAtAnotherThreadCount(const char *what, double loss, double loss_other,
+                                               const std::vector<float> &grads,
+                                               const std::vector<float> &grads_other) {
   const GradAgreement a = CompareGrads(grads, grads_other);
-  std::printf("%s, other thread count: loss %.7f vs %.7f, gradient cosine "
-              "%.8f, max diff %.2e\n",
-              what, loss_other, loss, a.cosine, a.max_diff);
+  std::printf(
+      "%s, other thread count: loss %.7f vs %.7f, gradient cosine "
+      "%.8f, max diff %.2e\n",
+      what, loss_other, loss, a.cosine, a.max_diff);
   EXPECT_NEAR(loss_other, loss, 1e-5 * std::fabs(loss)) << what;
   EXPECT_GT(a.cosine, 0.99999) << what;
   EXPECT_LT(a.max_diff, 1e-3) << what;
 }
 
-} // namespace anvil::testing
+}  // namespace anvil::testing
