@@ -44,7 +44,7 @@ inline const float* In(const uint16_t* p, int64_t n, float* buf) {
 // A block to update in place (Done writes a bf16 one back).
 inline float* InOut(float* p, int64_t, float*) { return p; }
 inline float* InOut(uint16_t* p, int64_t n, float* buf) {
-  ConvertBF16ToF32(buf, p, static_cast<size_t>(n));
+  In(p, n, buf);
   return buf;
 }
 // A block to write (Done rounds a bf16 one into place).

@@ -18,7 +18,7 @@ struct GradAgreement {
   double max_diff = 0;    // max_i |got_i - ref_i| / max_i |ref_i|
 };
 
-inline GradAgreement CompareGrads(const std::vector<float> &ref, const std::vector<float> &got) {
+inline GradAgreement CompareGrads(const std::vector<float>& ref, const std::vector<float>& got) {
   EXPECT_EQ(ref.size(), got.size());
   double dot = 0, nr = 0, ng = 0, max_ref = 0, max_diff = 0;
   for (size_t i = 0; i < std::min(ref.size(), got.size()); ++i) {
@@ -38,14 +38,12 @@ inline GradAgreement CompareGrads(const std::vector<float> &ref, const std::vect
 // one such bit can move a value across a bf16 rounding boundary (2^-8
 // relative), which later layers carry. The bounds are far above that and far
 // below what a race or a thread-dependent bug (a lost or doubled slice) gives.
-inline void ExpectSameStepAtAnotherThreadCount(const char *what, double loss, double loss_other,
-                                               const std::vector<float> &grads,
-                                               const std::vector<float> &grads_other) {
+inline void ExpectSameStepAtAnotherThreadCount(const char* what, double loss, double loss_other,
+                                               const std::vector<float>& grads,
+                                               const std::vector<float>& grads_other) {
   const GradAgreement a = CompareGrads(grads, grads_other);
-  std::printf(
-      "%s, other thread count: loss %.7f vs %.7f, gradient cosine "
-      "%.8f, max diff %.2e\n",
-      what, loss_other, loss, a.cosine, a.max_diff);
+  std::printf("%s, other thread count: loss %.7f vs %.7f, gradient cosine %.8f, max diff %.2e\n",
+              what, loss_other, loss, a.cosine, a.max_diff);
   EXPECT_NEAR(loss_other, loss, 1e-5 * std::fabs(loss)) << what;
   EXPECT_GT(a.cosine, 0.99999) << what;
   EXPECT_LT(a.max_diff, 1e-3) << what;
