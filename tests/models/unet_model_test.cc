@@ -3,7 +3,6 @@
 // whole model's gradients (fp32), bf16 compute against fp32, run-to-run
 // determinism, recomputation (bit-identical, less memory), the activation
 // estimate, and a timing of the default config (batch 64, 2 threads).
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <random>
@@ -351,41 +350,36 @@ TEST(UNetArena, EstimateBoundsTheArenaClosely) {
   }
 }
 
-// The default config's size and the time of a training step (forward +
-// backward, no optimizer) at batch 64 on 2 threads: printed, not asserted.
-TEST(UNetTiming, DefaultConfigStep) {
+// The default config (28x28x1, channels 32, mult 1,2,2, attention at 7x7:
+// odd sizes the tiny configs above do not reach) in both dtypes: finite, and
+// bf16 tracking fp32 as in TracksFp32LossAndGradients. (Its step time is
+// diffusion_bench's job: bench/diffusion.)
+TEST(UNetDefaultConfig, Bf16TracksFp32) {
   const UNetConfig c;
-  const int B = 64;
-  for (DType dt : {DType::kF32, DType::kBF16}) {
-    auto dev = kernels::MakeCpuDevice(2);
-    auto m = UNet::Create(c, UNetOptions{B, dt}, dev.get());
-    ASSERT_TRUE(m.ok()) << m.status();
-    UNet& model = **m;
-    const std::vector<float> p = RandomParams(model, 1, 0.01f);
-    std::vector<uint16_t> pb(p.size());
-    kernels::ConvertF32ToBF16(pb.data(), p.data(), p.size());
-    void* params = dt == DType::kBF16 ? static_cast<void*>(pb.data())
-                                      : const_cast<float*>(p.data());
-    std::vector<float> g(p.size(), 0.f);
-    const DiffusionData d = RandomDiffusion(B, c.image_size, 1, c.num_classes, 2);
-    ASSERT_TRUE(model.SetBatch(d.batch()).ok());
-    model.ForwardAll(params);  // warm-up
-    model.BackwardAll(params, g.data(), 1.0f);
-    const int steps = 2;
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int s = 0; s < steps; ++s) {
-      model.ForwardAll(params);
-      model.BackwardAll(params, g.data(), 1.0f);
-    }
-    const double sec =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps;
-    std::printf("unet default (28x28x1, ch 32, mult 1,2,2, 1 block, attn 7): %lld params, "
-                "%s fwd+bwd batch %d on 2 threads: %.1f ms/step, %.0f images/s, %.2f GFLOP/s\n",
-                static_cast<long long>(model.layout().total_numel()),
-                std::string(DTypeName(dt)).c_str(), B, sec * 1e3, B / sec,
-                model.FlopsPerImage() * B / sec * 1e-9);
-    EXPECT_TRUE(std::isfinite(model.Loss()));
+  const int B = 4;
+  auto dev = kernels::MakeCpuDevice(1);
+  auto m = UNet::Create(c, UNetOptions{B}, dev.get());
+  ASSERT_TRUE(m.ok()) << m.status();
+  const std::vector<float> p = RandomParams(**m, 3, 0.05f);
+  const DiffusionData d = RandomDiffusion(B, c.image_size, 1, c.num_classes, 2);
+  const Result f32 = RunOnce(c, UNetOptions{B}, p, d, 2);
+  const Result bf16 = RunOnce(c, UNetOptions{B, DType::kBF16}, p, d, 2);
+  ASSERT_TRUE(std::isfinite(f32.loss) && std::isfinite(bf16.loss));
+  for (const Result* r : {&f32, &bf16}) {
+    for (float v : r->grads) ASSERT_TRUE(std::isfinite(v));
   }
+  EXPECT_NEAR(bf16.loss, f32.loss, 0.01 * f32.loss);
+  const testing::GradAgreement a = testing::CompareGrads(f32.grads, bf16.grads);
+  std::printf("unet default config bf16 vs fp32: loss %.6f vs %.6f, gradient cosine %.6f, "
+              "norm ratio %.4f\n",
+              bf16.loss, f32.loss, a.cosine, a.norm_ratio);
+  // Measured: cosine 0.99997, norm ratio 1.0012 (1.0003 with oneDNN capped
+  // at AVX2). Scaling the bf16 attention output by 1.3 gives 0.99944 and
+  // 1.0098: at these small weights attention is a small part of the
+  // gradient, hence bounds tighter than the tiny configs' (still about 4x
+  // the bf16 rounding measured).
+  EXPECT_GT(a.cosine, 0.9999);
+  EXPECT_NEAR(a.norm_ratio, 1.0, 0.005);
 }
 
 }  // namespace
