@@ -2,7 +2,8 @@
 // comparison names the first differing collective, a rank that is behind,
 // or a rank that reported nothing; and on a real timeout (two Gloo ranks as
 // threads that issued different collectives, 1 s timeout) both ranks'
-// errors carry their fingerprint and name the mismatch.
+// errors carry their fingerprint and name the mismatch, also the rank that
+// failed because its peer timed out first and closed the connection.
 #include "runtime/collectives/collective_trace.h"
 
 #include <memory>
@@ -57,9 +58,15 @@ TEST(CollectiveTrace, DescribeKeepsTheLastEntries) {
   EXPECT_GE(CurrentCollective().issued, 40u);
 }
 
-TEST(CollectiveTrace, TimeoutOnDifferentCollectivesNamesTheMismatchOnEveryRank) {
+// Two Gloo ranks (threads) all-reduce once, then rank 0 broadcasts where
+// rank 1 all-reduces: neither arrives. Returns each rank's error message.
+struct RankErrors {
+  std::string message[2];
+  absl::StatusCode code[2];
+};
+RankErrors IssueDifferentCollectives(absl::Duration rank1_timeout) {
   auto store = std::make_shared<HashStore>();
-  std::string errors[2];
+  RankErrors out;
   std::vector<std::thread> ranks;
   for (int r = 0; r < 2; ++r) {
     ranks.emplace_back([&, r] {
@@ -67,24 +74,46 @@ TEST(CollectiveTrace, TimeoutOnDifferentCollectivesNamesTheMismatchOnEveryRank) 
       o.store = store;
       o.rank = r;
       o.size = 2;
-      o.timeout = absl::Seconds(1);
+      o.timeout = r == 0 ? absl::Seconds(1) : rank1_timeout;
       o.hostname = "127.0.0.1";
       o.single_node = true;
       auto pg = GlooProcessGroup::Create(o);
       ASSERT_TRUE(pg.ok()) << pg.status();
       float buf[4] = {1, 2, 3, 4};
       ASSERT_TRUE((*pg)->AllReduce(buf, 4, {}).get()->Wait(absl::Seconds(30)).ok());
-      // Rank 0 broadcasts where rank 1 all-reduces: neither arrives.
       std::shared_ptr<Work> w = r == 0 ? (*pg)->Broadcast(buf, 4, {.root = 0}) : (*pg)->AllReduce(buf, 4, {});
-      absl::Status st = w->Wait(absl::Seconds(30));
-      errors[r] = std::string(st.message());
+      absl::Status st = w->Wait(absl::Seconds(60));
+      out.message[r] = std::string(st.message());
+      out.code[r] = st.code();
     });
   }
   for (std::thread& t : ranks) t.join();
+  return out;
+}
+
+constexpr char kMismatch[] = "mismatch: #1 broadcast 16 B on rank 0 but allreduce 16 B on rank 1";
+
+// Both ranks time out at about the same moment; whichever fails second may
+// see its connection closed by the first instead of its own timeout.
+TEST(CollectiveTrace, TimeoutOnDifferentCollectivesNamesTheMismatchOnEveryRank) {
+  const RankErrors e = IssueDifferentCollectives(absl::Seconds(1));
   for (int r = 0; r < 2; ++r) {
-    EXPECT_NE(errors[r].find("fingerprint"), std::string::npos) << errors[r];
-    EXPECT_NE(errors[r].find("mismatch: #1 broadcast 16 B on rank 0 but allreduce 16 B on rank 1"), std::string::npos)
-        << "rank " << r << ": " << errors[r];
+    EXPECT_NE(e.message[r].find("fingerprint"), std::string::npos) << e.message[r];
+    EXPECT_NE(e.message[r].find(kMismatch), std::string::npos) << "rank " << r << ": " << e.message[r];
+  }
+}
+
+// Rank 1's own timeout is far away: it fails because rank 0 timed out and
+// closed the connection, and still names the mismatch (rank 0 published
+// its trace before closing).
+TEST(CollectiveTrace, PeerClosedConnectionAfterItsTimeoutStillNamesTheMismatch) {
+  const absl::Time start = absl::Now();
+  const RankErrors e = IssueDifferentCollectives(absl::Seconds(60));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30)) << "rank 1 waited for its own timeout";
+  EXPECT_EQ(e.code[0], absl::StatusCode::kDeadlineExceeded) << e.message[0];
+  EXPECT_EQ(e.code[1], absl::StatusCode::kUnavailable) << e.message[1];
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_NE(e.message[r].find(kMismatch), std::string::npos) << "rank " << r << ": " << e.message[r];
   }
 }
 

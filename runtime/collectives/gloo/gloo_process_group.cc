@@ -226,20 +226,28 @@ absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag, uint64_t 
   }
   const std::string where =
       absl::StrCat("group '", name_, "', rank ", rank_, "/", size_, ", op #", tag);
+  absl::Status st = FromGlooException(what, where, error.c_str(), io);
+  // Publish what this rank issued before closing its connections: a peer
+  // that fails because they closed finds it already in the store.
+  const bool published =
+      store_ != nullptr && store_->Set(absl::StrCat("trace/", rank_), EncodeTrace(trace_.Recent())).ok();
   // Close every connection now: peers blocked on this rank fail at once
   // instead of at their own timeout, and nothing can write into the
   // caller's buffers after the error is reported. Buffers registered with
   // the context go first (they hold references to it).
   rs_scratch_.reset();
   context_.reset();
-  absl::Status st = FromGlooException(what, where, error.c_str(), io);
-  // Every failing rank says what it issued; a rank that timed out also
-  // compares with the others, so a mismatch is named, not guessed.
+  // Every failing rank says what it issued. A rank that timed out waits a
+  // few seconds for the others' traces; a rank whose peer closed the
+  // connection (that peer timed out, or died) reads those already there.
+  // Either way a mismatch is named, not guessed.
   std::string diagnosis = trace_.Describe();
-  if (st.code() == absl::StatusCode::kDeadlineExceeded) {
-    absl::StrAppend(&diagnosis, "; ", CompareTracesAfterTimeout());
-  } else if (store_ != nullptr) {
-    store_->Set(absl::StrCat("trace/", rank_), EncodeTrace(trace_.Recent())).IgnoreError();
+  if (st.code() == absl::StatusCode::kDeadlineExceeded || st.code() == absl::StatusCode::kUnavailable) {
+    const absl::Duration wait = st.code() == absl::StatusCode::kDeadlineExceeded
+                                    ? std::min(timeout_, absl::Seconds(3))
+                                    : absl::ZeroDuration();
+    absl::StrAppend(&diagnosis, "; ",
+                    published ? CompareTraces(wait) : "could not publish this rank's trace");
   }
   std::fprintf(stderr, "collectives: rank %d: %s\n", rank_, diagnosis.c_str());
   std::fflush(stderr);
@@ -247,23 +255,17 @@ absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag, uint64_t 
   return AnnotateStatus(st, __FILE__, __LINE__);
 }
 
-std::string GlooProcessGroup::CompareTracesAfterTimeout() {
-  if (store_ == nullptr) return "no store to compare traces through";
+std::string GlooProcessGroup::CompareTraces(absl::Duration wait) {
   std::map<int, std::vector<CollectiveEntry>> by_rank;
   by_rank[rank_] = trace_.Recent();
-  if (!store_->Set(absl::StrCat("trace/", rank_), EncodeTrace(by_rank[rank_])).ok()) {
-    return "could not publish this rank's trace";
-  }
-  // Peers that fail after us (their connection to us just closed) publish
-  // within milliseconds; a peer hung outside any collective never does.
-  const absl::Time deadline = absl::Now() + std::min(timeout_, absl::Seconds(3));
+  const absl::Time deadline = absl::Now() + wait;
   for (int r = 0; r < size_; ++r) {
     if (r == rank_) continue;
     absl::StatusOr<std::string> v =
         store_->Get(absl::StrCat("trace/", r), std::max(deadline - absl::Now(), absl::Milliseconds(1)));
     if (v.ok()) by_rank[r] = DecodeTrace(*v);
   }
-  return CompareTraces(by_rank, size_);
+  return anvil::CompareTraces(by_rank, size_);
 }
 
 std::shared_ptr<Work> GlooProcessGroup::AllReduce(void* data, size_t count,

@@ -108,11 +108,12 @@ class GlooProcessGroup : public ProcessGroup {
   std::chrono::milliseconds OpTimeout(absl::Duration requested) const;
   // Runs `body` (which may throw Gloo exceptions), recording it in the
   // trace, and converts failures (their message ends with this rank's
-  // trace, compared with the other ranks' on a timeout).
+  // trace, compared with the other ranks' on a timeout or a closed connection).
   absl::Status RunGloo(const char* what, uint32_t tag, uint64_t bytes, const std::function<void()>& body);
-  // After a timeout: publish this rank's trace in the group's store, read
-  // the others' for a few seconds, and say how they differ.
-  std::string CompareTracesAfterTimeout();
+  // After a failure (this rank's trace already published in the group's
+  // store): read the others' traces, waiting up to `wait` for each missing
+  // one, and say how they differ.
+  std::string CompareTraces(absl::Duration wait);
   uint32_t NextTag() { return next_tag_++; }
   float* Fp32Scratch(size_t n);
 
