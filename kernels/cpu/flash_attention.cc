@@ -45,116 +45,11 @@
 #include "kernels/check.h"
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/convert.h"
+#include "kernels/cpu/flash_attention_tiles.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace anvil::kernels::cpu {
-namespace {
-
-constexpr int kBr = 64;  // query rows per block
-constexpr int kBc = 64;  // keys per tile
-// Causal tiles then line up with the diagonal: the first key tile is visible
-// to every query row of a block, and key tile j is first reached by query
-// block j (backward relies on both to skip zeroing its accumulators).
-static_assert(kBr == kBc);
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-
-// Floats rounded up to whole 64-byte lines, so every scratch array is aligned.
-constexpr size_t Lines(size_t floats) { return (floats + 15) & ~size_t{15}; }
-
-size_t ForwardFloats(const AttentionDims& d) {
-  const size_t hs = d.HS;
-  // q, q^T, o tiles; k, v tiles; scores; m, l, corr.
-  return 3 * Lines(kBr * hs) + 2 * Lines(kBc * hs) + Lines(kBr * kBc) + 3 * Lines(kBr);
-}
-
-size_t BackwardFloats(const AttentionDims& d) {
-  const size_t hs = d.HS;
-  const size_t strip = static_cast<size_t>(d.T) * hs;
-  // q, dout, out, dq tiles; P, dS; lse, D; strips: K, K^T, V^T, dK, dV.
-  return 4 * Lines(kBr * hs) + 2 * Lines(kBr * kBc) + 2 * Lines(kBr) + 3 * Lines(strip) +
-         2 * Lines(hs * Lines(d.T));
-}
-
-size_t PerThreadFloats(const AttentionDims& d) {
-  return std::max(ForwardFloats(d), BackwardFloats(d));
-}
-
-// Grow-only, 64-byte aligned; one per calling thread, sliced per OpenMP
-// thread of the call. Contents are never assumed (every tile is written
-// before it is read).
-class ScratchPool {
- public:
-  ~ScratchPool() { Release(); }
-  float* Get(size_t floats) {
-    if (floats > capacity_) {
-      Release();
-      data_ = static_cast<float*>(::operator new (floats * sizeof(float), std::align_val_t{64}));
-      capacity_ = floats;
-    }
-    return data_;
-  }
-  size_t bytes() const { return capacity_ * sizeof(float); }
-  void Release() {
-    if (data_ != nullptr) ::operator delete (data_, std::align_val_t{64});
-    data_ = nullptr;
-    capacity_ = 0;
-  }
-
- private:
-  float* data_ = nullptr;
-  size_t capacity_ = 0;
-};
-
-thread_local ScratchPool tls_pool;
-
-// Hands out consecutive line-aligned arrays of one thread's slice.
-struct Carver {
-  float* next;
-  float* Take(size_t floats) {
-    float* r = next;
-    next += Lines(floats);
-    return r;
-  }
-};
-
-template <typename E>
-E* Row(const HeadsView& v, int b, int t, int h) {
-  return static_cast<E*>(v.data) + b * v.sb + t * v.st + h * v.sh;
-}
-
-int Ld(int64_t st) {
-  ANVIL_KCHECK(st > 0 && st <= INT_MAX, "time stride must fit sgemm's int leading dimension");
-  return static_cast<int>(st);
-}
-
-// Rows [t0, t0+rows) of head h as fp32 with leading dimension *ld: the view
-// itself for F32, else widened into `tile` (leading dimension hs).
-const float* LoadRows(const HeadsView& v, DType dt, int b, int t0, int h, int rows, int hs,
-                      float* tile, int* ld) {
-  if (dt == DType::kF32) {
-    *ld = Ld(v.st);
-    return Row<const float>(v, b, t0, h);
-  }
-  const uint16_t* src = Row<const uint16_t>(v, b, t0, h);
-  for (int r = 0; r < rows; ++r) ConvertBF16ToF32(tile + r * hs, src + r * v.st, hs);
-  *ld = hs;
-  return tile;
-}
-
-// dst (cols, rows) = src (rows, cols) transposed; leading dimensions lds, ldd.
-// By 16x16 blocks: each block reads 16 row pieces and writes 16 whole lines,
-// instead of one line per element written (3x faster at T=256).
-void Transpose(const float* src, int64_t lds, int rows, int cols, float* dst, int64_t ldd) {
-  constexpr int kB = 16;
-  for (int r0 = 0; r0 < rows; r0 += kB) {
-    const int nr = std::min(kB, rows - r0);
-    for (int e0 = 0; e0 < cols; e0 += kB) {
-      const int ne = std::min(kB, cols - e0);
-      for (int e = e0; e < e0 + ne; ++e)
-        for (int r = r0; r < r0 + nr; ++r) dst[e * ldd + r] = src[r * lds + e];
-    }
-  }
-}
+namespace flash_tiles {
 
 // view rows [t0, t0+rows) of head h (+)= src rows (leading dimension hs), times
 // row_scale[r] when given. bf16: widen, add in fp32, round once.
@@ -185,76 +80,86 @@ void StoreRows(const HeadsView& v, DType dt, bool accumulate, int b, int t0, int
   }
 }
 
-// Keys of tile j0 that query row t may see: all `cols`, or those <= t.
-inline int ValidCols(bool causal, int t, int j0, int cols) {
-  return causal ? std::clamp(t - j0 + 1, 0, cols) : cols;
+}  // namespace flash_tiles
+
+namespace {
+
+using namespace flash_tiles;  // NOLINT: this file is their main user
+
+size_t ForwardFloats(const AttentionDims& d) {
+  const size_t hs = d.HS;
+  // q, q^T, o tiles; k, v tiles; scores; m, l, corr.
+  return 3 * Lines(kBr * hs) + 2 * Lines(kBc * hs) + Lines(kBr * kBc) + 3 * Lines(kBr);
 }
 
-// Online softmax over a transposed score tile, in place: st holds S^T, key
-// c of the tile in row c, query r in column r (leading dimension kBr), so
-// every step below runs along a row of queries, vectorised, with no
-// horizontal reductions. Queries q0+r see keys j0+c <= q0+r when kMasked.
-// st becomes exp(s - m_new) (0 where masked); m, l are the queries' running
-// max and sum; corr gets exp(m_old - m_new), the factor by which each
-// query's output accumulator must be rescaled.
-template <bool kMasked>
-void OnlineSoftmaxColumns(float* st, int cols, int n, int q0, int j0, float* m, float* l,
-                          float* corr) {
-  float mx[kBr], base[kBr], sum[kBr];
-  std::copy_n(m, n, mx);
-  for (int c = 0; c < cols; ++c) {
-    const float* row = st + c * kBr;
-    const int first = j0 + c - q0;  // first visible query column when masked
-#pragma omp simd
-    for (int r = 0; r < n; ++r) {
-      const float x = !kMasked || r >= first ? row[r] : kNegInf;
-      mx[r] = mx[r] > x ? mx[r] : x;
+size_t BackwardFloats(const AttentionDims& d) {
+  const size_t hs = d.HS;
+  const size_t strip = static_cast<size_t>(d.T) * hs;
+  // q, dout, out, dq tiles; P, dS; lse, D; strips: K, K^T, V^T, dK, dV.
+  return 4 * Lines(kBr * hs) + 2 * Lines(kBr * kBc) + 2 * Lines(kBr) + 3 * Lines(strip) +
+         2 * Lines(hs * Lines(d.T));
+}
+
+size_t PerThreadFloats(const AttentionDims& d) {
+  return std::max({ForwardFloats(d), BackwardFloats(d), PairsForwardFloats(d),
+                   PairsBackwardFloats(d)});
+}
+
+// Grow-only, 64-byte aligned; one per calling thread, sliced per OpenMP
+// thread of the call. Contents are never assumed (every tile is written
+// before it is read).
+class ScratchPool {
+ public:
+  ~ScratchPool() { Release(); }
+  float* Get(size_t floats) {
+    if (floats > capacity_) {
+      Release();
+      data_ = static_cast<float*>(::operator new (floats * sizeof(float), std::align_val_t{64}));
+      capacity_ = floats;
     }
+    return data_;
   }
-  // A query with nothing visible yet keeps m = -inf; exp(-inf - 0) = 0 then.
-#pragma omp simd
-  for (int r = 0; r < n; ++r) {
-    base[r] = mx[r] == kNegInf ? 0.0f : mx[r];
-    sum[r] = 0.0f;
+  size_t bytes() const { return capacity_ * sizeof(float); }
+  void Release() {
+    if (data_ != nullptr) ::operator delete (data_, std::align_val_t{64});
+    data_ = nullptr;
+    capacity_ = 0;
   }
-  for (int c = 0; c < cols; ++c) {
-    float* row = st + c * kBr;
-    const int first = j0 + c - q0;
-#pragma omp simd
-    for (int r = 0; r < n; ++r) {
-      const float p = !kMasked || r >= first ? FastExp(row[r] - base[r]) : 0.0f;
-      row[r] = p;
-      sum[r] += p;
-    }
-  }
-#pragma omp simd
-  for (int r = 0; r < n; ++r) {
-    corr[r] = FastExp(m[r] - base[r]);
-    l[r] = l[r] * corr[r] + sum[r];
-    m[r] = mx[r];
-  }
-}
 
-// P = exp(S - lse) for one row of a backward tile (0 beyond `valid`).
-template <bool kFull>
-inline void ProbRow(float* s, int cols, int valid, float lse) {
-  if constexpr (kFull) cols = valid = kBc;
-#pragma omp simd
-  for (int c = 0; c < cols; ++c) s[c] = kFull || c < valid ? FastExp(s[c] - lse) : 0.0f;
-}
-
-struct Views {
-  HeadsView out, q, k, v, dout, dq, dk, dv;
+ private:
+  float* data_ = nullptr;
+  size_t capacity_ = 0;
 };
 
-// Diagonal tiles of causal attention (j0 == i0, cols == rows) are done as two
-// row halves, the upper one seeing only its own half of the keys: this skips
-// the tile's fully masked upper-right quarter (a quarter of the diagonal
-// work; 10% of all of it at T=256), for sgemm calls still large enough to run
-// near full speed. The lower half goes first (backward relies on it).
-constexpr int kMinSplitRows = 32;
-inline bool SplitDiagonal(const AttentionDims& d, int i0, int j0, int rows) {
-  return d.causal && i0 == j0 && rows >= kMinSplitRows;
+thread_local ScratchPool tls_pool;
+
+// Rows [t0, t0+rows) of head h as fp32 with leading dimension *ld: the view
+// itself for F32, else widened into `tile` (leading dimension hs).
+const float* LoadRows(const HeadsView& v, DType dt, int b, int t0, int h, int rows, int hs,
+                      float* tile, int* ld) {
+  if (dt == DType::kF32) {
+    *ld = Ld(v.st);
+    return Row<const float>(v, b, t0, h);
+  }
+  const uint16_t* src = Row<const uint16_t>(v, b, t0, h);
+  for (int r = 0; r < rows; ++r) ConvertBF16ToF32(tile + r * hs, src + r * v.st, hs);
+  *ld = hs;
+  return tile;
+}
+
+// dst (cols, rows) = src (rows, cols) transposed; leading dimensions lds, ldd.
+// By 16x16 blocks: each block reads 16 row pieces and writes 16 whole lines,
+// instead of one line per element written (3x faster at T=256).
+void Transpose(const float* src, int64_t lds, int rows, int cols, float* dst, int64_t ldd) {
+  constexpr int kB = 16;
+  for (int r0 = 0; r0 < rows; r0 += kB) {
+    const int nr = std::min(kB, rows - r0);
+    for (int e0 = 0; e0 < cols; e0 += kB) {
+      const int ne = std::min(kB, cols - e0);
+      for (int e = e0; e < e0 + ne; ++e)
+        for (int r = r0; r < r0 + nr; ++r) dst[e * ldd + r] = src[r * lds + e];
+    }
+  }
 }
 
 void ForwardBlock(const AttentionDims& d, DType dt, float scale, const Views& w, float* lse, int b,
@@ -447,9 +352,11 @@ void FlashAttentionForward(int nt, const AttentionDims& d, DType dtype, HeadsVie
                            HeadsView k, HeadsView v, float* lse) {
   CheckArgs(nt, d, dtype);
   if (d.B == 0 || d.T == 0) return;
-  const size_t per = ForwardFloats(d);  // fixed tiles, independent of T
-  float* pool = tls_pool.Get(per * nt);
   const Views w{out, q, k, v, {}, {}, {}, {}};
+  const bool pairs = dtype == DType::kBF16 && PairsApply(d, w);
+  // Fixed tiles, independent of T.
+  const size_t per = pairs ? PairsForwardFloats(d) : ForwardFloats(d);
+  float* pool = tls_pool.Get(per * nt);
   const float scale = Scale(d);
   const int nblk = (d.T + kBr - 1) / kBr;
   const int64_t heads = static_cast<int64_t>(d.B) * d.NH, tasks = heads * nblk;
@@ -461,8 +368,12 @@ void FlashAttentionForward(int nt, const AttentionDims& d, DType dtype, HeadsVie
     for (int64_t task = 0; task < tasks; ++task) {
       const int ib = nblk - 1 - static_cast<int>(task / heads);  // long causal blocks first
       const int bh = static_cast<int>(task % heads);
-      ForwardBlock(d, dtype, scale, w, lse, bh / d.NH, bh % d.NH, ib * kBr,
-                   pool + per * omp_get_thread_num());
+      float* scratch = pool + per * omp_get_thread_num();
+      if (pairs) {
+        PairsForwardBlock(d, scale, w, lse, bh / d.NH, bh % d.NH, ib * kBr, scratch);
+      } else {
+        ForwardBlock(d, dtype, scale, w, lse, bh / d.NH, bh % d.NH, ib * kBr, scratch);
+      }
     }
   }
 }
@@ -472,9 +383,10 @@ void FlashAttentionBackward(int nt, const AttentionDims& d, DType dtype, HeadsVi
                             HeadsView out, const float* lse) {
   CheckArgs(nt, d, dtype);
   if (d.B == 0 || d.T == 0) return;
-  const size_t per = BackwardFloats(d);
-  float* pool = tls_pool.Get(per * nt);
   const Views w{out, q, k, v, dout, dq, dk, dv};
+  const bool pairs = dtype == DType::kBF16 && PairsApply(d, w);
+  const size_t per = pairs ? PairsBackwardFloats(d) : BackwardFloats(d);
+  float* pool = tls_pool.Get(per * nt);
   const float scale = Scale(d);
   const int tasks = d.B * d.NKV;
   BlasSingleThreadScope single;
@@ -483,8 +395,12 @@ void FlashAttentionBackward(int nt, const AttentionDims& d, DType dtype, HeadsVi
     SingleThreadedBlasHere();
 #pragma omp for schedule(dynamic, 1)
     for (int task = 0; task < tasks; ++task) {
-      BackwardGroup(d, dtype, scale, w, lse, task / d.NKV, task % d.NKV,
-                    pool + per * omp_get_thread_num());
+      float* scratch = pool + per * omp_get_thread_num();
+      if (pairs) {
+        PairsBackwardGroup(d, scale, w, lse, task / d.NKV, task % d.NKV, scratch);
+      } else {
+        BackwardGroup(d, dtype, scale, w, lse, task / d.NKV, task % d.NKV, scratch);
+      }
     }
   }
 }

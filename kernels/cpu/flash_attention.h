@@ -5,8 +5,10 @@
 //  - No (T,T) buffer is ever made: scores live in per-thread (64,64) tiles,
 //    softmax is computed online over key tiles (FlashAttention-2), and the
 //    backward recomputes P from q, k and the saved row log-sum-exp.
-//  - All accumulation is fp32; bf16 inputs are widened tile by tile and bf16
-//    outputs are rounded once (round to nearest even).
+//  - All accumulation is fp32; bf16 outputs are rounded once (round to
+//    nearest even). bf16 tile products run bf16 x bf16 on AVX512-BF16 CPUs
+//    (P and dS rounded to bf16 as operands, flash_attention_pairs.cc), else
+//    on inputs widened to fp32 tile by tile.
 //  - Scratch comes from a grow-only pool owned by the calling thread:
 //    forward uses fixed per-thread tiles (independent of T); backward adds
 //    five (T, HS) fp32 strips per thread, so FlashAttentionScratchBytes(nt, d)
@@ -64,6 +66,9 @@ namespace flash_internal {
 // and freeing it (so a test can watch what one call allocates).
 size_t ScratchPoolBytes();
 void ReleaseScratchPool();
+// Whether bf16 calls may take the AVX512-BF16 tiles where the CPU has them
+// (default true; false forces the widened tiles, so tests compare the two).
+void AllowBf16Pairs(bool allow);
 }  // namespace flash_internal
 
 }  // namespace anvil::kernels::cpu

@@ -24,8 +24,12 @@
 #include <cstring>
 #include <functional>
 #include <new>
+#include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
+#include "kernels/cpu/bf16_pairs.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/ops.h"
 #include "tests/kernels/alloc_counter.h"
@@ -123,7 +127,7 @@ void RefBackward(const AttentionDims& d, const DVec& dout, const DVec& q, const 
 // A (B,T,H,HS) tensor in one of several strided layouts, fp32 or bf16. Every
 // element outside the view holds a sentinel, so stray writes are caught.
 
-enum class Layout { kDense, kPadded, kHeadMajor };
+enum class Layout { kDense, kPadded, kPaddedEven, kHeadMajor };
 
 constexpr float kSentinel = 12288.0f;  // exact in bf16
 
@@ -137,6 +141,9 @@ class Heads {
         break;
       case Layout::kPadded:  // (B,T,H,HS) with gaps after each head, row and batch
         sh_ = HS + 3, st_ = H * sh_ + 5, sb_ = T * st_ + 7;
+        break;
+      case Layout::kPaddedEven:  // the same with even gaps (AVX512-BF16 tiles take these)
+        sh_ = HS + 2, st_ = H * sh_ + 4, sb_ = T * st_ + 6;
         break;
       case Layout::kHeadMajor:  // (B,H,T,HS), as a permuted tensor would be
         st_ = HS + 1, sh_ = T * st_ + 2, sb_ = H * sh_ + 3;
@@ -441,6 +448,73 @@ TEST_P(FlashAttentionTest, Bf16MatchesFp32OnRoundedInputs) {
   }
 }
 
+// The AVX512-BF16 tiles (flash_attention_pairs.cc) also round P and dS to
+// bf16 as product operands, 2^-9 relative each: an output's extra error is
+// at most 2^-9 of the sum of its terms' magnitudes, which here stays within
+// 8x the largest |output|, so the bound is 2^-8 |want| + 2^-6 max|want|.
+// Measured on these shapes: the largest error is 0.45% of max|want| (the
+// widened tiles: 0.35%; both mostly the output's own rounding). Checked
+// against fp32 and against the widened tiles on the same data.
+TEST_P(FlashAttentionTest, Bf16PairsMatchFp32OnRoundedInputs) {
+  if (!cpu::Bf16PairsAvailable()) GTEST_SKIP() << "no AVX512-BF16 here (or oneDNN capped below it)";
+  struct Shape {
+    int B, T, NH, NKV, HS;
+  };
+  for (const Shape& s : {Shape{2, 100, 4, 2, 32}, Shape{1, 77, 2, 1, 40}, Shape{1, 1, 1, 1, 2},
+                         Shape{1, 130, 3, 3, 64}}) {
+    for (bool causal : {true, false}) {
+      AttentionDims d;
+      d.B = s.B, d.T = s.T, d.NH = s.NH, d.NKV = s.NKV, d.HS = s.HS, d.causal = causal;
+      const int nt = GetParam();
+      Problem pairs(d, Layout::kPaddedEven, DType::kBF16), widened(d, Layout::kPaddedEven, DType::kBF16);
+      Problem f32(d, Layout::kPaddedEven, DType::kF32);
+      const FVec q = RoundBF16(testing::Random(f32.q.Elems(), 81, -2.0f, 2.0f));
+      const FVec k = RoundBF16(testing::Random(f32.k.Elems(), 82, -2.0f, 2.0f));
+      const FVec v = RoundBF16(testing::Random(f32.v.Elems(), 83));
+      const FVec dout = RoundBF16(testing::Random(f32.q.Elems(), 84));
+      for (Problem* p : {&pairs, &widened, &f32}) {
+        p->q.Set(q), p->k.Set(k), p->v.Set(v), p->dout.Set(dout);
+        p->dq.Set(FVec(q.size(), 0.0f)), p->dk.Set(FVec(k.size(), 0.0f));
+        p->dv.Set(FVec(v.size(), 0.0f));
+      }
+      auto close = [](const FVec& got, const FVec& want) {
+        const DVec w = testing::ToD(want);
+        return testing::AllClose(got, w, std::ldexp(std::max(MaxAbs(w), 1e-6), -6),
+                                 std::ldexp(1.0, -8));
+      };
+      const std::string what = "T=" + std::to_string(d.T) + " HS=" + std::to_string(d.HS) +
+                               (causal ? " causal" : " full");
+      pairs.Forward(nt, d, DType::kBF16);
+      cpu::flash_internal::AllowBf16Pairs(false);
+      widened.Forward(nt, d, DType::kBF16);
+      cpu::flash_internal::AllowBf16Pairs(true);
+      f32.Forward(nt, d, DType::kF32);
+      EXPECT_TRUE(close(pairs.out.Get(), f32.out.Get())) << what;
+      EXPECT_TRUE(close(pairs.out.Get(), widened.out.Get())) << what;
+      EXPECT_TRUE(testing::AllClose(pairs.lse, testing::ToD(f32.lse), 1e-6, 1e-6)) << what;
+      widened.out.Set(pairs.out.Get());
+      f32.out.Set(pairs.out.Get());
+      pairs.Backward(nt, d, DType::kBF16);
+      cpu::flash_internal::AllowBf16Pairs(false);
+      widened.Backward(nt, d, DType::kBF16);
+      cpu::flash_internal::AllowBf16Pairs(true);
+      f32.Backward(nt, d, DType::kF32);
+      for (auto [got, wid, want] : {std::tuple{&pairs.dq, &widened.dq, &f32.dq},
+                                    std::tuple{&pairs.dk, &widened.dk, &f32.dk},
+                                    std::tuple{&pairs.dv, &widened.dv, &f32.dv}}) {
+        EXPECT_TRUE(close(got->Get(), want->Get())) << what;
+        EXPECT_TRUE(close(got->Get(), wid->Get())) << what;
+        if (d.T > 1) {  // at T=1, dq = dk = 0
+          EXPECT_GT(MaxAbs(testing::ToD(got->Get())), 0.0) << what;
+        }
+      }
+      for (const Heads* h : {&pairs.out, &pairs.dq, &pairs.dk, &pairs.dv}) {
+        EXPECT_TRUE(h->PaddingIntact()) << what;
+      }
+    }
+  }
+}
+
 ANVIL_THREADS_PARAMS(FlashAttentionTest);
 
 // ---------------------------------------------------------------------------
@@ -448,12 +522,14 @@ ANVIL_THREADS_PARAMS(FlashAttentionTest);
 // summing in a fixed order, whatever thread runs it).
 
 TEST(FlashAttentionThreads, BitwiseIdenticalAcrossThreadCounts) {
-  for (DType dt : {DType::kF32, DType::kBF16}) {
+  // kPaddedEven bf16 runs the AVX512-BF16 tiles where the CPU has them.
+  for (auto [dt, layout] : {std::pair{DType::kF32, Layout::kPadded}, std::pair{DType::kBF16, Layout::kPadded},
+                            std::pair{DType::kBF16, Layout::kPaddedEven}}) {
     AttentionDims d;
     d.B = 2, d.T = 150, d.NH = 4, d.NKV = 2, d.HS = 32, d.causal = true;
     std::vector<std::vector<uint8_t>> first;
     for (int nt : {1, 2, 3}) {
-      Problem p(d, Layout::kPadded, dt);
+      Problem p(d, layout, dt);
       p.q.Set(testing::Random(p.q.Elems(), 61)), p.k.Set(testing::Random(p.k.Elems(), 62));
       p.v.Set(testing::Random(p.v.Elems(), 63)), p.dout.Set(testing::Random(p.q.Elems(), 64));
       p.dq.Set(FVec(p.q.Elems(), 0.0f)), p.dk.Set(FVec(p.k.Elems(), 0.0f));
