@@ -14,7 +14,9 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 #include "kernels/check.h"
 #include "kernels/cpu/convert.h"
@@ -140,7 +142,11 @@ ANVIL_BF16_TARGET void PackColumnsF32(const float* x, int64_t ldx, int rows, int
 }  // namespace
 
 bool Bf16PairsAvailable() {
-  static const bool available = CpuHasAvx512Bf16() && DnnlHasNativeBf16();
+  static const bool available = [] {
+    const char* env = std::getenv("ANVIL_BF16_PAIRS");
+    if (env != nullptr && std::string_view(env) == "0") return false;
+    return CpuHasAvx512Bf16() && DnnlHasNativeBf16();
+  }();
   return available;
 }
 

@@ -26,6 +26,8 @@ namespace anvil::kernels::cpu {
 // True when this CPU has AVX512-BF16 and oneDNN's dispatch is not capped
 // below it (ONEDNN_MAX_CPU_ISA): the same condition under which bf16 GEMMs
 // run natively (DnnlHasNativeBf16), so one setting forces both off.
+// ANVIL_BF16_PAIRS=0 in the environment turns these products off alone
+// (attention then widens bf16 to fp32), for comparisons.
 bool Bf16PairsAvailable();
 
 // C (M x N, fp32, ldc) = alpha * A B (+ C when accumulate); K = 2 * kp.
