@@ -189,20 +189,8 @@ void ForwardBlock(const AttentionDims& d, DType dt, float scale, const Views& w,
   auto tile = [&](int r0, int n, int j0, int cols, const float* kp, const float* vp) {
     Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cols, n, hs, scale, kp, ldk, qtr + r0, kBr,
           0.0f, st, kBr);
-    if (!d.causal || j0 + cols <= i0 + r0 + 1) {  // no query of the tile is masked
-      OnlineSoftmaxColumns<false>(st, cols, n, i0 + r0, j0, m + r0, l + r0, corr);
-    } else {
-      OnlineSoftmaxColumns<true>(st, cols, n, i0 + r0, j0, m + r0, l + r0, corr);
-    }
     float* ob = o + static_cast<int64_t>(r0) * hs;
-    if (j0 > 0) {
-      for (int r = 0; r < n; ++r) {
-        float* orow = ob + r * hs;
-        const float f = corr[r];
-#pragma omp simd
-        for (int e = 0; e < hs; ++e) orow[e] *= f;
-      }
-    }
+    SoftmaxTileStep(d, st, cols, n, i0, r0, j0, m, l, corr, ob, hs);
     // The first tile (j0 == 0, visible to every query) initialises O.
     Sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, hs, cols, 1.0f, st, kBr, vp, ldv,
           j0 == 0 ? 0.0f : 1.0f, ob, hs);
@@ -265,24 +253,12 @@ void BackwardGroup(const AttentionDims& d, DType dt, float scale, const Views& w
     const float* gb = gp + static_cast<int64_t>(r0) * ldg;
     Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, hs, scale, qb, ldq, ktr + j0, tp,
           0.0f, p, kBc);
-    if (cols == kBc && (!d.causal || j0 + kBc <= i0 + r0 + 1)) {  // no mask needed
-      for (int r = 0; r < n; ++r) ProbRow<true>(p + r * kBc, 0, 0, rl[r0 + r]);
-    } else {
-      for (int r = 0; r < n; ++r) {
-        ProbRow<false>(p + r * kBc, cols, ValidCols(d.causal, i0 + r0 + r, j0, cols), rl[r0 + r]);
-      }
-    }
+    ProbTile(d, p, n, cols, i0, r0, j0, rl);
     Sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cols, hs, n, 1.0f, p, kBc, gb, ldg, strip_beta,
           dvs + static_cast<int64_t>(j0) * hs, hs);
     Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, hs, 1.0f, gb, ldg, vtr + j0, tp, 0.0f,
           ds, kBc);
-    for (int r = 0; r < n; ++r) {
-      float* dr = ds + r * kBc;
-      const float* pr = p + r * kBc;
-      const float dr0 = dd[r0 + r];
-#pragma omp simd
-      for (int cc = 0; cc < cols; ++cc) dr[cc] = pr[cc] * (dr[cc] - dr0) * scale;
-    }
+    ScoreGradTile(ds, p, n, cols, dd + r0, scale);
     // The first key tile (j0 == 0) is visible to every row and initialises dQ.
     Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, cols, 1.0f, ds, kBc,
           kr + static_cast<int64_t>(j0) * ldk, ldk, j0 == 0 ? 0.0f : 1.0f,

@@ -98,20 +98,8 @@ void PairsForwardBlock(const AttentionDims& d, float scale, const Views& w, floa
   auto tile = [&](int r0, int n, int j0, int cols) {
     // S^T = scale K_j Q_i^T: keys as rows, queries as columns.
     PairGemm(cols, n, hp, RowWords(w.k, b, j0, kvh), smk, 1, qtp + r0, kBr, scale, false, st, kBr);
-    if (!d.causal || j0 + cols <= i0 + r0 + 1) {
-      OnlineSoftmaxColumns<false>(st, cols, n, i0 + r0, j0, m + r0, l + r0, corr);
-    } else {
-      OnlineSoftmaxColumns<true>(st, cols, n, i0 + r0, j0, m + r0, l + r0, corr);
-    }
     float* ob = o + static_cast<int64_t>(r0) * hs;
-    if (j0 > 0) {
-      for (int r = 0; r < n; ++r) {
-        float* orow = ob + r * hs;
-        const float f = corr[r];
-#pragma omp simd
-        for (int e = 0; e < hs; ++e) orow[e] *= f;
-      }
-    }
+    SoftmaxTileStep(d, st, cols, n, i0, r0, j0, m, l, corr, ob, hs);
     // O += P V_j, P's pairs of keys taken from pairs of S^T's rows.
     PackPairRows(st, kBr, cols, n, pp, kBr);
     PairGemm(n, hs, Pairs(cols), pp, 1, kBr, vp, hs, 1.0f, j0 != 0, ob, hs);
@@ -167,13 +155,7 @@ void PairsBackwardGroup(const AttentionDims& d, float scale, const Views& w, con
   auto step = [&](int i0, int r0, int n, int j0, int cols, bool accumulate_strips) {
     PairGemm(n, cols, hp, RowWords(w.q, b, i0 + r0, h), smq, 1, ktp + j0, tp, scale, false, p,
              kBc);
-    if (cols == kBc && (!d.causal || j0 + kBc <= i0 + r0 + 1)) {  // no mask needed
-      for (int r = 0; r < n; ++r) ProbRow<true>(p + r * kBc, 0, 0, rl[r0 + r]);
-    } else {
-      for (int r = 0; r < n; ++r) {
-        ProbRow<false>(p + r * kBc, cols, ValidCols(d.causal, i0 + r0 + r, j0, cols), rl[r0 + r]);
-      }
-    }
+    ProbTile(d, p, n, cols, i0, r0, j0, rl);
     // dV_j += P^T dO_i.
     PackPairRows(p, kBc, n, cols, ptp, kBc);
     PairGemm(cols, hs, Pairs(n), ptp, 1, kBc, gp + r0 / 2 * hs, hs, 1.0f, accumulate_strips,
@@ -181,13 +163,7 @@ void PairsBackwardGroup(const AttentionDims& d, float scale, const Views& w, con
     // dP = dO_i V_j^T, then dS = P (dP - D) scale.
     PairGemm(n, cols, hp, RowWords(w.dout, b, i0 + r0, h), smg, 1, vtp + j0, tp, 1.0f, false, ds,
              kBc);
-    for (int r = 0; r < n; ++r) {
-      float* dr = ds + r * kBc;
-      const float* pr = p + r * kBc;
-      const float dr0 = dd[r0 + r];
-#pragma omp simd
-      for (int cc = 0; cc < cols; ++cc) dr[cc] = pr[cc] * (dr[cc] - dr0) * scale;
-    }
+    ScoreGradTile(ds, p, n, cols, dd + r0, scale);
     // dQ_i += dS K_j (the first key tile, visible to every row, initialises
     // dQ), and dK_j += dS^T Q_i.
     PackPairColumns(ds, kBc, n, cols, dsp, kBc / 2);

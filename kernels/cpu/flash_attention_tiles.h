@@ -101,12 +101,58 @@ void OnlineSoftmaxColumns(float* st, int cols, int n, int q0, int j0, float* m, 
   }
 }
 
+// One forward tile's softmax step: S^T (st, queries [r0, r0+n) of the block
+// at i0 against keys [j0, j0+cols)) becomes P^T, those queries' running max
+// m and sum l advance, and their output rows ob (leading dimension hs) are
+// rescaled by exp(m_old - m_new) unless this is the first key tile.
+inline void SoftmaxTileStep(const AttentionDims& d, float* st, int cols, int n, int i0, int r0,
+                            int j0, float* m, float* l, float* corr, float* ob, int hs) {
+  if (!d.causal || j0 + cols <= i0 + r0 + 1) {  // no query of the tile is masked
+    OnlineSoftmaxColumns<false>(st, cols, n, i0 + r0, j0, m + r0, l + r0, corr);
+  } else {
+    OnlineSoftmaxColumns<true>(st, cols, n, i0 + r0, j0, m + r0, l + r0, corr);
+  }
+  if (j0 == 0) return;
+  for (int r = 0; r < n; ++r) {
+    float* orow = ob + r * hs;
+    const float f = corr[r];
+#pragma omp simd
+    for (int e = 0; e < hs; ++e) orow[e] *= f;
+  }
+}
+
 // P = exp(S - lse) for one row of a backward tile (0 beyond `valid`).
 template <bool kFull>
 inline void ProbRow(float* s, int cols, int valid, float lse) {
   if constexpr (kFull) cols = valid = kBc;
 #pragma omp simd
   for (int c = 0; c < cols; ++c) s[c] = kFull || c < valid ? FastExp(s[c] - lse) : 0.0f;
+}
+
+// A backward tile's probabilities in place: p (n x cols, leading dimension
+// kBc) holds S for query rows i0+r0.. against keys j0..; it becomes
+// P = exp(S - lse) (rl: those rows' lse), 0 where masked.
+inline void ProbTile(const AttentionDims& d, float* p, int n, int cols, int i0, int r0, int j0,
+                     const float* rl) {
+  if (cols == kBc && (!d.causal || j0 + kBc <= i0 + r0 + 1)) {  // no mask needed
+    for (int r = 0; r < n; ++r) ProbRow<true>(p + r * kBc, 0, 0, rl[r0 + r]);
+  } else {
+    for (int r = 0; r < n; ++r) {
+      ProbRow<false>(p + r * kBc, cols, ValidCols(d.causal, i0 + r0 + r, j0, cols), rl[r0 + r]);
+    }
+  }
+}
+
+// ds (n x cols, leading dimension kBc) holds dP; it becomes
+// dS = P (dP - D) scale, D the rows' rowsum(dO * O).
+inline void ScoreGradTile(float* ds, const float* p, int n, int cols, const float* dd, float scale) {
+  for (int r = 0; r < n; ++r) {
+    float* dr = ds + r * kBc;
+    const float* pr = p + r * kBc;
+    const float dr0 = dd[r];
+#pragma omp simd
+    for (int cc = 0; cc < cols; ++cc) dr[cc] = pr[cc] * (dr[cc] - dr0) * scale;
+  }
 }
 
 struct Views {
