@@ -12,6 +12,9 @@
 //    differ by bf16's unit roundoff, 2^-8 of its magnitude (8-bit
 //    significand), plus the fp32 accumulation noise, 1e-5 of the max |value|.
 //    Gradients are checked after the += into bf16 (round(base + g)).
+//    That holds for the widened tiles (kPadded's odd strides always take
+//    them); the AVX512-BF16 tiles also round P and dS as operands, and get
+//    their own bound (Bf16PairsMatchFp32OnRoundedInputs).
 //  - finite differences: 5e-3 of the max |gradient| (fp32 loss, eps = 1e-3).
 #include "kernels/cpu/flash_attention.h"
 
