@@ -1,6 +1,6 @@
 // bf16 pair-form products (contract in bf16_pairs.h).
 //
-// Only the functions marked kTarget use AVX-512 (GCC/Clang target
+// Only the functions marked ANVIL_BF16_TARGET use AVX-512 (GCC/Clang target
 // attributes, not per-file flags: inline functions from shared headers are
 // then never compiled for AVX-512 outside them), and only run after
 // Bf16PairsAvailable().

@@ -63,6 +63,17 @@ TEST_P(GeluTest, NanPropagates) {
   EXPECT_TRUE(std::isnan(out[1]));
 }
 
+// out may be the input itself (the op family's contract does not forbid it):
+// in place gives the same bits as out of place.
+TEST_P(GeluTest, InPlaceEqualsOutOfPlace) {
+  const size_t n = 5003;  // whole blocks and a tail
+  const FVec inp = testing::Random(n, 6, -6.0f, 6.0f);
+  FVec out(n), inout = inp;
+  be().GeluForward(out.data(), inp.data(), n);
+  be().GeluForward(inout.data(), inout.data(), n);
+  EXPECT_EQ(inout, out);
+}
+
 ANVIL_THREADS_PARAMS(GeluTest);
 
 }  // namespace

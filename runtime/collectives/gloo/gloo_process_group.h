@@ -111,8 +111,8 @@ class GlooProcessGroup : public ProcessGroup {
   // trace, compared with the other ranks' on a timeout or a closed connection).
   absl::Status RunGloo(const char* what, uint32_t tag, uint64_t bytes, const std::function<void()>& body);
   // After a failure (this rank's trace already published in the group's
-  // store): read the others' traces, waiting up to `wait` for each missing
-  // one, and say how they differ.
+  // store): read the others' traces, waiting until `wait` has passed for
+  // those not there yet, and say how they differ.
   std::string CompareTraces(absl::Duration wait);
   uint32_t NextTag() { return next_tag_++; }
   float* Fp32Scratch(size_t n);
