@@ -15,13 +15,13 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <string_view>
 
 #include "kernels/check.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/cpu_info.h"
 #include "kernels/cpu/dnnl_gemm.h"
+#include "kernels/cpu/transpose.h"
 
 #define ANVIL_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
@@ -181,15 +181,7 @@ void PackPairColumns(const float* x, int64_t ldx, int rows, int cols, uint32_t* 
 void PackPairsOfTransposed(const uint16_t* y, int64_t ldy, int rows, int cols, uint32_t* out,
                            int64_t ldo) {
   ANVIL_KCHECK(cols % 2 == 0 && ldy % 2 == 0, "PackPairsOfTransposed needs even cols and ldy");
-  const int kp = cols / 2;
-  // 16 rows at a time: reads 16 row pieces, writes kp runs of 16 words.
-  for (int r0 = 0; r0 < rows; r0 += 16) {
-    const int nr = std::min(16, rows - r0);
-    for (int p = 0; p < kp; ++p) {
-      uint32_t* o = out + p * ldo + r0;
-      for (int r = 0; r < nr; ++r) std::memcpy(o + r, y + (r0 + r) * ldy + 2 * p, 4);
-    }
-  }
+  Transpose32(reinterpret_cast<const uint32_t*>(y), ldy / 2, rows, cols / 2, out, ldo);
 }
 
 }  // namespace anvil::kernels::cpu

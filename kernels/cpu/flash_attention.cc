@@ -49,6 +49,7 @@
 #include "kernels/cpu/blas.h"
 #include "kernels/cpu/convert.h"
 #include "kernels/cpu/flash_attention_tiles.h"
+#include "kernels/cpu/transpose.h"
 #include "kernels/cpu/vec_math.h"
 
 namespace anvil::kernels::cpu {
@@ -150,21 +151,6 @@ const float* LoadRows(const HeadsView& v, DType dt, int b, int t0, int h, int ro
   return tile;
 }
 
-// dst (cols, rows) = src (rows, cols) transposed; leading dimensions lds, ldd.
-// By 16x16 blocks: each block reads 16 row pieces and writes 16 whole lines,
-// instead of one line per element written (3x faster at T=256).
-void Transpose(const float* src, int64_t lds, int rows, int cols, float* dst, int64_t ldd) {
-  constexpr int kB = 16;
-  for (int r0 = 0; r0 < rows; r0 += kB) {
-    const int nr = std::min(kB, rows - r0);
-    for (int e0 = 0; e0 < cols; e0 += kB) {
-      const int ne = std::min(kB, cols - e0);
-      for (int e = e0; e < e0 + ne; ++e)
-        for (int r = r0; r < r0 + nr; ++r) dst[e * ldd + r] = src[r * lds + e];
-    }
-  }
-}
-
 void ForwardBlock(const AttentionDims& d, DType dt, float scale, const Views& w, float* lse, int b,
                   int h, int i0, float* scratch) {
   const int hs = d.HS, rows = std::min(kBr, d.T - i0), kvh = h / (d.NH / d.NKV);
@@ -184,7 +170,7 @@ void ForwardBlock(const AttentionDims& d, DType dt, float scale, const Views& w,
   // Scores are made transposed, S^T = K_j Q_i^T, and consumed as O += (S^T)^T
   // V_j: sgemm's NN and TN kernels run ~25% faster than NT on these tiles.
   const float* qp = LoadRows(w.q, dt, b, i0, h, rows, hs, qt, &ldq);
-  Transpose(qp, ldq, rows, hs, qtr, kBr);
+  Transpose32(qp, ldq, rows, hs, qtr, kBr);
   // Queries [r0, r0+n) of the block against keys [j0, j0+cols).
   auto tile = [&](int r0, int n, int j0, int cols, const float* kp, const float* vp) {
     Sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cols, n, hs, scale, kp, ldk, qtr + r0, kBr,
@@ -241,8 +227,8 @@ void BackwardGroup(const AttentionDims& d, DType dt, float scale, const Views& w
   int ldk, ldv;
   const float* kr = LoadRows(w.k, dt, b, 0, g, T, hs, kstrip, &ldk);
   const float* vr = LoadRows(w.v, dt, b, 0, g, T, hs, dvs, &ldv);
-  Transpose(kr, ldk, T, hs, ktr, tp);
-  Transpose(vr, ldv, T, hs, vtr, tp);
+  Transpose32(kr, ldk, T, hs, ktr, tp);
+  Transpose32(vr, ldv, T, hs, vtr, tp);
   int ldq, ldg, ldo;
   const float* qp = nullptr;
   const float* gp = nullptr;
