@@ -24,11 +24,14 @@ inline double NowMs(bool cpu_time) {
 }
 
 // The fastest of `repeats` calls of fn, after one untimed warm-up call
-// (page faults, scratch pools, BLAS buffers, primitive creation).
-inline double BestMs(const std::function<void()>& fn, int repeats, bool cpu_time) {
+// (page faults, scratch pools, BLAS buffers, primitive creation). `before`,
+// when given, runs untimed ahead of every timed call (e.g. a cache flush).
+inline double BestMs(const std::function<void()>& fn, int repeats, bool cpu_time,
+                     const std::function<void()>& before = nullptr) {
   fn();
   double best = 1e30;
   for (int r = 0; r < repeats; ++r) {
+    if (before) before();
     const double t0 = NowMs(cpu_time);
     fn();
     best = std::min(best, NowMs(cpu_time) - t0);

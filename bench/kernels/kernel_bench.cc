@@ -6,6 +6,9 @@
 // measured in the same run (sgemm for fp32, oneDNN bf16 GEMM for bf16). The
 // last lines add the ops up the way the GPT step calls them, giving the
 // kernel-only step time and MFU to compare with the full trainer's figure.
+// --cold evicts the caches before every timed call (a 128 MB write), the way
+// a training step meets its operands after the other layers' ops: the
+// difference between the warm and the cold sums is what cache misses cost.
 #include <time.h>
 
 #include <algorithm>
@@ -44,12 +47,24 @@ ABSL_FLAG(int, repeats, 10, "timed repeats per op (the minimum is reported)");
 ABSL_FLAG(bool, cpu_time, false,
           "time with the calling thread's CPU clock instead of the wall clock (needs "
           "--threads=1; robust on a machine shared with other jobs)");
+ABSL_FLAG(bool, cold, false,
+          "evict the caches (write 128 MB) before every timed call, as a training step "
+          "meets its operands");
 
 namespace anvil::kernels {
 namespace {
 
 double TimeMs(const std::function<void()>& fn, int repeats, bool cpu_time) {
-  return bench::BestMs(fn, repeats, cpu_time);
+  if (!absl::GetFlag(FLAGS_cold)) return bench::BestMs(fn, repeats, cpu_time);
+  // Larger than any last-level cache of the CPUs we run on (32 MB per CCD on
+  // Zen 4/5, up to 105 MB on a whole Sapphire Rapids socket, of which a
+  // 2-vCPU slice sees far less); written, so dirty operands are flushed too.
+  static std::vector<char> flush(size_t{128} << 20);
+  static char pass = 0;
+  return bench::BestMs(fn, repeats, cpu_time, [] {
+    ++pass;
+    std::fill(flush.begin(), flush.end(), pass);
+  });
 }
 
 struct Row {
@@ -78,8 +93,8 @@ int Main() {
   const int64_t N = int64_t{B} * T, HS = C / NH;
 
   const double peak = cd == DType::kBF16 ? MeasureBf16GemmPeakGflops(nt) : MeasureSgemmPeakGflops(nt);
-  std::printf("kernel_bench: B=%d T=%d C=%d NH=%d V=%d L=%d threads=%d dtype=%s\n", B, T, C, NH, V,
-              L, nt, dtype.c_str());
+  std::printf("kernel_bench: B=%d T=%d C=%d NH=%d V=%d L=%d threads=%d dtype=%s%s\n", B, T, C, NH,
+              V, L, nt, dtype.c_str(), absl::GetFlag(FLAGS_cold) ? " (cold caches)" : "");
   std::printf("cpu %s; %s\n", cpu::CpuModelName().c_str(), cpu::CpuIsaSummary().c_str());
   std::printf("%s peak (2048^3): %.1f GFLOP/s%s\n\n", cd == DType::kBF16 ? "bf16 gemm" : "sgemm",
               peak, cpu_time ? " (wall clock; ops below timed by thread CPU clock)" : "");
