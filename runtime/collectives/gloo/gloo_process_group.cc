@@ -229,8 +229,7 @@ absl::Status GlooProcessGroup::RunGloo(const char* what, uint32_t tag, uint64_t 
   absl::Status st = FromGlooException(what, where, error.c_str(), io);
   // Publish what this rank issued before closing its connections: a peer
   // that fails because they closed finds it already in the store.
-  const bool published =
-      store_ != nullptr && store_->Set(absl::StrCat("trace/", rank_), EncodeTrace(trace_.Recent())).ok();
+  const bool published = store_->Set(absl::StrCat("trace/", rank_), EncodeTrace(trace_.Recent())).ok();
   // Close every connection now: peers blocked on this rank fail at once
   // instead of at their own timeout, and nothing can write into the
   // caller's buffers after the error is reported. Buffers registered with
